@@ -1,1 +1,193 @@
+//! The commit pipeline.
+//!
+//! Any number of submitters hand events to one sequencer. Two threads form a pipeline:
+//!
+//! 1. the **sequencer** gathers queued requests into a batch (group commit), prefetches the
+//!    accounts and transfers it names, assigns the timestamp, and applies the pure ledger core
+//!    against its in-memory view;
+//! 2. the **writer** writes the batch in one database transaction and makes it durable; only
+//!    then does it answer every request of the batch.
+//!
+//! While the writer makes batch N durable, the sequencer already applies batch N+1 on top of
+//! N's in-memory result. If a write fails, every request of that batch and of every batch
+//! applied on top of it is answered with an error, and the sequencer drops its in-memory view
+//! and reloads it from the store, so memory and disk agree again.
 
+mod pipeline;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ledger::{Event, EventResult, BATCH_EVENTS_MAX};
+use store::{Store, StoreError};
+use tokio::sync::oneshot;
+
+/// Requests that may wait for the sequencer before submitters are made to wait (back-pressure).
+pub const QUEUE_REQUESTS_MAX: usize = 4096;
+/// How often an idle sequencer looks for pending transfers whose timeout has passed.
+pub const EXPIRY_INTERVAL_MS: u64 = 200;
+
+/// Where the ledger's time comes from. The core never reads a clock; the sequencer does, here.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Nanoseconds since the Unix epoch.
+    fn now_nanos(&self) -> u64;
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_nanos(&self) -> u64 {
+        #[allow(clippy::disallowed_methods)] // The sequencer is where the ledger reads time.
+        let now = std::time::SystemTime::now();
+        let since_epoch = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SequencerConfig {
+    pub clock: Arc<dyn Clock>,
+    pub expiry_interval: Duration,
+}
+
+impl Default for SequencerConfig {
+    fn default() -> Self {
+        SequencerConfig {
+            clock: Arc::new(SystemClock),
+            expiry_interval: Duration::from_millis(EXPIRY_INTERVAL_MS),
+        }
+    }
+}
+
+/// Why a request was not committed. Nothing of the request was applied.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CommitError {
+    #[error("a request must carry between 1 and {BATCH_EVENTS_MAX} events, not {0}")]
+    RequestSize(usize),
+    #[error("the ledger is shutting down")]
+    ShuttingDown,
+    #[error("the store failed to commit the batch: {0}")]
+    Store(StoreError),
+    #[error("the batch was applied on top of a batch whose write failed; nothing was committed")]
+    Aborted,
+}
+
+pub type CommitResult = Result<Vec<EventResult>, CommitError>;
+
+/// The answer to one request, ready once its batch is durable.
+#[derive(Debug)]
+pub struct Ticket(oneshot::Receiver<CommitResult>);
+
+impl Ticket {
+    /// Blocks until the request's batch is durable (or failed). Not for async contexts: await
+    /// the ticket there.
+    pub fn wait(self) -> CommitResult {
+        self.0.blocking_recv().unwrap_or(Err(CommitError::ShuttingDown))
+    }
+}
+
+impl Future for Ticket {
+    type Output = CommitResult;
+
+    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<CommitResult> {
+        Pin::new(&mut self.0)
+            .poll(context)
+            .map(|received| received.unwrap_or(Err(CommitError::ShuttingDown)))
+    }
+}
+
+pub(crate) struct Request {
+    events: Vec<Event>,
+    reply: oneshot::Sender<CommitResult>,
+}
+
+pub(crate) enum Message {
+    Request(Request),
+    Shutdown,
+}
+
+/// A cheap, cloneable way to submit events.
+#[derive(Debug, Clone)]
+pub struct SequencerHandle {
+    sender: SyncSender<Message>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Message::Request(request) => write!(f, "Request({} events)", request.events.len()),
+            Message::Shutdown => f.write_str("Shutdown"),
+        }
+    }
+}
+
+impl SequencerHandle {
+    /// Queues `events` (applied in order, in one batch) and returns the ticket for their
+    /// results. Blocks while the queue is full.
+    pub fn submit(&self, events: Vec<Event>) -> Result<Ticket, CommitError> {
+        if events.is_empty() || events.len() > BATCH_EVENTS_MAX {
+            return Err(CommitError::RequestSize(events.len()));
+        }
+        let (reply, receiver) = oneshot::channel();
+        let message = Message::Request(Request { events, reply });
+        match self.sender.try_send(message) {
+            Ok(()) => {}
+            Err(TrySendError::Full(message)) => {
+                self.sender.send(message).map_err(|_| CommitError::ShuttingDown)?;
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(CommitError::ShuttingDown),
+        }
+        Ok(Ticket(receiver))
+    }
+
+    /// Submits and waits: the results once durable.
+    pub fn execute(&self, events: Vec<Event>) -> CommitResult {
+        self.submit(events)?.wait()
+    }
+}
+
+/// The running pipeline. Dropping it without [`Sequencer::shutdown`] also drains it.
+#[derive(Debug)]
+pub struct Sequencer {
+    handle: SequencerHandle,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Sequencer {
+    /// Starts the pipeline on `store`, taking its writer.
+    pub fn start(store: &dyn Store, config: SequencerConfig) -> Result<Sequencer, StoreError> {
+        let (sender, threads) = pipeline::start(store, config)?;
+        Ok(Sequencer { handle: SequencerHandle { sender }, threads })
+    }
+
+    pub fn handle(&self) -> SequencerHandle {
+        self.handle.clone()
+    }
+
+    /// Commits everything already queued, answers it, and stops both threads.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if self.threads.is_empty() {
+            return;
+        }
+        let _ = self.handle.sender.send(Message::Shutdown);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Sequencer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,1 +1,149 @@
+//! The embedded SQLite backend: one file under the data directory, WAL, `synchronous=FULL`.
+//!
+//! One writer connection (owned by the sequencer) and any number of reader connections.
 
+mod migrations;
+mod query;
+mod reader;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rusqlite::{Connection, OpenFlags};
+use store::{Store, StoreError, StoreErrorKind, StoreReader, StoreResult, StoreWriter};
+
+pub use query::{query_read_only, QueryOutput, Value};
+
+/// The database file inside the data directory.
+pub const DATABASE_FILE_NAME: &str = "tally.sqlite";
+/// Pages the writer keeps cached (negative: KiB), 64 MiB.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+/// Pages after which the WAL is copied back into the database file (4 KiB pages, ~64 MiB):
+/// fewer, larger checkpoints than SQLite's default of 1,000.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 16_384;
+const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    path: PathBuf,
+    writer_taken: Arc<AtomicBool>,
+}
+
+pub(crate) fn map_error(error: rusqlite::Error) -> StoreError {
+    use rusqlite::ffi::ErrorCode;
+    let kind = match &error {
+        rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
+            ErrorCode::CannotOpen
+            | ErrorCode::DiskFull
+            | ErrorCode::PermissionDenied
+            | ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::SystemIoFailure => StoreErrorKind::Unavailable,
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StoreErrorKind::Corrupt,
+            ErrorCode::ReadOnly | ErrorCode::AuthorizationForStatementDenied => {
+                StoreErrorKind::Refused
+            }
+            _ => StoreErrorKind::Other,
+        },
+        _ => StoreErrorKind::Other,
+    };
+    StoreError::new(kind, error.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir`, and brings its schema up to date.
+    pub fn open(data_dir: &Path) -> StoreResult<SqliteStore> {
+        std::fs::create_dir_all(data_dir).map_err(|error| {
+            StoreError::new(
+                StoreErrorKind::Unavailable,
+                format!("cannot create data directory {}: {error}", data_dir.display()),
+            )
+        })?;
+        let path = data_dir.join(DATABASE_FILE_NAME);
+        let mut connection = open_connection(&path, false)?;
+        migrations::migrate(&mut connection)?;
+        Ok(SqliteStore { path, writer_taken: Arc::new(AtomicBool::new(false)) })
+    }
+
+    /// Opens an existing store without creating or migrating anything.
+    pub fn open_existing(data_dir: &Path) -> StoreResult<SqliteStore> {
+        let path = data_dir.join(DATABASE_FILE_NAME);
+        if !path.exists() {
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                format!("no Tally store at {} (expected {DATABASE_FILE_NAME})", data_dir.display()),
+            ));
+        }
+        let connection = open_connection(&path, true)?;
+        migrations::check_current(&connection)?;
+        Ok(SqliteStore { path, writer_taken: Arc::new(AtomicBool::new(false)) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A connection that the engine itself keeps read-only, for `tally sql` and auditors.
+    pub fn read_only_connection(&self) -> StoreResult<Connection> {
+        query::read_only_connection(&self.path)
+    }
+}
+
+pub(crate) fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let connection = Connection::open_with_flags(path, flags).map_err(|error| {
+        StoreError::new(StoreErrorKind::Unavailable, format!("{}: {error}", path.display()))
+    })?;
+    connection
+        .busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
+        .map_err(map_error)?;
+    if !read_only {
+        let mode: String = connection
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(map_error)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                format!("{} cannot use WAL mode (got {mode})", path.display()),
+            ));
+        }
+        // FULL: the WAL is synced at every commit, so a committed batch survives power loss.
+        connection.pragma_update(None, "synchronous", "FULL").map_err(map_error)?;
+    }
+    Ok(connection)
+}
+
+impl Store for SqliteStore {
+    fn writer(&self) -> StoreResult<Box<dyn StoreWriter>> {
+        if self.writer_taken.swap(true, Ordering::SeqCst) {
+            return Err(StoreError::new(
+                StoreErrorKind::Refused,
+                "this store already has its writer (one sequencer per database)",
+            ));
+        }
+        let connection = open_connection(&self.path, false)?;
+        connection.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(map_error)?;
+        connection
+            .pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+            .map_err(map_error)?;
+        Ok(Box::new(writer::SqliteWriter::new(connection, self.writer_taken.clone())))
+    }
+
+    fn reader(&self) -> StoreResult<Box<dyn StoreReader>> {
+        let connection = open_connection(&self.path, false)?;
+        connection.pragma_update(None, "query_only", true).map_err(map_error)?;
+        Ok(Box::new(reader::SqliteReader::new(connection)))
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}

@@ -1,1 +1,183 @@
+//! The storage interface of the ledger, and the types every backend shares.
+//!
+//! This crate depends on no database driver. Each backend (`store-sqlite`, later
+//! `store-postgres`) implements [`Store`], owns its migrations, and maps its own driver errors
+//! into [`StoreError`] so that nothing driver-specific reaches the layers above.
+//!
+//! Writes go through exactly one [`StoreWriter`] per process (owned by the sequencer); reads
+//! through any number of [`StoreReader`]s.
 
+use ledger::{Account, AccountBalance, Currency, PendingStatus, Transfer};
+
+/// How many account ids or transfer ids one prefetch query may carry.
+pub const PREFETCH_IDS_MAX: usize = 2 * ledger::BATCH_EVENTS_MAX + ledger::BATCH_EXPIRIES_MAX;
+/// Most rows one page of an account's history may hold.
+pub const HISTORY_PAGE_LIMIT_MAX: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The database cannot be reached or opened (missing file, refused connection, full disk).
+    Unavailable,
+    /// The data does not have the shape this version expects (unknown migration, bad value).
+    Corrupt,
+    /// A statement was refused (for example a write on a read-only connection).
+    Refused,
+    /// Anything else the driver reported.
+    Other,
+}
+
+/// An error from a store backend, with the driver's message and no driver types.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreError {
+    pub kind: StoreErrorKind,
+    pub message: String,
+}
+
+impl StoreError {
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
+        StoreError { kind, message: message.into() }
+    }
+
+    pub fn corrupt(message: impl Into<String>) -> Self {
+        Self::new(StoreErrorKind::Corrupt, message)
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything one batch changed, written by [`StoreWriter::commit`] in one transaction.
+#[derive(Debug, Default)]
+pub struct CommitBatch<'a> {
+    /// The batch's number, counted from 1; each commit is the previous one plus one.
+    pub sequence: u64,
+    /// The ledger timestamp of the batch's last event; the next batch starts after it.
+    pub timestamp_last: u64,
+    pub accounts_created: &'a [Account],
+    /// The new balances of existing accounts (each account at most once: netted per batch).
+    pub accounts_updated: &'a [Account],
+    pub transfers: &'a [Transfer],
+    /// The final status of each pending transfer created or settled by the batch.
+    pub pending: &'a [PendingRecord],
+    pub balances: &'a [AccountBalance],
+    /// The canonical bytes of each transfer, in the order of `transfers`: what the trust log
+    /// appends as leaves in this same transaction.
+    pub transfer_leaves: &'a [[u8; ledger::TRANSFER_ENCODED_SIZE]],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingRecord {
+    pub id: u128,
+    pub status: PendingStatus,
+    /// When the hold expires, for a pending transfer with a timeout.
+    pub expires_at: Option<u64>,
+}
+
+/// Where the ledger stands after the last committed batch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerHead {
+    pub batches: u64,
+    pub timestamp_last: u64,
+    /// The largest transfer id ever committed: any larger id is certainly new.
+    pub transfer_id_max: u128,
+}
+
+/// Per-currency sums over all accounts, for the invariant debits == credits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurrencyTotals {
+    pub currency: Currency,
+    pub accounts: u64,
+    pub debits_pending: u128,
+    pub debits_posted: u128,
+    pub credits_pending: u128,
+    pub credits_posted: u128,
+}
+
+impl CurrencyTotals {
+    pub fn balanced(&self) -> bool {
+        self.debits_pending == self.credits_pending && self.debits_posted == self.credits_posted
+    }
+}
+
+/// A page of an account's transfers, oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub account_id: u128,
+    /// Only transfers with a timestamp strictly after this one (the cursor); 0 from the start.
+    pub after_timestamp: u64,
+    pub limit: usize,
+}
+
+/// A transfer and, when it is a pending transfer, where it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredTransfer {
+    pub transfer: Transfer,
+    pub pending_status: Option<PendingStatus>,
+}
+
+/// A database that holds a ledger.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// The one writer. A backend may refuse a second concurrent writer.
+    fn writer(&self) -> StoreResult<Box<dyn StoreWriter>>;
+    fn reader(&self) -> StoreResult<Box<dyn StoreReader>>;
+    /// `"sqlite"`, `"postgres"`.
+    fn backend(&self) -> &'static str;
+}
+
+/// Writes batches. Each commit is one transaction, durable when `commit` returns `Ok`.
+pub trait StoreWriter: Send {
+    fn commit(&mut self, batch: &CommitBatch<'_>) -> StoreResult<()>;
+}
+
+/// Reads committed state.
+pub trait StoreReader: Send {
+    fn head(&mut self) -> StoreResult<LedgerHead>;
+    /// Appends the existing accounts among `ids` to `out` (missing ids are skipped).
+    fn load_accounts(&mut self, ids: &[u128], out: &mut Vec<Account>) -> StoreResult<()>;
+    /// Appends the existing transfers among `ids` to `out`, with their pending status.
+    fn load_transfers(&mut self, ids: &[u128], out: &mut Vec<StoredTransfer>) -> StoreResult<()>;
+    fn account(&mut self, id: u128) -> StoreResult<Option<Account>>;
+    fn transfer(&mut self, id: u128) -> StoreResult<Option<StoredTransfer>>;
+    /// An account's transfers by time, `query.limit` at most, oldest first.
+    fn account_transfers(&mut self, query: HistoryQuery) -> StoreResult<Vec<Transfer>>;
+    /// An account's balances after each transfer (accounts with the `history` flag).
+    fn account_balances(&mut self, query: HistoryQuery) -> StoreResult<Vec<AccountBalance>>;
+    /// Ids of pending transfers still pending whose timeout is at or before `now`, soonest
+    /// first, `limit` at most.
+    fn pending_due(&mut self, now: u64, limit: usize) -> StoreResult<Vec<u128>>;
+    fn currency_totals(&mut self) -> StoreResult<Vec<CurrencyTotals>>;
+    /// Ids of accounts whose balances break their flags (there should be none).
+    fn accounts_violating_flags(&mut self, limit: usize) -> StoreResult<Vec<u128>>;
+}
+
+/// Converts an id or an amount for a backend that stores signed 64-bit integers.
+///
+/// The core refuses anything above `ledger::VALUE_MAX`, so a failure here is a bug.
+pub fn to_i64(value: u128) -> i64 {
+    i64::try_from(value).expect("the ledger keeps every stored value within i64")
+}
+
+/// Reads back a stored signed 64-bit value; negative values mean the data was tampered with.
+pub fn from_i64(value: i64, what: &str) -> StoreResult<u128> {
+    u128::try_from(value).map_err(|_| StoreError::corrupt(format!("negative {what}: {value}")))
+}
+
+/// The ledger's invariants, checked against committed state.
+#[derive(Debug, Clone)]
+pub struct InvariantReport {
+    pub totals: Vec<CurrencyTotals>,
+    pub accounts_violating_flags: Vec<u128>,
+}
+
+impl InvariantReport {
+    pub fn check(reader: &mut dyn StoreReader) -> StoreResult<InvariantReport> {
+        Ok(InvariantReport {
+            totals: reader.currency_totals()?,
+            accounts_violating_flags: reader.accounts_violating_flags(100)?,
+        })
+    }
+
+    pub fn holds(&self) -> bool {
+        self.totals.iter().all(CurrencyTotals::balanced) && self.accounts_violating_flags.is_empty()
+    }
+}

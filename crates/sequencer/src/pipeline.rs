@@ -1,0 +1,399 @@
+//! The two threads of the commit pipeline: the sequencer (gather, prefetch, apply) and the
+//! writer (one durable transaction per batch, then the answers).
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::thread::JoinHandle;
+
+use ledger::{
+    Account, AccountBalance, Batch, Event, EventResult, IdMap, IdSet, State, Transfer,
+    BATCH_EVENTS_MAX, BATCH_EXPIRIES_MAX, TRANSFER_ENCODED_SIZE,
+};
+use store::{
+    CommitBatch, LedgerHead, PendingRecord, Store, StoreError, StoreReader, StoreWriter,
+    StoredTransfer,
+};
+use tokio::sync::oneshot;
+
+use crate::{CommitError, CommitResult, Message, Request, SequencerConfig, QUEUE_REQUESTS_MAX};
+
+/// Batches applied but not yet durable, at most: one being written, one waiting.
+const JOBS_IN_FLIGHT_MAX: usize = 1;
+
+type Leaf = [u8; TRANSFER_ENCODED_SIZE];
+
+struct Reply {
+    sender: oneshot::Sender<CommitResult>,
+    start: usize,
+    length: usize,
+}
+
+/// One applied batch, handed to the writer.
+struct Job {
+    epoch: u64,
+    sequence: u64,
+    timestamp_last: u64,
+    accounts_created: Vec<Account>,
+    accounts_updated: Vec<Account>,
+    transfers: Vec<Transfer>,
+    transfer_leaves: Vec<Leaf>,
+    pending: Vec<PendingRecord>,
+    balances: Vec<AccountBalance>,
+    results: Vec<EventResult>,
+    replies: Vec<Reply>,
+}
+
+enum Feedback {
+    Durable(u64),
+    /// A write failed; batches of older epochs are refused from now on.
+    Failed { epoch: u64 },
+}
+
+pub(crate) fn start(
+    store: &dyn Store,
+    config: SequencerConfig,
+) -> Result<(SyncSender<Message>, Vec<JoinHandle<()>>), StoreError> {
+    let writer = store.writer()?;
+    let mut reader = store.reader()?;
+    let head = reader.head()?;
+    let (request_sender, request_receiver) = mpsc::sync_channel(QUEUE_REQUESTS_MAX);
+    let (job_sender, job_receiver) = mpsc::sync_channel::<Job>(JOBS_IN_FLIGHT_MAX);
+    let (feedback_sender, feedback_receiver) = mpsc::channel::<Feedback>();
+    let writer_thread = std::thread::Builder::new()
+        .name("ledger-writer".into())
+        .spawn(move || write_loop(writer, job_receiver, feedback_sender))
+        .map_err(|error| StoreError::new(store::StoreErrorKind::Other, error.to_string()))?;
+    let mut sequencer = SequencerThread {
+        config,
+        reader,
+        state: State::default(),
+        epoch: 0,
+        next_sequence: head.batches + 1,
+        timestamp_last: head.timestamp_last,
+        transfer_id_max: head.transfer_id_max,
+        in_flight: VecDeque::new(),
+        pending_last_sequence: IdMap::default(),
+        needs_reload: false,
+        events: Vec::with_capacity(BATCH_EVENTS_MAX),
+    };
+    let sequencer_thread = std::thread::Builder::new()
+        .name("ledger-sequencer".into())
+        .spawn(move || sequencer.run(request_receiver, job_sender, feedback_receiver))
+        .map_err(|error| StoreError::new(store::StoreErrorKind::Other, error.to_string()))?;
+    Ok((request_sender, vec![sequencer_thread, writer_thread]))
+}
+
+/// What a batch still in flight keeps in the sequencer's memory until it is durable.
+struct InFlight {
+    sequence: u64,
+    transfers: Vec<u128>,
+    pending: Vec<u128>,
+}
+
+struct SequencerThread {
+    config: SequencerConfig,
+    reader: Box<dyn StoreReader>,
+    /// Every account seen so far (with the effect of batches in flight), plus the transfers
+    /// and pending statuses of batches in flight and of the batch being applied.
+    state: State,
+    epoch: u64,
+    next_sequence: u64,
+    timestamp_last: u64,
+    /// Largest transfer id committed or in flight: a larger id needs no lookup.
+    transfer_id_max: u128,
+    in_flight: VecDeque<InFlight>,
+    /// For each pending transfer whose status a batch in flight changed, the latest such batch.
+    pending_last_sequence: IdMap<u64>,
+    needs_reload: bool,
+    events: Vec<Event>,
+}
+
+impl SequencerThread {
+    fn run(
+        &mut self,
+        requests: Receiver<Message>,
+        jobs: SyncSender<Job>,
+        feedback: Receiver<Feedback>,
+    ) {
+        let mut carried: Option<Request> = None;
+        let mut shutting_down = false;
+        loop {
+            self.absorb_feedback(&feedback);
+            let mut batch = Vec::new();
+            let mut events_count = 0;
+            if let Some(request) = carried.take() {
+                events_count += request.events.len();
+                batch.push(request);
+            } else if !shutting_down {
+                match requests.recv_timeout(self.config.expiry_interval) {
+                    Ok(Message::Request(request)) => {
+                        events_count += request.events.len();
+                        batch.push(request);
+                    }
+                    Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
+                        shutting_down = true;
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                }
+            }
+            // Group commit: take whatever else is already queued, up to a full batch.
+            loop {
+                match requests.try_recv() {
+                    Ok(Message::Request(request)) => {
+                        if events_count + request.events.len() > BATCH_EVENTS_MAX {
+                            carried = Some(request);
+                            break;
+                        }
+                        events_count += request.events.len();
+                        batch.push(request);
+                    }
+                    Ok(Message::Shutdown) => shutting_down = true,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        shutting_down = true;
+                        break;
+                    }
+                }
+            }
+            let idle = batch.is_empty();
+            if let Some(job) = self.apply_batch(batch) {
+                if let Err(mpsc::SendError(job)) = jobs.send(job) {
+                    answer_all(job.replies, &Err(CommitError::ShuttingDown));
+                }
+            }
+            if shutting_down && idle && carried.is_none() {
+                break;
+            }
+        }
+        // Dropping `jobs` lets the writer finish what it has and stop.
+    }
+
+    fn absorb_feedback(&mut self, feedback: &Receiver<Feedback>) {
+        while let Ok(message) = feedback.try_recv() {
+            match message {
+                Feedback::Durable(sequence) => self.forget_durable(sequence),
+                Feedback::Failed { epoch } => {
+                    self.epoch = epoch;
+                    self.needs_reload = true;
+                }
+            }
+        }
+        if self.needs_reload {
+            self.reload();
+        }
+    }
+
+    /// A batch is on disk: what it kept in memory can now be read from the store.
+    fn forget_durable(&mut self, sequence: u64) {
+        while self.in_flight.front().is_some_and(|batch| batch.sequence <= sequence) {
+            let batch = self.in_flight.pop_front().expect("checked above");
+            for id in batch.transfers {
+                self.state.transfers.remove(&id);
+            }
+            for id in batch.pending {
+                if self.pending_last_sequence.get(&id) == Some(&batch.sequence) {
+                    self.pending_last_sequence.remove(&id);
+                    self.state.pending.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// After a failed write: forget everything in memory and start again from the store.
+    fn reload(&mut self) {
+        match self.reader.head() {
+            Ok(head) => {
+                self.reset_to(head);
+                self.needs_reload = false;
+            }
+            Err(_) => {
+                // Still unreachable: keep refusing until the store answers again.
+                self.state = State::default();
+            }
+        }
+    }
+
+    fn reset_to(&mut self, head: LedgerHead) {
+        self.state = State::default();
+        self.in_flight.clear();
+        self.pending_last_sequence.clear();
+        self.next_sequence = head.batches + 1;
+        self.timestamp_last = self.timestamp_last.max(head.timestamp_last);
+        self.transfer_id_max = head.transfer_id_max;
+    }
+
+    fn apply_batch(&mut self, requests: Vec<Request>) -> Option<Job> {
+        if self.needs_reload {
+            answer_requests(requests, &Err(CommitError::Aborted));
+            return None;
+        }
+        let timestamp = self.config.clock.now_nanos().max(self.timestamp_last + 1);
+        let expiring = match self.reader.pending_due(timestamp, BATCH_EXPIRIES_MAX) {
+            Ok(expiring) => expiring,
+            Err(error) => {
+                answer_requests(requests, &Err(CommitError::Store(error)));
+                return None;
+            }
+        };
+        if requests.is_empty() && expiring.is_empty() {
+            return None;
+        }
+        self.events.clear();
+        let mut replies = Vec::with_capacity(requests.len());
+        for request in requests {
+            replies.push(Reply {
+                sender: request.reply,
+                start: self.events.len(),
+                length: request.events.len(),
+            });
+            self.events.extend_from_slice(&request.events);
+        }
+        let events = std::mem::take(&mut self.events);
+        let batch = Batch { expiring: &expiring, events: &events };
+        let prefetched = match self.prefetch(&batch) {
+            Ok(prefetched) => prefetched,
+            Err(error) => {
+                self.events = events;
+                answer_all(replies, &Err(CommitError::Store(error)));
+                return None;
+            }
+        };
+        let applied = ledger::apply(&mut self.state, batch, timestamp);
+        self.events = events;
+        assert_eq!(applied.results.len(), self.events.len());
+        self.timestamp_last = applied.timestamp_last;
+
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        let touched_pending: IdSet = applied.pending.iter().map(|(id, _)| *id).collect();
+        let mut pending = Vec::with_capacity(applied.pending.len());
+        for (id, status) in &applied.pending {
+            self.pending_last_sequence.insert(*id, sequence);
+            let expires_at = self.state.transfers.get(id).and_then(Transfer::expires_at);
+            pending.push(PendingRecord { id: *id, status: *status, expires_at });
+        }
+        for id in prefetched {
+            self.state.transfers.remove(&id);
+            if !self.pending_last_sequence.contains_key(&id) {
+                self.state.pending.remove(&id);
+            }
+        }
+        let mut transfer_leaves = Vec::with_capacity(applied.transfers.len());
+        for transfer in &applied.transfers {
+            self.transfer_id_max = self.transfer_id_max.max(transfer.id);
+            transfer_leaves.push(transfer.encode());
+        }
+        self.in_flight.push_back(InFlight {
+            sequence,
+            transfers: applied.transfers.iter().map(|transfer| transfer.id).collect(),
+            pending: touched_pending.into_iter().collect(),
+        });
+        let account = |id: &u128| *self.state.accounts.get(id).expect("applied accounts exist");
+        Some(Job {
+            epoch: self.epoch,
+            sequence,
+            timestamp_last: applied.timestamp_last,
+            accounts_created: applied.accounts_created.iter().map(account).collect(),
+            accounts_updated: applied.accounts_updated.iter().map(account).collect(),
+            transfers: applied.transfers,
+            transfer_leaves,
+            pending,
+            balances: applied.balances,
+            results: applied.results,
+            replies,
+        })
+    }
+
+    /// Loads what the batch names and memory does not hold. Returns the transfer ids loaded
+    /// for this batch only, to be dropped from memory after it is applied.
+    fn prefetch(&mut self, batch: &Batch<'_>) -> Result<Vec<u128>, StoreError> {
+        let keys = batch.prefetch_keys();
+        let mut wanted: Vec<u128> = keys
+            .transfers
+            .iter()
+            .copied()
+            .filter(|id| *id <= self.transfer_id_max && !self.state.transfers.contains_key(id))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut loaded: Vec<StoredTransfer> = Vec::new();
+        if !wanted.is_empty() {
+            self.reader.load_transfers(&wanted, &mut loaded)?;
+        }
+        let mut prefetched = Vec::with_capacity(loaded.len());
+        for stored in loaded {
+            let id = stored.transfer.id;
+            self.state.transfers.insert(id, stored.transfer);
+            if let Some(status) = stored.pending_status {
+                // A status changed by a batch in flight is newer than the one on disk.
+                self.state.pending.entry(id).or_insert(status);
+            }
+            prefetched.push(id);
+        }
+        let mut accounts: Vec<u128> = keys.accounts;
+        for id in &keys.transfers {
+            if let Some(transfer) = self.state.transfers.get(id) {
+                accounts.push(transfer.debit_account_id);
+                accounts.push(transfer.credit_account_id);
+            }
+        }
+        accounts.retain(|id| !self.state.accounts.contains_key(id));
+        accounts.sort_unstable();
+        accounts.dedup();
+        if !accounts.is_empty() {
+            let mut found = Vec::with_capacity(accounts.len());
+            self.reader.load_accounts(&accounts, &mut found)?;
+            for account in found {
+                self.state.accounts.insert(account.id, account);
+            }
+        }
+        Ok(prefetched)
+    }
+}
+
+fn answer_requests(requests: Vec<Request>, answer: &CommitResult) {
+    for request in requests {
+        let _ = request.reply.send(answer.clone());
+    }
+}
+
+fn answer_all(replies: Vec<Reply>, answer: &CommitResult) {
+    for reply in replies {
+        let _ = reply.sender.send(answer.clone());
+    }
+}
+
+fn write_loop(mut writer: Box<dyn StoreWriter>, jobs: Receiver<Job>, feedback: Sender<Feedback>) {
+    let mut epoch = 0;
+    while let Ok(job) = jobs.recv() {
+        if job.epoch != epoch {
+            answer_all(job.replies, &Err(CommitError::Aborted));
+            continue;
+        }
+        let batch = CommitBatch {
+            sequence: job.sequence,
+            timestamp_last: job.timestamp_last,
+            accounts_created: &job.accounts_created,
+            accounts_updated: &job.accounts_updated,
+            transfers: &job.transfers,
+            pending: &job.pending,
+            balances: &job.balances,
+            transfer_leaves: &job.transfer_leaves,
+        };
+        match writer.commit(&batch) {
+            Ok(()) => {
+                // Durable: now, and only now, the answers go out.
+                for reply in job.replies {
+                    let results = job.results[reply.start..reply.start + reply.length].to_vec();
+                    let _ = reply.sender.send(Ok(results));
+                }
+                let _ = feedback.send(Feedback::Durable(job.sequence));
+            }
+            Err(error) => {
+                answer_all(job.replies, &Err(CommitError::Store(error)));
+                epoch += 1;
+                let _ = feedback.send(Feedback::Failed { epoch });
+            }
+        }
+    }
+}

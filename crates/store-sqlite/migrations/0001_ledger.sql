@@ -1,0 +1,83 @@
+-- The ledger. Every id, amount and balance is a native INTEGER (at most 2^63 - 1), so that
+-- auditors can sum() and join them; amounts are minor units of `currency` (ISO 4217).
+
+CREATE TABLE accounts (
+    id              INTEGER PRIMARY KEY,
+    currency        TEXT    NOT NULL,
+    kind            INTEGER NOT NULL,
+    flags           INTEGER NOT NULL,
+    user_data       INTEGER NOT NULL,
+    debits_pending  INTEGER NOT NULL,
+    debits_posted   INTEGER NOT NULL,
+    credits_pending INTEGER NOT NULL,
+    credits_posted  INTEGER NOT NULL,
+    timestamp       INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE transfers (
+    id                INTEGER PRIMARY KEY,
+    debit_account_id  INTEGER NOT NULL,
+    credit_account_id INTEGER NOT NULL,
+    amount            INTEGER NOT NULL,
+    currency          TEXT    NOT NULL,
+    pending_id        INTEGER,
+    user_data         INTEGER NOT NULL,
+    timeout_seconds   INTEGER NOT NULL,
+    kind              INTEGER NOT NULL,
+    flags             INTEGER NOT NULL,
+    timestamp         INTEGER NOT NULL
+) STRICT;
+
+-- Where each pending (two-phase) transfer stands: 'pending', 'posted', 'voided', 'expired'.
+CREATE TABLE pending_transfers (
+    id         INTEGER PRIMARY KEY,
+    status     TEXT    NOT NULL,
+    expires_at INTEGER
+) STRICT;
+
+CREATE INDEX pending_transfers_due ON pending_transfers (expires_at)
+    WHERE status = 'pending' AND expires_at IS NOT NULL;
+
+-- An account's transfers by time, in two parts (see ARCHITECTURE.md, "history index"):
+-- recent postings are appended per slice of accounts, and each batch merges one slice into
+-- the clustered table. Query the view `account_history`, which unites both.
+CREATE TABLE account_postings (
+    account_id  INTEGER NOT NULL,
+    timestamp   INTEGER NOT NULL,
+    transfer_id INTEGER NOT NULL,
+    PRIMARY KEY (account_id, timestamp)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE account_postings_recent (
+    slice       INTEGER NOT NULL,
+    timestamp   INTEGER NOT NULL,
+    account_id  INTEGER NOT NULL,
+    transfer_id INTEGER NOT NULL,
+    PRIMARY KEY (slice, timestamp, account_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE VIEW account_history AS
+    SELECT account_id, timestamp, transfer_id FROM account_postings
+    UNION ALL
+    SELECT account_id, timestamp, transfer_id FROM account_postings_recent;
+
+-- Balances after every transfer, for accounts created with the `history` flag.
+CREATE TABLE account_balances (
+    account_id      INTEGER NOT NULL,
+    timestamp       INTEGER NOT NULL,
+    debits_pending  INTEGER NOT NULL,
+    debits_posted   INTEGER NOT NULL,
+    credits_pending INTEGER NOT NULL,
+    credits_posted  INTEGER NOT NULL,
+    PRIMARY KEY (account_id, timestamp)
+) STRICT, WITHOUT ROWID;
+
+-- One row: where the ledger stands after the last committed batch.
+CREATE TABLE ledger_head (
+    singleton       INTEGER PRIMARY KEY CHECK (singleton = 1),
+    batches         INTEGER NOT NULL,
+    timestamp_last  INTEGER NOT NULL,
+    transfer_id_max INTEGER NOT NULL
+) STRICT;
+
+INSERT INTO ledger_head (singleton, batches, timestamp_last, transfer_id_max) VALUES (1, 0, 0, 0);

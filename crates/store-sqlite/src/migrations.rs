@@ -1,0 +1,58 @@
+//! Schema migrations, applied in order, each in its own transaction.
+
+use rusqlite::Connection;
+use store::{StoreError, StoreResult};
+
+use crate::map_error;
+
+/// (version, name, SQL). Append only: a released migration is never edited.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "ledger", include_str!("../migrations/0001_ledger.sql"))];
+
+pub(crate) fn migrate(connection: &mut Connection) -> StoreResult<()> {
+    connection
+        .execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version    INTEGER PRIMARY KEY,
+                name       TEXT    NOT NULL,
+                applied_at TEXT    NOT NULL
+            ) STRICT",
+        )
+        .map_err(map_error)?;
+    let current = current_version(connection)?;
+    let latest = MIGRATIONS.last().map_or(0, |migration| migration.0);
+    if current > latest {
+        return Err(StoreError::corrupt(format!(
+            "the store's schema is version {current}, newer than this program knows ({latest})"
+        )));
+    }
+    for (version, name, sql) in MIGRATIONS.iter().filter(|migration| migration.0 > current) {
+        let transaction = connection.transaction().map_err(map_error)?;
+        transaction.execute_batch(sql).map_err(map_error)?;
+        transaction
+            .execute(
+                "INSERT INTO schema_migrations (version, name, applied_at)
+                 VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
+                rusqlite::params![version, name],
+            )
+            .map_err(map_error)?;
+        transaction.commit().map_err(map_error)?;
+    }
+    Ok(())
+}
+
+fn current_version(connection: &Connection) -> StoreResult<i64> {
+    connection
+        .query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |row| row.get(0))
+        .map_err(map_error)
+}
+
+pub(crate) fn check_current(connection: &Connection) -> StoreResult<()> {
+    let current = current_version(connection)?;
+    let latest = MIGRATIONS.last().map_or(0, |migration| migration.0);
+    if current != latest {
+        return Err(StoreError::corrupt(format!(
+            "the store's schema is version {current}; this program needs {latest} (run a command that opens it for writing to migrate)"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! Read-only SQL for auditors (`tally sql`), enforced by the engine, not by reading the text:
+//! the connection is opened read-only, `query_only` is set, and an authorizer refuses every
+//! action other than reading (no writes, no pragmas, no ATTACH, no schema changes).
+
+use std::path::Path;
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use store::{StoreError, StoreErrorKind, StoreResult};
+
+use crate::map_error;
+
+/// Most rows one query may return; past it the query is refused with advice to add a LIMIT.
+pub const QUERY_ROWS_MAX: usize = 1_000_000;
+/// Longest query text accepted.
+pub const QUERY_TEXT_BYTES_MAX: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryOutput {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+fn authorize(context: AuthContext<'_>) -> Authorization {
+    match context.action {
+        AuthAction::Select | AuthAction::Read { .. } | AuthAction::Recursive => {
+            Authorization::Allow
+        }
+        // Functions are harmless except the few that touch files or the engine.
+        AuthAction::Function { function_name } => {
+            let refused = ["load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"];
+            if refused.iter().any(|name| function_name.eq_ignore_ascii_case(name)) {
+                Authorization::Deny
+            } else {
+                Authorization::Allow
+            }
+        }
+        _ => Authorization::Deny,
+    }
+}
+
+pub(crate) fn read_only_connection(path: &Path) -> StoreResult<Connection> {
+    if !path.exists() {
+        return Err(StoreError::new(
+            StoreErrorKind::Unavailable,
+            format!("no Tally store at {}", path.display()),
+        ));
+    }
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(map_error)?;
+    connection.pragma_update(None, "query_only", true).map_err(map_error)?;
+    connection.authorizer(Some(authorize));
+    Ok(connection)
+}
+
+/// Runs one read-only statement and returns all its rows.
+pub fn query_read_only(connection: &Connection, sql: &str) -> StoreResult<QueryOutput> {
+    if sql.len() > QUERY_TEXT_BYTES_MAX {
+        return Err(StoreError::new(
+            StoreErrorKind::Refused,
+            format!("query is longer than {QUERY_TEXT_BYTES_MAX} bytes"),
+        ));
+    }
+    let mut statement = connection.prepare(sql).map_err(|error| {
+        let refused = matches!(
+            &error,
+            rusqlite::Error::SqliteFailure(failure, _)
+                if failure.code == rusqlite::ffi::ErrorCode::AuthorizationForStatementDenied
+        );
+        if refused {
+            StoreError::new(
+                StoreErrorKind::Refused,
+                "refused: this interface is read-only (only SELECT queries over the store are allowed)",
+            )
+        } else {
+            map_error(error)
+        }
+    })?;
+    if !statement.readonly() {
+        return Err(StoreError::new(
+            StoreErrorKind::Refused,
+            "refused: this interface is read-only (only SELECT queries over the store are allowed)",
+        ));
+    }
+    let columns: Vec<String> =
+        statement.column_names().iter().map(|name| (*name).to_owned()).collect();
+    let column_count = columns.len();
+    let mut rows = statement.query([]).map_err(map_error)?;
+    let mut output = Vec::new();
+    while let Some(row) = rows.next().map_err(map_error)? {
+        if output.len() == QUERY_ROWS_MAX {
+            return Err(StoreError::new(
+                StoreErrorKind::Refused,
+                format!("the query returns more than {QUERY_ROWS_MAX} rows; add a LIMIT"),
+            ));
+        }
+        let mut values = Vec::with_capacity(column_count);
+        for index in 0..column_count {
+            values.push(match row.get_ref(index).map_err(map_error)? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(value) => Value::Integer(value),
+                ValueRef::Real(value) => Value::Real(value),
+                ValueRef::Text(bytes) => Value::Text(String::from_utf8_lossy(bytes).into_owned()),
+                ValueRef::Blob(bytes) => Value::Blob(bytes.to_vec()),
+            });
+        }
+        output.push(values);
+    }
+    Ok(QueryOutput { columns, rows: output })
+}

@@ -1,0 +1,321 @@
+//! Reads of committed state, on a connection that refuses writes (`query_only`).
+
+use ledger::{Account, AccountBalance, AccountFlags, Currency, PendingStatus, Transfer, TransferFlags};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use store::{
+    from_i64, CurrencyTotals, HistoryQuery, LedgerHead, StoreError, StoreReader,
+    StoreResult, StoredTransfer, HISTORY_PAGE_LIMIT_MAX,
+};
+
+use crate::map_error;
+use crate::writer::history_slice;
+
+pub(crate) struct SqliteReader {
+    connection: Connection,
+}
+
+impl SqliteReader {
+    pub(crate) fn new(connection: Connection) -> Self {
+        SqliteReader { connection }
+    }
+}
+
+const ACCOUNT_COLUMNS: &str = "id, currency, kind, flags, user_data, debits_pending, \
+     debits_posted, credits_pending, credits_posted, timestamp";
+const TRANSFER_COLUMNS: &str = "t.id, t.debit_account_id, t.credit_account_id, t.amount, \
+     t.currency, t.pending_id, t.user_data, t.timeout_seconds, t.kind, t.flags, t.timestamp";
+
+/// A value read from a row, or why it cannot be trusted.
+type Decoded<T> = Result<T, StoreError>;
+
+fn currency(text: &str) -> Decoded<Currency> {
+    Currency::parse(text).map_err(|error| StoreError::corrupt(error.to_string()))
+}
+
+fn timestamp(value: i64) -> Decoded<u64> {
+    u64::try_from(value).map_err(|_| StoreError::corrupt(format!("negative timestamp {value}")))
+}
+
+fn account_from_row(row: &Row<'_>) -> rusqlite::Result<Decoded<Account>> {
+    let currency_text: String = row.get(1)?;
+    let flags_bits: u16 = row.get(3)?;
+    let values: [i64; 6] =
+        [row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?, row.get(8)?, row.get(9)?];
+    let id: i64 = row.get(0)?;
+    let kind: u16 = row.get(2)?;
+    Ok((|| {
+        Ok(Account {
+            id: from_i64(id, "account id")?,
+            currency: currency(&currency_text)?,
+            kind,
+            flags: AccountFlags::from_bits(flags_bits)
+                .ok_or_else(|| StoreError::corrupt(format!("unknown account flags {flags_bits}")))?,
+            user_data: from_i64(values[0], "user_data")?,
+            debits_pending: from_i64(values[1], "debits_pending")?,
+            debits_posted: from_i64(values[2], "debits_posted")?,
+            credits_pending: from_i64(values[3], "credits_pending")?,
+            credits_posted: from_i64(values[4], "credits_posted")?,
+            timestamp: timestamp(values[5])?,
+        })
+    })())
+}
+
+/// Reads the columns of `TRANSFER_COLUMNS` starting at `offset`.
+fn transfer_from_row(row: &Row<'_>) -> rusqlite::Result<Decoded<Transfer>> {
+    let integers: [i64; 4] = [row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?];
+    let currency_text: String = row.get(4)?;
+    let pending_id: Option<i64> = row.get(5)?;
+    let user_data: i64 = row.get(6)?;
+    let timeout_seconds: u32 = row.get(7)?;
+    let kind: u16 = row.get(8)?;
+    let flags_bits: u16 = row.get(9)?;
+    let timestamp_value: i64 = row.get(10)?;
+    Ok((|| {
+        Ok(Transfer {
+            id: from_i64(integers[0], "transfer id")?,
+            debit_account_id: from_i64(integers[1], "debit_account_id")?,
+            credit_account_id: from_i64(integers[2], "credit_account_id")?,
+            amount: from_i64(integers[3], "amount")?,
+            currency: currency(&currency_text)?,
+            pending_id: from_i64(pending_id.unwrap_or(0), "pending_id")?,
+            user_data: from_i64(user_data, "user_data")?,
+            timeout_seconds,
+            kind,
+            flags: TransferFlags::from_bits(flags_bits).ok_or_else(|| {
+                StoreError::corrupt(format!("unknown transfer flags {flags_bits}"))
+            })?,
+            timestamp: timestamp(timestamp_value)?,
+        })
+    })())
+}
+
+fn pending_status(text: Option<String>) -> Decoded<Option<PendingStatus>> {
+    match text.as_deref() {
+        None => Ok(None),
+        Some("pending") => Ok(Some(PendingStatus::Pending)),
+        Some("posted") => Ok(Some(PendingStatus::Posted)),
+        Some("voided") => Ok(Some(PendingStatus::Voided)),
+        Some("expired") => Ok(Some(PendingStatus::Expired)),
+        Some(other) => Err(StoreError::corrupt(format!("unknown pending status {other:?}"))),
+    }
+}
+
+fn clamp_limit(limit: usize) -> i64 {
+    limit.min(HISTORY_PAGE_LIMIT_MAX) as i64
+}
+
+impl StoreReader for SqliteReader {
+    fn head(&mut self) -> StoreResult<LedgerHead> {
+        let (batches, timestamp_last, transfer_id_max): (i64, i64, i64) = self
+            .connection
+            .query_row(
+                "SELECT batches, timestamp_last, transfer_id_max FROM ledger_head",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .map_err(map_error)?;
+        Ok(LedgerHead {
+            batches: u64::try_from(batches).map_err(|_| StoreError::corrupt("negative batches"))?,
+            timestamp_last: timestamp(timestamp_last)?,
+            transfer_id_max: from_i64(transfer_id_max, "transfer_id_max")?,
+        })
+    }
+
+    fn load_accounts(&mut self, ids: &[u128], out: &mut Vec<Account>) -> StoreResult<()> {
+        let mut statement = self
+            .connection
+            .prepare_cached(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"))
+            .map_err(map_error)?;
+        for id in ids {
+            let Ok(id) = i64::try_from(*id) else { continue };
+            if let Some(account) =
+                statement.query_row([id], account_from_row).optional().map_err(map_error)?
+            {
+                out.push(account?);
+            }
+        }
+        Ok(())
+    }
+
+    fn load_transfers(&mut self, ids: &[u128], out: &mut Vec<StoredTransfer>) -> StoreResult<()> {
+        let mut statement = self
+            .connection
+            .prepare_cached(&format!(
+                "SELECT {TRANSFER_COLUMNS}, p.status FROM transfers t
+                 LEFT JOIN pending_transfers p ON p.id = t.id WHERE t.id = ?1"
+            ))
+            .map_err(map_error)?;
+        for id in ids {
+            let Ok(id) = i64::try_from(*id) else { continue };
+            let found = statement
+                .query_row([id], |row| Ok((transfer_from_row(row)?, row.get::<_, Option<String>>(11)?)))
+                .optional()
+                .map_err(map_error)?;
+            if let Some((transfer, status)) = found {
+                out.push(StoredTransfer { transfer: transfer?, pending_status: pending_status(status)? });
+            }
+        }
+        Ok(())
+    }
+
+    fn account(&mut self, id: u128) -> StoreResult<Option<Account>> {
+        let mut found = Vec::with_capacity(1);
+        self.load_accounts(&[id], &mut found)?;
+        Ok(found.pop())
+    }
+
+    fn transfer(&mut self, id: u128) -> StoreResult<Option<StoredTransfer>> {
+        let mut found = Vec::with_capacity(1);
+        self.load_transfers(&[id], &mut found)?;
+        Ok(found.pop())
+    }
+
+    fn account_transfers(&mut self, query: HistoryQuery) -> StoreResult<Vec<Transfer>> {
+        let Ok(account_id) = i64::try_from(query.account_id) else { return Ok(Vec::new()) };
+        let mut statement = self
+            .connection
+            .prepare_cached(&format!(
+                "SELECT {TRANSFER_COLUMNS} FROM (
+                    SELECT timestamp, transfer_id FROM account_postings
+                     WHERE account_id = ?1 AND timestamp > ?2
+                    UNION ALL
+                    SELECT timestamp, transfer_id FROM account_postings_recent
+                     WHERE slice = ?3 AND account_id = ?1 AND timestamp > ?2
+                    ORDER BY timestamp LIMIT ?4
+                 ) h JOIN transfers t ON t.id = h.transfer_id ORDER BY h.timestamp"
+            ))
+            .map_err(map_error)?;
+        let after = i64::try_from(query.after_timestamp).unwrap_or(i64::MAX);
+        let rows = statement
+            .query_map(
+                params![account_id, after, history_slice(query.account_id), clamp_limit(query.limit)],
+                transfer_from_row,
+            )
+            .map_err(map_error)?;
+        let mut transfers = Vec::new();
+        for row in rows {
+            transfers.push(row.map_err(map_error)??);
+        }
+        Ok(transfers)
+    }
+
+    fn account_balances(&mut self, query: HistoryQuery) -> StoreResult<Vec<AccountBalance>> {
+        let Ok(account_id) = i64::try_from(query.account_id) else { return Ok(Vec::new()) };
+        let after = i64::try_from(query.after_timestamp).unwrap_or(i64::MAX);
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT timestamp, debits_pending, debits_posted, credits_pending, credits_posted
+                 FROM account_balances WHERE account_id = ?1 AND timestamp > ?2
+                 ORDER BY timestamp LIMIT ?3",
+            )
+            .map_err(map_error)?;
+        let rows = statement
+            .query_map(params![account_id, after, clamp_limit(query.limit)], |row| {
+                Ok([row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?])
+            })
+            .map_err(map_error)?;
+        let mut balances = Vec::new();
+        for row in rows {
+            let values = row.map_err(map_error)?;
+            balances.push(AccountBalance {
+                account_id: query.account_id,
+                timestamp: timestamp(values[0])?,
+                debits_pending: from_i64(values[1], "debits_pending")?,
+                debits_posted: from_i64(values[2], "debits_posted")?,
+                credits_pending: from_i64(values[3], "credits_pending")?,
+                credits_posted: from_i64(values[4], "credits_posted")?,
+            });
+        }
+        Ok(balances)
+    }
+
+    fn pending_due(&mut self, now: u64, limit: usize) -> StoreResult<Vec<u128>> {
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT id FROM pending_transfers
+                 WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?1
+                 ORDER BY expires_at LIMIT ?2",
+            )
+            .map_err(map_error)?;
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        let rows = statement
+            .query_map(params![now, limit.min(ledger::BATCH_EXPIRIES_MAX) as i64], |row| {
+                row.get::<_, i64>(0)
+            })
+            .map_err(map_error)?;
+        let mut ids = Vec::new();
+        for row in rows {
+            ids.push(from_i64(row.map_err(map_error)?, "pending transfer id")?);
+        }
+        Ok(ids)
+    }
+
+    fn currency_totals(&mut self) -> StoreResult<Vec<CurrencyTotals>> {
+        // Summed here in u128 rather than with SQL sum(), which stops at 2^63 - 1.
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT currency, debits_pending, debits_posted, credits_pending, credits_posted
+                 FROM accounts ORDER BY currency",
+            )
+            .map_err(map_error)?;
+        let mut rows = statement.query([]).map_err(map_error)?;
+        let mut totals: Vec<CurrencyTotals> = Vec::new();
+        while let Some(row) = rows.next().map_err(map_error)? {
+            let code: String = row.get(0).map_err(map_error)?;
+            let currency = currency(&code)?;
+            let mut values = [0u128; 4];
+            for (index, value) in values.iter_mut().enumerate() {
+                *value = from_i64(row.get(index + 1).map_err(map_error)?, "balance")?;
+            }
+            if totals.last().is_none_or(|last| last.currency != currency) {
+                totals.push(CurrencyTotals {
+                    currency,
+                    accounts: 0,
+                    debits_pending: 0,
+                    debits_posted: 0,
+                    credits_pending: 0,
+                    credits_posted: 0,
+                });
+            }
+            let entry = totals.last_mut().expect("pushed above");
+            entry.accounts += 1;
+            entry.debits_pending += values[0];
+            entry.debits_posted += values[1];
+            entry.credits_pending += values[2];
+            entry.credits_posted += values[3];
+        }
+        Ok(totals)
+    }
+
+    fn accounts_violating_flags(&mut self, limit: usize) -> StoreResult<Vec<u128>> {
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT id FROM accounts
+                 WHERE (flags & ?1 != 0 AND debits_posted + debits_pending > credits_posted)
+                    OR (flags & ?2 != 0 AND credits_posted + credits_pending > debits_posted)
+                    OR min(debits_pending, debits_posted, credits_pending, credits_posted) < 0
+                 LIMIT ?3",
+            )
+            .map_err(map_error)?;
+        let rows = statement
+            .query_map(
+                params![
+                    AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS.bits(),
+                    AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS.bits(),
+                    limit as i64
+                ],
+                |row| row.get::<_, i64>(0),
+            )
+            .map_err(map_error)?;
+        let mut ids = Vec::new();
+        for row in rows {
+            ids.push(from_i64(row.map_err(map_error)?, "account id")?);
+        }
+        Ok(ids)
+    }
+}
+

@@ -1,0 +1,237 @@
+//! The writer: one transaction per batch, durable (WAL fsync) before `commit` returns.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use ledger::Account;
+use rusqlite::{params, Connection};
+use store::{to_i64, CommitBatch, StoreError, StoreErrorKind, StoreResult, StoreWriter};
+
+use crate::map_error;
+
+/// Recent postings are kept in this many slices of the account space; each batch merges one
+/// slice into the clustered `account_postings` table, so every slice is merged once every
+/// `HISTORY_SLICES` batches and each merge writes many rows per account page.
+pub(crate) const HISTORY_SLICES: u64 = 64;
+
+pub(crate) fn history_slice(account_id: u128) -> i64 {
+    (account_id % u128::from(HISTORY_SLICES)) as i64
+}
+
+pub(crate) struct SqliteWriter {
+    connection: Connection,
+    taken: Arc<AtomicBool>,
+}
+
+impl SqliteWriter {
+    pub(crate) fn new(connection: Connection, taken: Arc<AtomicBool>) -> Self {
+        SqliteWriter { connection, taken }
+    }
+}
+
+impl Drop for SqliteWriter {
+    fn drop(&mut self) {
+        self.taken.store(false, Ordering::SeqCst);
+    }
+}
+
+impl StoreWriter for SqliteWriter {
+    fn commit(&mut self, batch: &CommitBatch<'_>) -> StoreResult<()> {
+        self.connection.execute_batch("BEGIN IMMEDIATE").map_err(map_error)?;
+        match write_batch(&self.connection, batch) {
+            Ok(()) => {
+                if let Err(error) = self.connection.execute_batch("COMMIT") {
+                    let _ = self.connection.execute_batch("ROLLBACK");
+                    return Err(map_error(error));
+                }
+                Ok(())
+            }
+            Err(error) => {
+                let _ = self.connection.execute_batch("ROLLBACK");
+                Err(error)
+            }
+        }
+    }
+}
+
+fn insert_account(connection: &Connection, account: &Account) -> StoreResult<()> {
+    let mut statement = connection
+        .prepare_cached(
+            "INSERT INTO accounts (id, currency, kind, flags, user_data, debits_pending,
+                debits_posted, credits_pending, credits_posted, timestamp)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .map_err(map_error)?;
+    statement
+        .execute(params![
+            to_i64(account.id),
+            account.currency.as_str(),
+            account.kind,
+            account.flags.bits(),
+            to_i64(account.user_data),
+            to_i64(account.debits_pending),
+            to_i64(account.debits_posted),
+            to_i64(account.credits_pending),
+            to_i64(account.credits_posted),
+            timestamp_i64(account.timestamp),
+        ])
+        .map_err(map_error)?;
+    Ok(())
+}
+
+fn timestamp_i64(timestamp: u64) -> i64 {
+    i64::try_from(timestamp).expect("ledger timestamps fit i64 until the year 2262")
+}
+
+fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<()> {
+    for account in batch.accounts_created {
+        insert_account(connection, account)?;
+    }
+    {
+        let mut update = connection
+            .prepare_cached(
+                "UPDATE accounts SET debits_pending = ?2, debits_posted = ?3,
+                    credits_pending = ?4, credits_posted = ?5 WHERE id = ?1",
+            )
+            .map_err(map_error)?;
+        for account in batch.accounts_updated {
+            let changed = update
+                .execute(params![
+                    to_i64(account.id),
+                    to_i64(account.debits_pending),
+                    to_i64(account.debits_posted),
+                    to_i64(account.credits_pending),
+                    to_i64(account.credits_posted),
+                ])
+                .map_err(map_error)?;
+            if changed != 1 {
+                return Err(StoreError::corrupt(format!(
+                    "account {} to update is not in the store",
+                    account.id
+                )));
+            }
+        }
+    }
+    let mut transfer_id_max = 0u128;
+    {
+        let mut insert_transfer = connection
+            .prepare_cached(
+                "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, currency,
+                    pending_id, user_data, timeout_seconds, kind, flags, timestamp)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )
+            .map_err(map_error)?;
+        let mut insert_posting = connection
+            .prepare_cached(
+                "INSERT INTO account_postings_recent (slice, timestamp, account_id, transfer_id)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(map_error)?;
+        for transfer in batch.transfers {
+            transfer_id_max = transfer_id_max.max(transfer.id);
+            let id = to_i64(transfer.id);
+            let timestamp = timestamp_i64(transfer.timestamp);
+            insert_transfer
+                .execute(params![
+                    id,
+                    to_i64(transfer.debit_account_id),
+                    to_i64(transfer.credit_account_id),
+                    to_i64(transfer.amount),
+                    transfer.currency.as_str(),
+                    (transfer.pending_id != 0).then(|| to_i64(transfer.pending_id)),
+                    to_i64(transfer.user_data),
+                    transfer.timeout_seconds,
+                    transfer.kind,
+                    transfer.flags.bits(),
+                    timestamp,
+                ])
+                .map_err(map_error)?;
+            for account_id in [transfer.debit_account_id, transfer.credit_account_id] {
+                insert_posting
+                    .execute(params![history_slice(account_id), timestamp, to_i64(account_id), id])
+                    .map_err(map_error)?;
+            }
+        }
+    }
+    if !batch.pending.is_empty() {
+        let mut upsert = connection
+            .prepare_cached(
+                "INSERT INTO pending_transfers (id, status, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status",
+            )
+            .map_err(map_error)?;
+        for record in batch.pending {
+            upsert
+                .execute(params![
+                    to_i64(record.id),
+                    record.status.name(),
+                    record.expires_at.map(timestamp_i64)
+                ])
+                .map_err(map_error)?;
+        }
+    }
+    if !batch.balances.is_empty() {
+        let mut insert = connection
+            .prepare_cached(
+                "INSERT INTO account_balances (account_id, timestamp, debits_pending,
+                    debits_posted, credits_pending, credits_posted)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(map_error)?;
+        for balance in batch.balances {
+            insert
+                .execute(params![
+                    to_i64(balance.account_id),
+                    timestamp_i64(balance.timestamp),
+                    to_i64(balance.debits_pending),
+                    to_i64(balance.debits_posted),
+                    to_i64(balance.credits_pending),
+                    to_i64(balance.credits_posted),
+                ])
+                .map_err(map_error)?;
+        }
+    }
+    merge_history_slice(connection, (batch.sequence % HISTORY_SLICES) as i64)?;
+    let advanced = connection
+        .prepare_cached(
+            "UPDATE ledger_head SET batches = ?1, timestamp_last = ?2,
+                transfer_id_max = max(transfer_id_max, ?3)
+             WHERE singleton = 1 AND batches = ?1 - 1 AND timestamp_last < ?2",
+        )
+        .map_err(map_error)?
+        .execute(params![
+            i64::try_from(batch.sequence).expect("batch sequence fits i64"),
+            timestamp_i64(batch.timestamp_last),
+            to_i64(transfer_id_max)
+        ])
+        .map_err(map_error)?;
+    if advanced != 1 {
+        return Err(StoreError::new(
+            StoreErrorKind::Refused,
+            format!(
+                "batch {} does not follow the store's last batch (another writer, or a stale sequencer)",
+                batch.sequence
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Moves one slice of recent postings into the clustered history table.
+fn merge_history_slice(connection: &Connection, slice: i64) -> StoreResult<()> {
+    connection
+        .prepare_cached(
+            "INSERT INTO account_postings (account_id, timestamp, transfer_id)
+             SELECT account_id, timestamp, transfer_id FROM account_postings_recent
+             WHERE slice = ?1 ORDER BY account_id, timestamp",
+        )
+        .map_err(map_error)?
+        .execute([slice])
+        .map_err(map_error)?;
+    connection
+        .prepare_cached("DELETE FROM account_postings_recent WHERE slice = ?1")
+        .map_err(map_error)?
+        .execute([slice])
+        .map_err(map_error)?;
+    Ok(())
+}
