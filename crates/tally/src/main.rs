@@ -1,1 +1,74 @@
-fn main() {}
+//! `tally`: the command-line face of Tally.
+
+mod bench;
+mod demo;
+mod progress;
+mod push;
+mod sql;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "tally", version, about = "Tally: a self-hostable mobile payment platform on an auditable ledger")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Seed a small world on a fresh embedded store and tell its story step by step.
+    Demo(demo::DemoArgs),
+    /// Run one read-only SQL query over the store.
+    Sql(sql::SqlArgs),
+    /// Measure the ledger.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Push transfers through the same sequencer and store the server uses, durably.
+    Ledger(bench::LedgerArgs),
+    /// Push transfers until stopped, appending each acknowledged transfer id to a file
+    /// (used by the crash tests).
+    #[command(hide = true)]
+    Push(push::PushArgs),
+}
+
+/// Where the embedded store lives.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// The data directory (default: $TALLY_DATA, or ./tally-data).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+impl DataArgs {
+    pub fn directory(&self) -> PathBuf {
+        self.data
+            .clone()
+            .or_else(|| std::env::var_os("TALLY_DATA").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("tally-data"))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Sql(args) => sql::run(args),
+        Command::Bench(BenchCommand::Ledger(args)) => bench::run(args),
+        Command::Bench(BenchCommand::Push(args)) => push::run(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! `tally bench ledger`: transfers through the production path (sequencer + store), durably.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use clap::Args;
+use ledger::{AccountFlags, Currency, Event, EventResult, NewAccount, NewTransfer, TransferFlags};
+use sequencer::{Sequencer, SequencerConfig, SequencerHandle};
+use store::{InvariantReport, Store};
+use store_sqlite::SqliteStore;
+
+use crate::progress::Progress;
+
+/// Largest run the command accepts, to keep a typo from filling the disk.
+const TRANSFERS_MAX: u64 = 1_000_000_000;
+const ACCOUNTS_MAX: u64 = 100_000_000;
+const SUBMITTERS_MAX: usize = 256;
+
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    /// Data directory for the store; it must not hold a store yet (default: a new temporary
+    /// directory, removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Transfers to commit.
+    #[arg(long, default_value_t = 1_000_000)]
+    transfers: u64,
+    /// Accounts to create first.
+    #[arg(long, default_value_t = 10_000)]
+    accounts: u64,
+    /// Transfers per request (a batch gathers requests up to 8,190 events).
+    #[arg(long, default_value_t = ledger::BATCH_EVENTS_MAX)]
+    batch: usize,
+    /// Debit every transfer from one of the first H accounts (0: uniform).
+    #[arg(long, default_value_t = 0)]
+    hot_accounts: u64,
+    /// Percentage of transfers that are pending (two-phase); each is posted by a later one.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=50))]
+    pending_percent: u8,
+    /// Concurrent submitters.
+    #[arg(long, default_value_t = 4)]
+    submitters: usize,
+    /// Seed of the workload.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// splitmix64: a small, fast, seedable generator for workloads (not for secrets).
+#[derive(Debug, Clone)]
+pub struct Workload(u64);
+
+impl Workload {
+    pub fn new(seed: u64) -> Self {
+        Workload(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..bound` (bound > 0).
+    pub fn below(&mut self, bound: u64) -> u64 {
+        ((u128::from(self.next()) * u128::from(bound)) >> 64) as u64
+    }
+}
+
+pub fn currency() -> Currency {
+    Currency::parse("USD").expect("valid code")
+}
+
+pub fn create_accounts(
+    handle: &SequencerHandle,
+    ids: impl Iterator<Item = u128>,
+    flags: AccountFlags,
+) -> anyhow::Result<()> {
+    let ids: Vec<u128> = ids.collect();
+    for chunk in ids.chunks(ledger::BATCH_EVENTS_MAX) {
+        let events = chunk
+            .iter()
+            .map(|id| {
+                Event::CreateAccount(NewAccount {
+                    id: *id,
+                    currency: currency(),
+                    kind: 1,
+                    flags,
+                    user_data: 0,
+                })
+            })
+            .collect();
+        let results = handle.execute(events)?;
+        if let Some(bad) = results.iter().find(|result| !result.is_committed()) {
+            bail!("creating accounts failed: {bad}");
+        }
+    }
+    Ok(())
+}
+
+struct Shared {
+    next_transfer_id: AtomicU64,
+    budget_remaining: AtomicU64,
+    latencies_us: Mutex<Vec<u64>>,
+    failures: Mutex<Vec<EventResult>>,
+    committed: AtomicU64,
+}
+
+pub fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+fn percentile(sorted: &[u64], per_mille: usize) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() * per_mille).div_ceil(1000)).clamp(1, sorted.len()) - 1;
+    sorted[index] as f64 / 1000.0
+}
+
+pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
+    ensure!(args.transfers > 0 && args.transfers <= TRANSFERS_MAX, "--transfers must be between 1 and {TRANSFERS_MAX}");
+    ensure!(args.accounts >= 2 && args.accounts <= ACCOUNTS_MAX, "--accounts must be between 2 and {ACCOUNTS_MAX}");
+    ensure!(args.batch >= 1 && args.batch <= ledger::BATCH_EVENTS_MAX, "--batch must be between 1 and {}", ledger::BATCH_EVENTS_MAX);
+    ensure!(args.hot_accounts < args.accounts, "--hot-accounts must be below --accounts");
+    ensure!(args.submitters >= 1 && args.submitters <= SUBMITTERS_MAX, "--submitters must be between 1 and {SUBMITTERS_MAX}");
+
+    let temporary;
+    let directory = match &args.data {
+        Some(directory) => {
+            ensure!(
+                !directory.join(store_sqlite::DATABASE_FILE_NAME).exists(),
+                "{} already holds a store; the benchmark needs a fresh one",
+                directory.display()
+            );
+            directory.clone()
+        }
+        None => {
+            temporary = tempfile::Builder::new().prefix("tally-bench-").tempdir_in(std::env::temp_dir())?;
+            temporary.path().to_path_buf()
+        }
+    };
+    let store = SqliteStore::open(&directory)?;
+    let sequencer = Sequencer::start(&store, SequencerConfig::default())?;
+    let handle = sequencer.handle();
+    if !args.json {
+        eprintln!("store: sqlite at {}", store.path().display());
+        eprintln!("creating {} accounts", args.accounts);
+    }
+    create_accounts(&handle, 1..=u128::from(args.accounts), AccountFlags::empty())?;
+
+    let shared = Arc::new(Shared {
+        next_transfer_id: AtomicU64::new(1),
+        budget_remaining: AtomicU64::new(args.transfers),
+        latencies_us: Mutex::new(Vec::new()),
+        failures: Mutex::new(Vec::new()),
+        committed: AtomicU64::new(0),
+    });
+    let progress = Progress::start("transfers", args.transfers, !args.json);
+    let counter = progress.counter();
+    let started = Instant::now();
+    let threads: Vec<_> = (0..args.submitters)
+        .map(|index| {
+            let handle = handle.clone();
+            let shared = shared.clone();
+            let counter = counter.clone();
+            let config = SubmitterConfig {
+                accounts: args.accounts,
+                hot_accounts: args.hot_accounts,
+                pending_percent: u64::from(args.pending_percent),
+                batch: args.batch,
+                seed: args.seed.wrapping_add(index as u64 * 7919),
+            };
+            std::thread::spawn(move || submit_loop(&handle, &shared, &counter, config))
+        })
+        .collect();
+    for thread in threads {
+        thread.join().map_err(|_| anyhow::anyhow!("a submitter panicked"))??;
+    }
+    let elapsed = started.elapsed();
+    drop(progress);
+    sequencer.shutdown();
+
+    let failures = shared.failures.lock().expect("no poisoned lock").clone();
+    let committed = shared.committed.load(Ordering::Relaxed);
+    let mut reader = store.reader()?;
+    let invariants = InvariantReport::check(reader.as_mut())?;
+    let mut latencies = shared.latencies_us.lock().expect("no poisoned lock").clone();
+    latencies.sort_unstable();
+    let transfers_per_second = committed as f64 / elapsed.as_secs_f64().max(1e-9);
+    let report = serde_json::json!({
+        "backend": store.backend(),
+        "transfers": committed,
+        "accounts": args.accounts,
+        "batch": args.batch,
+        "hot_accounts": args.hot_accounts,
+        "pending_percent": args.pending_percent,
+        "submitters": args.submitters,
+        "elapsed_seconds": elapsed.as_secs_f64(),
+        "transfers_per_second": transfers_per_second.round(),
+        "batch_latency_ms": {
+            "p50": percentile(&latencies, 500),
+            "p99": percentile(&latencies, 990),
+            "p100": percentile(&latencies, 1000),
+        },
+        "requests": latencies.len(),
+        "peak_rss_bytes": peak_rss_bytes(),
+        "rejected": failures.len(),
+        "invariants_hold": invariants.holds(),
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        println!("backend            {}", store.backend());
+        println!("transfers          {committed} ({} rejected)", failures.len());
+        println!("accounts           {}", args.accounts);
+        println!("elapsed            {:.2} s", elapsed.as_secs_f64());
+        println!("throughput         {transfers_per_second:.0} transfers/s");
+        println!(
+            "batch latency      p50 {:.1} ms, p99 {:.1} ms, p100 {:.1} ms ({} requests of up to {} transfers)",
+            percentile(&latencies, 500),
+            percentile(&latencies, 990),
+            percentile(&latencies, 1000),
+            latencies.len(),
+            args.batch
+        );
+        println!("peak memory        {:.1} MiB", peak_rss_bytes() as f64 / (1024.0 * 1024.0));
+        println!("invariants         {}", if invariants.holds() { "hold" } else { "BROKEN" });
+    }
+    ensure!(failures.is_empty(), "{} transfers were rejected (first: {})", failures.len(), failures[0]);
+    ensure!(invariants.holds(), "the ledger invariants do not hold after the run: {invariants:?}");
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SubmitterConfig {
+    accounts: u64,
+    hot_accounts: u64,
+    pending_percent: u64,
+    batch: usize,
+    seed: u64,
+}
+
+fn submit_loop(
+    handle: &SequencerHandle,
+    shared: &Shared,
+    progress: &AtomicU64,
+    config: SubmitterConfig,
+) -> anyhow::Result<()> {
+    let mut random = Workload::new(config.seed);
+    let mut pending_ids: Vec<u128> = Vec::new();
+    loop {
+        // Claim up to a request's worth of the transfer budget.
+        let wanted = config.batch as u64;
+        let claimed = shared
+            .budget_remaining
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| Some(left.saturating_sub(wanted)))
+            .expect("the closure always returns Some")
+            .min(wanted);
+        if claimed == 0 && pending_ids.is_empty() {
+            return Ok(());
+        }
+        let mut events = Vec::with_capacity(config.batch);
+        let first_id = shared.next_transfer_id.fetch_add(claimed.max(pending_ids.len() as u64), Ordering::Relaxed);
+        let mut next_id = u128::from(first_id);
+        let mut posts_due = std::mem::take(&mut pending_ids);
+        for _ in 0..claimed {
+            let id = next_id;
+            next_id += 1;
+            if random.below(100) >= config.pending_percent {
+                if let Some(pending_id) = posts_due.pop() {
+                    events.push(post(id, pending_id));
+                    continue;
+                }
+            }
+            let debit = if config.hot_accounts > 0 {
+                1 + random.below(config.hot_accounts)
+            } else {
+                1 + random.below(config.accounts)
+            };
+            let mut credit = 1 + random.below(config.accounts);
+            if credit == debit {
+                credit = credit % config.accounts + 1;
+            }
+            let pending = random.below(100) < config.pending_percent;
+            if pending {
+                pending_ids.push(id);
+            }
+            events.push(Event::CreateTransfer(NewTransfer {
+                id,
+                debit_account_id: u128::from(debit),
+                credit_account_id: u128::from(credit),
+                amount: u128::from(1 + random.below(10_000)),
+                pending_id: 0,
+                user_data: 0,
+                timeout_seconds: 0,
+                kind: 1,
+                flags: if pending { TransferFlags::PENDING } else { TransferFlags::empty() },
+                currency: currency(),
+            }));
+        }
+        // The budget is spent: post what is still pending, beyond the budget.
+        if claimed == 0 {
+            for pending_id in posts_due.drain(..) {
+                let id = next_id;
+                next_id += 1;
+                events.push(post(id, pending_id));
+            }
+        }
+        pending_ids.extend(posts_due);
+        let count = events.len() as u64;
+        let submitted = Instant::now();
+        let results = handle.execute(events).context("committing a request")?;
+        let latency = submitted.elapsed();
+        shared.latencies_us.lock().expect("no poisoned lock").push(duration_us(latency));
+        let rejected: Vec<EventResult> =
+            results.iter().copied().filter(|result| *result != EventResult::Ok).collect();
+        shared.committed.fetch_add(count - rejected.len() as u64, Ordering::Relaxed);
+        progress.fetch_add(count, Ordering::Relaxed);
+        if !rejected.is_empty() {
+            shared.failures.lock().expect("no poisoned lock").extend(rejected);
+        }
+    }
+}
+
+fn duration_us(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn post(id: u128, pending_id: u128) -> Event {
+    Event::CreateTransfer(NewTransfer {
+        id,
+        debit_account_id: 0,
+        credit_account_id: 0,
+        amount: 0,
+        pending_id,
+        user_data: 0,
+        timeout_seconds: 0,
+        kind: 1,
+        flags: TransferFlags::POST_PENDING,
+        currency: currency(),
+    })
+}
