@@ -7,7 +7,7 @@ use store::{
     StoreResult, StoredTransfer, HISTORY_PAGE_LIMIT_MAX,
 };
 
-use crate::map_error;
+use crate::{map_error, postings};
 use crate::writer::history_slice;
 
 pub(crate) struct SqliteReader {
@@ -172,31 +172,59 @@ impl StoreReader for SqliteReader {
 
     fn account_transfers(&mut self, query: HistoryQuery) -> StoreResult<Vec<Transfer>> {
         let Ok(account_id) = i64::try_from(query.account_id) else { return Ok(Vec::new()) };
-        let mut statement = self
-            .connection
-            .prepare_cached(&format!(
-                "SELECT {TRANSFER_COLUMNS} FROM (
-                    SELECT timestamp, transfer_id FROM account_postings
-                     WHERE account_id = ?1 AND timestamp > ?2
-                    UNION ALL
-                    SELECT timestamp, transfer_id FROM account_postings_recent
-                     WHERE slice = ?3 AND account_id = ?1 AND timestamp > ?2
-                    ORDER BY timestamp LIMIT ?4
-                 ) h JOIN transfers t ON t.id = h.transfer_id ORDER BY h.timestamp"
-            ))
-            .map_err(map_error)?;
+        let limit = query.limit.min(HISTORY_PAGE_LIMIT_MAX);
         let after = i64::try_from(query.after_timestamp).unwrap_or(i64::MAX);
-        let rows = statement
-            .query_map(
-                params![account_id, after, history_slice(query.account_id), clamp_limit(query.limit)],
-                transfer_from_row,
-            )
-            .map_err(map_error)?;
-        let mut transfers = Vec::new();
-        for row in rows {
-            transfers.push(row.map_err(map_error)??);
+        let mut ids: Vec<u128> = Vec::with_capacity(limit);
+        {
+            let mut merged = self
+                .connection
+                .prepare_cached(
+                    "SELECT postings FROM account_postings
+                     WHERE account_id = ?1 AND timestamp_last > ?2 ORDER BY timestamp_first",
+                )
+                .map_err(map_error)?;
+            let mut rows = merged.query(params![account_id, after]).map_err(map_error)?;
+            let mut pairs: Vec<[i64; 2]> = Vec::new();
+            while ids.len() < limit {
+                let Some(row) = rows.next().map_err(map_error)? else { break };
+                pairs.clear();
+                decode_postings(row.get_ref(0).map_err(map_error)?.as_str().ok(), &mut pairs)?;
+                for [timestamp, transfer_id] in &pairs {
+                    if *timestamp > after && ids.len() < limit {
+                        ids.push(from_i64(*transfer_id, "transfer id")?);
+                    }
+                }
+            }
         }
-        Ok(transfers)
+        if ids.len() < limit {
+            let mut recent = self
+                .connection
+                .prepare_cached(
+                    "SELECT postings FROM account_postings_recent WHERE slice = ?1 ORDER BY batch",
+                )
+                .map_err(map_error)?;
+            let mut rows = recent.query([history_slice(query.account_id)]).map_err(map_error)?;
+            let mut entries: Vec<[i64; 3]> = Vec::new();
+            while ids.len() < limit {
+                let Some(row) = rows.next().map_err(map_error)? else { break };
+                entries.clear();
+                decode_postings(row.get_ref(0).map_err(map_error)?.as_str().ok(), &mut entries)?;
+                for [entry_account, timestamp, transfer_id] in &entries {
+                    if *entry_account == account_id && *timestamp > after && ids.len() < limit {
+                        ids.push(from_i64(*transfer_id, "transfer id")?);
+                    }
+                }
+            }
+        }
+        let mut stored = Vec::with_capacity(ids.len());
+        self.load_transfers(&ids, &mut stored)?;
+        if stored.len() != ids.len() {
+            return Err(StoreError::corrupt(format!(
+                "account {} has postings for transfers that are not in the store",
+                query.account_id
+            )));
+        }
+        Ok(stored.into_iter().map(|stored| stored.transfer).collect())
     }
 
     fn account_balances(&mut self, query: HistoryQuery) -> StoreResult<Vec<AccountBalance>> {
@@ -319,3 +347,8 @@ impl StoreReader for SqliteReader {
     }
 }
 
+
+fn decode_postings<const N: usize>(text: Option<&str>, out: &mut Vec<[i64; N]>) -> StoreResult<()> {
+    text.and_then(|text| postings::decode(text, out))
+        .ok_or_else(|| StoreError::corrupt("the history index holds a malformed postings row"))
+}

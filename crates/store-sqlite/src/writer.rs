@@ -7,7 +7,8 @@ use ledger::Account;
 use rusqlite::{params, Connection};
 use store::{to_i64, CommitBatch, StoreError, StoreErrorKind, StoreResult, StoreWriter};
 
-use crate::map_error;
+use crate::checkpoint::Checkpointer;
+use crate::{map_error, postings};
 
 /// Recent postings are kept in this many slices of the account space; each batch merges one
 /// slice into the clustered `account_postings` table, so every slice is merged once every
@@ -21,11 +22,12 @@ pub(crate) fn history_slice(account_id: u128) -> i64 {
 pub(crate) struct SqliteWriter {
     connection: Connection,
     taken: Arc<AtomicBool>,
+    _checkpointer: Checkpointer,
 }
 
 impl SqliteWriter {
-    pub(crate) fn new(connection: Connection, taken: Arc<AtomicBool>) -> Self {
-        SqliteWriter { connection, taken }
+    pub(crate) fn new(connection: Connection, taken: Arc<AtomicBool>, checkpointer: Checkpointer) -> Self {
+        SqliteWriter { connection, taken, _checkpointer: checkpointer }
     }
 }
 
@@ -121,12 +123,7 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .map_err(map_error)?;
-        let mut insert_posting = connection
-            .prepare_cached(
-                "INSERT INTO account_postings_recent (slice, timestamp, account_id, transfer_id)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )
-            .map_err(map_error)?;
+        let mut postings: Vec<Vec<[i64; 3]>> = vec![Vec::new(); HISTORY_SLICES as usize];
         for transfer in batch.transfers {
             transfer_id_max = transfer_id_max.max(transfer.id);
             let id = to_i64(transfer.id);
@@ -147,8 +144,23 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
                 ])
                 .map_err(map_error)?;
             for account_id in [transfer.debit_account_id, transfer.credit_account_id] {
-                insert_posting
-                    .execute(params![history_slice(account_id), timestamp, to_i64(account_id), id])
+                postings[history_slice(account_id) as usize].push([
+                    to_i64(account_id),
+                    timestamp,
+                    id,
+                ]);
+            }
+        }
+        let mut insert_postings = connection
+            .prepare_cached(
+                "INSERT INTO account_postings_recent (slice, batch, postings) VALUES (?1, ?2, ?3)",
+            )
+            .map_err(map_error)?;
+        let sequence = i64::try_from(batch.sequence).expect("batch sequence fits i64");
+        for (slice, entries) in postings.iter().enumerate() {
+            if !entries.is_empty() {
+                insert_postings
+                    .execute(params![slice as i64, sequence, postings::encode(entries)])
                     .map_err(map_error)?;
             }
         }
@@ -217,17 +229,48 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
     Ok(())
 }
 
-/// Moves one slice of recent postings into the clustered history table.
+/// Moves one slice of recent postings into the clustered history table, packed per account.
 fn merge_history_slice(connection: &Connection, slice: i64) -> StoreResult<()> {
-    connection
+    let mut entries: Vec<[i64; 3]> = Vec::new();
+    {
+        let mut select = connection
+            .prepare_cached(
+                "SELECT postings FROM account_postings_recent WHERE slice = ?1 ORDER BY batch",
+            )
+            .map_err(map_error)?;
+        let mut rows = select.query([slice]).map_err(map_error)?;
+        while let Some(row) = rows.next().map_err(map_error)? {
+            let text = row.get_ref(0).map_err(map_error)?.as_str().map_err(|error| {
+                StoreError::corrupt(format!("recent postings of slice {slice}: {error}"))
+            })?;
+            postings::decode(text, &mut entries).ok_or_else(|| {
+                StoreError::corrupt(format!("recent postings of slice {slice} are malformed"))
+            })?;
+        }
+    }
+    if entries.is_empty() {
+        return Ok(());
+    }
+    // Stable: within an account, postings stay in timestamp order.
+    entries.sort_by_key(|entry| entry[0]);
+    let mut insert = connection
         .prepare_cached(
-            "INSERT INTO account_postings (account_id, timestamp, transfer_id)
-             SELECT account_id, timestamp, transfer_id FROM account_postings_recent
-             WHERE slice = ?1 ORDER BY account_id, timestamp",
+            "INSERT INTO account_postings (account_id, timestamp_first, timestamp_last, postings)
+             VALUES (?1, ?2, ?3, ?4)",
         )
-        .map_err(map_error)?
-        .execute([slice])
         .map_err(map_error)?;
+    let mut pairs: Vec<[i64; 2]> = Vec::with_capacity(postings::POSTINGS_PER_ROW_MAX);
+    for account in entries.chunk_by(|left, right| left[0] == right[0]) {
+        for run in account.chunks(postings::POSTINGS_PER_ROW_MAX) {
+            pairs.clear();
+            pairs.extend(run.iter().map(|entry| [entry[1], entry[2]]));
+            let first = pairs[0][0];
+            let last = pairs[pairs.len() - 1][0];
+            insert
+                .execute(params![run[0][0], first, last, postings::encode(&pairs)])
+                .map_err(map_error)?;
+        }
+    }
     connection
         .prepare_cached("DELETE FROM account_postings_recent WHERE slice = ?1")
         .map_err(map_error)?

@@ -1,0 +1,246 @@
+//! The commit pipeline against the real SQLite store.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ledger::{
+    AccountFlags, Currency, Event, EventResult, NewAccount, NewTransfer, PendingStatus,
+    TransferFlags,
+};
+use sequencer::{Clock, CommitError, Sequencer, SequencerConfig};
+use store::{
+    CommitBatch, InvariantReport, Store, StoreError, StoreErrorKind, StoreReader, StoreResult,
+    StoreWriter,
+};
+use store_sqlite::SqliteStore;
+
+fn cny() -> Currency {
+    Currency::parse("CNY").unwrap()
+}
+
+fn account(id: u128, flags: AccountFlags) -> Event {
+    Event::CreateAccount(NewAccount { id, currency: cny(), kind: 1, flags, user_data: 0 })
+}
+
+fn transfer(id: u128, debit: u128, credit: u128, amount: u128) -> NewTransfer {
+    NewTransfer {
+        id,
+        debit_account_id: debit,
+        credit_account_id: credit,
+        amount,
+        pending_id: 0,
+        user_data: 0,
+        timeout_seconds: 0,
+        kind: 1,
+        flags: TransferFlags::empty(),
+        currency: cny(),
+    }
+}
+
+/// A clock the test moves by hand.
+#[derive(Debug, Default)]
+struct ManualClock(AtomicU64);
+
+impl Clock for ManualClock {
+    fn now_nanos(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+fn config(clock: Arc<ManualClock>) -> SequencerConfig {
+    SequencerConfig { clock, expiry_interval: Duration::from_millis(20) }
+}
+
+/// Funding account 1 (may go negative), wallets 2..=n (may not).
+fn open_world(store: &dyn Store, sequencer: &Sequencer, wallets: u128) {
+    let mut events = vec![account(1, AccountFlags::empty())];
+    events.extend((2..=wallets + 1).map(|id| account(id, AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)));
+    let results = sequencer.handle().execute(events).unwrap();
+    assert!(results.iter().all(|result| *result == EventResult::Ok));
+    assert_eq!(store.reader().unwrap().head().unwrap().batches, 1);
+}
+
+#[test]
+fn concurrent_submitters_are_answered_after_commit_and_retries_are_idempotent() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(directory.path()).unwrap();
+    let clock = Arc::new(ManualClock(AtomicU64::new(1_000_000_000)));
+    let sequencer = Sequencer::start(&store, config(clock)).unwrap();
+    open_world(&store, &sequencer, 10);
+    // 8 submitters, 50 requests each, each request funds a wallet then moves part of it on.
+    let threads: Vec<_> = (0..8u128)
+        .map(|submitter| {
+            let handle = sequencer.handle();
+            std::thread::spawn(move || {
+                for request in 0..50u128 {
+                    let base = 10_000 + (submitter * 1000 + request) * 2;
+                    let wallet = 2 + (submitter + request) % 10;
+                    let next = 2 + (wallet - 1) % 10;
+                    let mut fund = transfer(base, 1, wallet, 100);
+                    fund.flags = TransferFlags::LINKED;
+                    let pass_on = transfer(base + 1, wallet, next, 60);
+                    let results = handle.execute(vec![Event::CreateTransfer(fund), Event::CreateTransfer(pass_on)]).unwrap();
+                    assert_eq!(results, vec![EventResult::Ok, EventResult::Ok]);
+                    // The same request again: recognised, nothing moves twice.
+                    let again = handle.execute(vec![Event::CreateTransfer(fund), Event::CreateTransfer(pass_on)]).unwrap();
+                    assert_eq!(again, vec![EventResult::Exists, EventResult::Exists]);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    sequencer.shutdown();
+    let mut reader = store.reader().unwrap();
+    let funding = reader.account(1).unwrap().unwrap();
+    assert_eq!(funding.debits_posted, 8 * 50 * 100, "each funding transfer counted exactly once");
+    let mut wallets_total = 0;
+    for id in 2..=11 {
+        let wallet = reader.account(id).unwrap().unwrap();
+        wallets_total += wallet.credits_posted - wallet.debits_posted;
+    }
+    assert_eq!(wallets_total, 8 * 50 * 100);
+    let report = InvariantReport::check(reader.as_mut()).unwrap();
+    assert!(report.holds(), "{report:?}");
+}
+
+#[test]
+fn pending_transfers_expire_once_and_the_timer_survives_a_restart() {
+    let directory = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(AtomicU64::new(10_000_000_000)));
+    {
+        let store = SqliteStore::open(directory.path()).unwrap();
+        let sequencer = Sequencer::start(&store, config(clock.clone())).unwrap();
+        open_world(&store, &sequencer, 2);
+        let handle = sequencer.handle();
+        assert_eq!(handle.execute(vec![Event::CreateTransfer(transfer(1, 1, 2, 500))]).unwrap(), vec![EventResult::Ok]);
+        let mut hold = transfer(2, 2, 3, 300);
+        hold.flags = TransferFlags::PENDING;
+        hold.timeout_seconds = 5;
+        assert_eq!(handle.execute(vec![Event::CreateTransfer(hold)]).unwrap(), vec![EventResult::Ok]);
+        let wallet = store.reader().unwrap().account(2).unwrap().unwrap();
+        assert_eq!(wallet.debits_pending, 300);
+        sequencer.shutdown();
+    }
+    // The process stops; time passes beyond the timeout; a new process starts.
+    clock.0.fetch_add(6_000_000_000, Ordering::SeqCst);
+    let store = SqliteStore::open(directory.path()).unwrap();
+    let sequencer = Sequencer::start(&store, config(clock.clone())).unwrap();
+    let mut reader = store.reader().unwrap();
+    let mut expired = false;
+    for _ in 0..200 {
+        if reader.transfer(2).unwrap().unwrap().pending_status == Some(PendingStatus::Expired) {
+            expired = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(expired, "the hold expired after the restart without any request");
+    let wallet = reader.account(2).unwrap().unwrap();
+    assert_eq!(wallet.debits_pending, 0);
+    assert_eq!(wallet.debits_posted, 0);
+    // Posting it now is refused, and the hold is not released a second time.
+    let mut post = transfer(3, 0, 0, 0);
+    post.flags = TransferFlags::POST_PENDING;
+    post.pending_id = 2;
+    let results = sequencer.handle().execute(vec![Event::CreateTransfer(post)]).unwrap();
+    assert_eq!(results, vec![EventResult::PendingExpired]);
+    clock.0.fetch_add(60_000_000_000, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(100));
+    sequencer.shutdown();
+    let wallet = reader.account(2).unwrap().unwrap();
+    assert_eq!((wallet.debits_pending, wallet.credits_posted), (0, 500));
+    let receiver = reader.account(3).unwrap().unwrap();
+    assert_eq!((receiver.credits_pending, receiver.credits_posted), (0, 0));
+}
+
+/// A store whose writer fails the commits the test chooses.
+#[derive(Debug)]
+struct FlakyStore {
+    inner: SqliteStore,
+    fail_sequences: Arc<Mutex<Vec<u64>>>,
+}
+
+struct FlakyWriter {
+    inner: Box<dyn StoreWriter>,
+    fail_sequences: Arc<Mutex<Vec<u64>>>,
+}
+
+impl StoreWriter for FlakyWriter {
+    fn commit(&mut self, batch: &CommitBatch<'_>) -> StoreResult<()> {
+        let mut failures = self.fail_sequences.lock().unwrap();
+        if let Some(position) = failures.iter().position(|sequence| *sequence == batch.sequence) {
+            failures.remove(position);
+            return Err(StoreError::new(StoreErrorKind::Unavailable, "disk full (simulated)"));
+        }
+        drop(failures);
+        self.inner.commit(batch)
+    }
+}
+
+impl Store for FlakyStore {
+    fn writer(&self) -> StoreResult<Box<dyn StoreWriter>> {
+        Ok(Box::new(FlakyWriter { inner: self.inner.writer()?, fail_sequences: self.fail_sequences.clone() }))
+    }
+    fn reader(&self) -> StoreResult<Box<dyn StoreReader>> {
+        self.inner.reader()
+    }
+    fn backend(&self) -> &'static str {
+        "flaky-sqlite"
+    }
+}
+
+#[test]
+fn a_failed_write_answers_with_an_error_and_memory_follows_the_disk() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = FlakyStore {
+        inner: SqliteStore::open(directory.path()).unwrap(),
+        fail_sequences: Arc::new(Mutex::new(vec![3])),
+    };
+    let clock = Arc::new(ManualClock(AtomicU64::new(1_000_000_000)));
+    let sequencer = Sequencer::start(&store, config(clock)).unwrap();
+    open_world(&store, &sequencer, 2);
+    let handle = sequencer.handle();
+    // Batch 2 commits.
+    assert_eq!(handle.execute(vec![Event::CreateTransfer(transfer(1, 1, 2, 100))]).unwrap(), vec![EventResult::Ok]);
+    // Batch 3 fails to write: the submitter hears so, and nothing of it is kept.
+    match handle.execute(vec![Event::CreateTransfer(transfer(2, 2, 3, 70))]) {
+        Err(CommitError::Store(error)) => assert!(error.message.contains("disk full")),
+        other => panic!("expected a store error, got {other:?}"),
+    }
+    // The same transfer again is new (it never committed), and the wallet still has 100, so a
+    // transfer of 100 (which would fail had the lost 70 stayed in memory) succeeds.
+    let mut results = None;
+    for _ in 0..100 {
+        match handle.execute(vec![Event::CreateTransfer(transfer(2, 2, 3, 100))]) {
+            Ok(answer) => {
+                results = Some(answer);
+                break;
+            }
+            Err(CommitError::Aborted) => std::thread::sleep(Duration::from_millis(5)),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(results, Some(vec![EventResult::Ok]));
+    sequencer.shutdown();
+    let mut reader = store.reader().unwrap();
+    assert_eq!(reader.account(2).unwrap().unwrap().debits_posted, 100);
+    assert_eq!(reader.account(3).unwrap().unwrap().credits_posted, 100);
+    assert_eq!(reader.transfer(2).unwrap().unwrap().transfer.amount, 100);
+    assert!(InvariantReport::check(reader.as_mut()).unwrap().holds());
+}
+
+#[test]
+fn requests_that_are_empty_or_too_large_are_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(directory.path()).unwrap();
+    let sequencer = Sequencer::start(&store, SequencerConfig::default()).unwrap();
+    let handle = sequencer.handle();
+    assert!(matches!(handle.execute(Vec::new()), Err(CommitError::RequestSize(0))));
+    let too_many = vec![account(1, AccountFlags::empty()); ledger::BATCH_EVENTS_MAX + 1];
+    assert!(matches!(handle.execute(too_many), Err(CommitError::RequestSize(8191))));
+    sequencer.shutdown();
+    assert_eq!(store.reader().unwrap().head().unwrap().batches, 0, "nothing was written");
+}
