@@ -13,7 +13,11 @@ pub struct CurrencyError(pub String);
 
 impl fmt::Display for CurrencyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "currency must be three upper-case letters (ISO 4217), got {:?}", self.0)
+        write!(
+            f,
+            "currency must be three upper-case letters (ISO 4217), got {:?}",
+            self.0
+        )
     }
 }
 
@@ -31,7 +35,10 @@ impl Currency {
 
     /// Builds a currency from raw bytes; `None` unless they are three upper-case letters.
     pub fn from_bytes(bytes: [u8; 3]) -> Option<Self> {
-        bytes.iter().all(u8::is_ascii_uppercase).then_some(Currency(bytes))
+        bytes
+            .iter()
+            .all(u8::is_ascii_uppercase)
+            .then_some(Currency(bytes))
     }
 
     pub fn as_bytes(&self) -> [u8; 3] {
@@ -91,8 +98,14 @@ mod tests {
         let cny = Currency::parse("CNY").unwrap();
         assert_eq!(cny.format_amount(1234), "12.34 CNY");
         assert_eq!(cny.format_amount(5), "0.05 CNY");
-        assert_eq!(Currency::parse("JPY").unwrap().format_amount(500), "500 JPY");
-        assert_eq!(Currency::parse("KWD").unwrap().format_amount(1001), "1.001 KWD");
+        assert_eq!(
+            Currency::parse("JPY").unwrap().format_amount(500),
+            "500 JPY"
+        );
+        assert_eq!(
+            Currency::parse("KWD").unwrap().format_amount(1001),
+            "1.001 KWD"
+        );
         assert!(Currency::parse("cny").is_err());
         assert!(Currency::parse("CNYX").is_err());
         assert!(Currency::parse("").is_err());

@@ -115,7 +115,10 @@ pub fn apply(state: &mut State, batch: Batch<'_>, timestamp: u64) -> Applied {
     assert!(timestamp > 0);
     let mut applier = Applier {
         state,
-        out: Applied { results: Vec::with_capacity(batch.events.len()), ..Applied::default() },
+        out: Applied {
+            results: Vec::with_capacity(batch.events.len()),
+            ..Applied::default()
+        },
         created: IdSet::default(),
         updated: IdSet::default(),
         pending_touched: IdSet::default(),
@@ -156,11 +159,14 @@ pub fn apply(state: &mut State, batch: Batch<'_>, timestamp: u64) -> Applied {
                 break;
             }
         }
-        let all_exist = chain_results.iter().all(|result| *result == EventResult::Exists)
+        let all_exist = chain_results
+            .iter()
+            .all(|result| *result == EventResult::Exists)
             && chain_results.len() == chain_end - index + 1;
         if failed.is_none() && !all_exist {
-            if let Some(first_exists) =
-                chain_results.iter().position(|result| *result == EventResult::Exists)
+            if let Some(first_exists) = chain_results
+                .iter()
+                .position(|result| *result == EventResult::Exists)
             {
                 // Part of the chain was committed before and part is new: refuse rather
                 // than complete a chain half of which belongs to an earlier request.
@@ -199,7 +205,9 @@ pub fn apply(state: &mut State, batch: Batch<'_>, timestamp: u64) -> Applied {
 impl Applier<'_> {
     fn finish(mut self) -> Applied {
         let state = &*self.state;
-        self.out.accounts_created.retain(|id| state.accounts.contains_key(id));
+        self.out
+            .accounts_created
+            .retain(|id| state.accounts.contains_key(id));
         let created = &self.created;
         self.out.accounts_updated.retain(|id| !created.contains(id));
         for id in &self.pending_order {
@@ -313,7 +321,11 @@ impl Applier<'_> {
                 && existing.kind == request.kind
                 && existing.flags == request.flags.without(AccountFlags::LINKED)
                 && existing.user_data == request.user_data;
-            return if same { R::Exists } else { R::ExistsWithDifferentFields };
+            return if same {
+                R::Exists
+            } else {
+                R::ExistsWithDifferentFields
+            };
         }
         self.put_account(Account {
             id: request.id,
@@ -444,12 +456,16 @@ impl Applier<'_> {
         if credit_column + amount > VALUE_MAX {
             return R::OverflowsCredits;
         }
-        if debit.flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+        if debit
+            .flags
+            .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
             && debit.debits_posted + debit.debits_pending + amount > debit.credits_posted
         {
             return R::ExceedsCredits;
         }
-        if credit.flags.contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+        if credit
+            .flags
+            .contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
             && credit.credits_posted + credit.credits_pending + amount > credit.debits_posted
         {
             return R::ExceedsDebits;
@@ -508,9 +524,15 @@ impl Applier<'_> {
             Some(PendingStatus::Voided) => return R::PendingAlreadyVoided,
             Some(PendingStatus::Expired) => return R::PendingExpired,
             Some(PendingStatus::Pending) => {}
-            None => panic!("pending transfer {} has no status in the prefetched state", pending.id),
+            None => panic!(
+                "pending transfer {} has no status in the prefetched state",
+                pending.id
+            ),
         }
-        if pending.expires_at().is_some_and(|expires_at| expires_at <= timestamp) {
+        if pending
+            .expires_at()
+            .is_some_and(|expires_at| expires_at <= timestamp)
+        {
             return R::PendingExpired;
         }
         let posting = request.flags.contains(F::POST_PENDING);
@@ -572,7 +594,11 @@ impl Applier<'_> {
             currency: pending.currency,
             timestamp,
         });
-        let settled = if posting { PendingStatus::Posted } else { PendingStatus::Voided };
+        let settled = if posting {
+            PendingStatus::Posted
+        } else {
+            PendingStatus::Voided
+        };
         self.put_pending(pending.id, settled);
         R::Ok
     }
@@ -585,11 +611,22 @@ impl Applier<'_> {
         if self.state.pending.get(&pending_id) != Some(&PendingStatus::Pending) {
             return;
         }
-        if pending.expires_at().is_none_or(|expires_at| expires_at > batch_timestamp) {
+        if pending
+            .expires_at()
+            .is_none_or(|expires_at| expires_at > batch_timestamp)
+        {
             return;
         }
-        let mut debit = *self.state.accounts.get(&pending.debit_account_id).expect("prefetched");
-        let mut credit = *self.state.accounts.get(&pending.credit_account_id).expect("prefetched");
+        let mut debit = *self
+            .state
+            .accounts
+            .get(&pending.debit_account_id)
+            .expect("prefetched");
+        let mut credit = *self
+            .state
+            .accounts
+            .get(&pending.credit_account_id)
+            .expect("prefetched");
         assert!(debit.debits_pending >= pending.amount);
         assert!(credit.credits_pending >= pending.amount);
         debit.debits_pending -= pending.amount;
@@ -620,9 +657,8 @@ fn same_transfer(existing: &Transfer, request: &NewTransfer) -> bool {
     let balancing = flags.contains(F::BALANCING_DEBIT) || flags.contains(F::BALANCING_CREDIT);
     // Zero accounts and amounts on settlements mean "as the pending transfer"; a balancing
     // request names the most to move, so a smaller committed amount still matches.
-    let account_matches = |requested: u128, committed: u128| {
-        requested == committed || (settles && requested == 0)
-    };
+    let account_matches =
+        |requested: u128, committed: u128| requested == committed || (settles && requested == 0);
     let amount_matches = if settles {
         request.amount == 0 || request.amount == existing.amount
     } else if balancing {

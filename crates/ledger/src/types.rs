@@ -130,12 +130,21 @@ impl Account {
 
     /// True when the balances respect the account's flags and the storage range.
     pub fn respects_flags(&self) -> bool {
-        let in_range = [self.debits_pending, self.debits_posted, self.credits_pending, self.credits_posted]
-            .iter()
-            .all(|value| *value <= VALUE_MAX);
-        let debits_ok = !self.flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+        let in_range = [
+            self.debits_pending,
+            self.debits_posted,
+            self.credits_pending,
+            self.credits_posted,
+        ]
+        .iter()
+        .all(|value| *value <= VALUE_MAX);
+        let debits_ok = !self
+            .flags
+            .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
             || self.debits_posted + self.debits_pending <= self.credits_posted;
-        let credits_ok = !self.flags.contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+        let credits_ok = !self
+            .flags
+            .contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
             || self.credits_posted + self.credits_pending <= self.debits_posted;
         in_range && debits_ok && credits_ok
     }
@@ -186,7 +195,10 @@ impl Transfer {
         if !self.flags.contains(TransferFlags::PENDING) || self.timeout_seconds == 0 {
             return None;
         }
-        Some(self.timestamp.saturating_add(u64::from(self.timeout_seconds) * NANOS_PER_SECOND))
+        Some(
+            self.timestamp
+                .saturating_add(u64::from(self.timeout_seconds) * NANOS_PER_SECOND),
+        )
     }
 }
 

@@ -46,7 +46,9 @@ struct Job {
 enum Feedback {
     Durable(u64),
     /// A write failed; batches of older epochs are refused from now on.
-    Failed { epoch: u64 },
+    Failed {
+        epoch: u64,
+    },
 }
 
 pub(crate) fn start(
@@ -185,7 +187,11 @@ impl SequencerThread {
 
     /// A batch is on disk: what it kept in memory can now be read from the store.
     fn forget_durable(&mut self, sequence: u64) {
-        while self.in_flight.front().is_some_and(|batch| batch.sequence <= sequence) {
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|batch| batch.sequence <= sequence)
+        {
             let batch = self.in_flight.pop_front().expect("checked above");
             for id in batch.transfers {
                 self.state.transfers.remove(&id);
@@ -249,7 +255,10 @@ impl SequencerThread {
             self.events.extend_from_slice(&request.events);
         }
         let events = std::mem::take(&mut self.events);
-        let batch = Batch { expiring: &expiring, events: &events };
+        let batch = Batch {
+            expiring: &expiring,
+            events: &events,
+        };
         let prefetched = match self.prefetch(&batch) {
             Ok(prefetched) => prefetched,
             Err(error) => {
@@ -270,7 +279,11 @@ impl SequencerThread {
         for (id, status) in &applied.pending {
             self.pending_last_sequence.insert(*id, sequence);
             let expires_at = self.state.transfers.get(id).and_then(Transfer::expires_at);
-            pending.push(PendingRecord { id: *id, status: *status, expires_at });
+            pending.push(PendingRecord {
+                id: *id,
+                status: *status,
+                expires_at,
+            });
         }
         for id in prefetched {
             self.state.transfers.remove(&id);
@@ -285,7 +298,11 @@ impl SequencerThread {
         }
         self.in_flight.push_back(InFlight {
             sequence,
-            transfers: applied.transfers.iter().map(|transfer| transfer.id).collect(),
+            transfers: applied
+                .transfers
+                .iter()
+                .map(|transfer| transfer.id)
+                .collect(),
             pending: touched_pending.into_iter().collect(),
         });
         let account = |id: &u128| *self.state.accounts.get(id).expect("applied accounts exist");

@@ -1,5 +1,8 @@
 //! The commit pipeline against the real SQLite store.
 
+// Tests drive real time and processes.
+#![allow(clippy::disallowed_methods)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,7 +23,13 @@ fn cny() -> Currency {
 }
 
 fn account(id: u128, flags: AccountFlags) -> Event {
-    Event::CreateAccount(NewAccount { id, currency: cny(), kind: 1, flags, user_data: 0 })
+    Event::CreateAccount(NewAccount {
+        id,
+        currency: cny(),
+        kind: 1,
+        flags,
+        user_data: 0,
+    })
 }
 
 fn transfer(id: u128, debit: u128, credit: u128, amount: u128) -> NewTransfer {
@@ -49,13 +58,18 @@ impl Clock for ManualClock {
 }
 
 fn config(clock: Arc<ManualClock>) -> SequencerConfig {
-    SequencerConfig { clock, expiry_interval: Duration::from_millis(20) }
+    SequencerConfig {
+        clock,
+        expiry_interval: Duration::from_millis(20),
+    }
 }
 
 /// Funding account 1 (may go negative), wallets 2..=n (may not).
 fn open_world(store: &dyn Store, sequencer: &Sequencer, wallets: u128) {
     let mut events = vec![account(1, AccountFlags::empty())];
-    events.extend((2..=wallets + 1).map(|id| account(id, AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)));
+    events.extend(
+        (2..=wallets + 1).map(|id| account(id, AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)),
+    );
     let results = sequencer.handle().execute(events).unwrap();
     assert!(results.iter().all(|result| *result == EventResult::Ok));
     assert_eq!(store.reader().unwrap().head().unwrap().batches, 1);
@@ -80,10 +94,20 @@ fn concurrent_submitters_are_answered_after_commit_and_retries_are_idempotent() 
                     let mut fund = transfer(base, 1, wallet, 100);
                     fund.flags = TransferFlags::LINKED;
                     let pass_on = transfer(base + 1, wallet, next, 60);
-                    let results = handle.execute(vec![Event::CreateTransfer(fund), Event::CreateTransfer(pass_on)]).unwrap();
+                    let results = handle
+                        .execute(vec![
+                            Event::CreateTransfer(fund),
+                            Event::CreateTransfer(pass_on),
+                        ])
+                        .unwrap();
                     assert_eq!(results, vec![EventResult::Ok, EventResult::Ok]);
                     // The same request again: recognised, nothing moves twice.
-                    let again = handle.execute(vec![Event::CreateTransfer(fund), Event::CreateTransfer(pass_on)]).unwrap();
+                    let again = handle
+                        .execute(vec![
+                            Event::CreateTransfer(fund),
+                            Event::CreateTransfer(pass_on),
+                        ])
+                        .unwrap();
                     assert_eq!(again, vec![EventResult::Exists, EventResult::Exists]);
                 }
             })
@@ -95,7 +119,11 @@ fn concurrent_submitters_are_answered_after_commit_and_retries_are_idempotent() 
     sequencer.shutdown();
     let mut reader = store.reader().unwrap();
     let funding = reader.account(1).unwrap().unwrap();
-    assert_eq!(funding.debits_posted, 8 * 50 * 100, "each funding transfer counted exactly once");
+    assert_eq!(
+        funding.debits_posted,
+        8 * 50 * 100,
+        "each funding transfer counted exactly once"
+    );
     let mut wallets_total = 0;
     for id in 2..=11 {
         let wallet = reader.account(id).unwrap().unwrap();
@@ -115,11 +143,19 @@ fn pending_transfers_expire_once_and_the_timer_survives_a_restart() {
         let sequencer = Sequencer::start(&store, config(clock.clone())).unwrap();
         open_world(&store, &sequencer, 2);
         let handle = sequencer.handle();
-        assert_eq!(handle.execute(vec![Event::CreateTransfer(transfer(1, 1, 2, 500))]).unwrap(), vec![EventResult::Ok]);
+        assert_eq!(
+            handle
+                .execute(vec![Event::CreateTransfer(transfer(1, 1, 2, 500))])
+                .unwrap(),
+            vec![EventResult::Ok]
+        );
         let mut hold = transfer(2, 2, 3, 300);
         hold.flags = TransferFlags::PENDING;
         hold.timeout_seconds = 5;
-        assert_eq!(handle.execute(vec![Event::CreateTransfer(hold)]).unwrap(), vec![EventResult::Ok]);
+        assert_eq!(
+            handle.execute(vec![Event::CreateTransfer(hold)]).unwrap(),
+            vec![EventResult::Ok]
+        );
         let wallet = store.reader().unwrap().account(2).unwrap().unwrap();
         assert_eq!(wallet.debits_pending, 300);
         sequencer.shutdown();
@@ -137,7 +173,10 @@ fn pending_transfers_expire_once_and_the_timer_survives_a_restart() {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(expired, "the hold expired after the restart without any request");
+    assert!(
+        expired,
+        "the hold expired after the restart without any request"
+    );
     let wallet = reader.account(2).unwrap().unwrap();
     assert_eq!(wallet.debits_pending, 0);
     assert_eq!(wallet.debits_posted, 0);
@@ -145,7 +184,10 @@ fn pending_transfers_expire_once_and_the_timer_survives_a_restart() {
     let mut post = transfer(3, 0, 0, 0);
     post.flags = TransferFlags::POST_PENDING;
     post.pending_id = 2;
-    let results = sequencer.handle().execute(vec![Event::CreateTransfer(post)]).unwrap();
+    let results = sequencer
+        .handle()
+        .execute(vec![Event::CreateTransfer(post)])
+        .unwrap();
     assert_eq!(results, vec![EventResult::PendingExpired]);
     clock.0.fetch_add(60_000_000_000, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(100));
@@ -171,9 +213,15 @@ struct FlakyWriter {
 impl StoreWriter for FlakyWriter {
     fn commit(&mut self, batch: &CommitBatch<'_>) -> StoreResult<()> {
         let mut failures = self.fail_sequences.lock().unwrap();
-        if let Some(position) = failures.iter().position(|sequence| *sequence == batch.sequence) {
+        if let Some(position) = failures
+            .iter()
+            .position(|sequence| *sequence == batch.sequence)
+        {
             failures.remove(position);
-            return Err(StoreError::new(StoreErrorKind::Unavailable, "disk full (simulated)"));
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "disk full (simulated)",
+            ));
         }
         drop(failures);
         self.inner.commit(batch)
@@ -182,7 +230,10 @@ impl StoreWriter for FlakyWriter {
 
 impl Store for FlakyStore {
     fn writer(&self) -> StoreResult<Box<dyn StoreWriter>> {
-        Ok(Box::new(FlakyWriter { inner: self.inner.writer()?, fail_sequences: self.fail_sequences.clone() }))
+        Ok(Box::new(FlakyWriter {
+            inner: self.inner.writer()?,
+            fail_sequences: self.fail_sequences.clone(),
+        }))
     }
     fn reader(&self) -> StoreResult<Box<dyn StoreReader>> {
         self.inner.reader()
@@ -204,7 +255,12 @@ fn a_failed_write_answers_with_an_error_and_memory_follows_the_disk() {
     open_world(&store, &sequencer, 2);
     let handle = sequencer.handle();
     // Batch 2 commits.
-    assert_eq!(handle.execute(vec![Event::CreateTransfer(transfer(1, 1, 2, 100))]).unwrap(), vec![EventResult::Ok]);
+    assert_eq!(
+        handle
+            .execute(vec![Event::CreateTransfer(transfer(1, 1, 2, 100))])
+            .unwrap(),
+        vec![EventResult::Ok]
+    );
     // Batch 3 fails to write: the submitter hears so, and nothing of it is kept.
     match handle.execute(vec![Event::CreateTransfer(transfer(2, 2, 3, 70))]) {
         Err(CommitError::Store(error)) => assert!(error.message.contains("disk full")),
@@ -238,9 +294,19 @@ fn requests_that_are_empty_or_too_large_are_refused() {
     let store = SqliteStore::open(directory.path()).unwrap();
     let sequencer = Sequencer::start(&store, SequencerConfig::default()).unwrap();
     let handle = sequencer.handle();
-    assert!(matches!(handle.execute(Vec::new()), Err(CommitError::RequestSize(0))));
+    assert!(matches!(
+        handle.execute(Vec::new()),
+        Err(CommitError::RequestSize(0))
+    ));
     let too_many = vec![account(1, AccountFlags::empty()); ledger::BATCH_EVENTS_MAX + 1];
-    assert!(matches!(handle.execute(too_many), Err(CommitError::RequestSize(8191))));
+    assert!(matches!(
+        handle.execute(too_many),
+        Err(CommitError::RequestSize(8191))
+    ));
     sequencer.shutdown();
-    assert_eq!(store.reader().unwrap().head().unwrap().batches, 0, "nothing was written");
+    assert_eq!(
+        store.reader().unwrap().head().unwrap().batches,
+        0,
+        "nothing was written"
+    );
 }

@@ -36,8 +36,13 @@ impl Checkpointer {
                     std::thread::sleep(Duration::from_millis(CHECKPOINT_INTERVAL_MS));
                 }
             })
-            .map_err(|error| store::StoreError::new(store::StoreErrorKind::Other, error.to_string()))?;
-        Ok(Checkpointer { stop, thread: Some(thread) })
+            .map_err(|error| {
+                store::StoreError::new(store::StoreErrorKind::Other, error.to_string())
+            })?;
+        Ok(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 

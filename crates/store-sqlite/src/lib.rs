@@ -2,6 +2,9 @@
 //!
 //! One writer connection (owned by the sequencer) and any number of reader connections.
 
+// An edge of the system: it may read the clock and wait (see clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 mod checkpoint;
 mod migrations;
 mod postings;
@@ -63,16 +66,24 @@ impl SqliteStore {
         std::fs::create_dir_all(data_dir).map_err(|error| {
             StoreError::new(
                 StoreErrorKind::Unavailable,
-                format!("cannot create data directory {}: {error}", data_dir.display()),
+                format!(
+                    "cannot create data directory {}: {error}",
+                    data_dir.display()
+                ),
             )
         })?;
         let path = data_dir.join(DATABASE_FILE_NAME);
         let mut connection = open_connection(&path, false)?;
         // Takes effect only when the file is created: larger pages mean fewer WAL frames and
         // shallower trees for the append-heavy tables.
-        connection.pragma_update(None, "page_size", PAGE_SIZE_BYTES).map_err(map_error)?;
+        connection
+            .pragma_update(None, "page_size", PAGE_SIZE_BYTES)
+            .map_err(map_error)?;
         migrations::migrate(&mut connection)?;
-        Ok(SqliteStore { path, writer_taken: Arc::new(AtomicBool::new(false)) })
+        Ok(SqliteStore {
+            path,
+            writer_taken: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     /// Opens an existing store without creating or migrating anything.
@@ -81,12 +92,18 @@ impl SqliteStore {
         if !path.exists() {
             return Err(StoreError::new(
                 StoreErrorKind::Unavailable,
-                format!("no Tally store at {} (expected {DATABASE_FILE_NAME})", data_dir.display()),
+                format!(
+                    "no Tally store at {} (expected {DATABASE_FILE_NAME})",
+                    data_dir.display()
+                ),
             ));
         }
         let connection = open_connection(&path, true)?;
         migrations::check_current(&connection)?;
-        Ok(SqliteStore { path, writer_taken: Arc::new(AtomicBool::new(false)) })
+        Ok(SqliteStore {
+            path,
+            writer_taken: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -108,7 +125,10 @@ pub(crate) fn open_connection(path: &Path, read_only: bool) -> StoreResult<Conne
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let connection = Connection::open_with_flags(path, flags).map_err(|error| {
-        StoreError::new(StoreErrorKind::Unavailable, format!("{}: {error}", path.display()))
+        StoreError::new(
+            StoreErrorKind::Unavailable,
+            format!("{}: {error}", path.display()),
+        )
     })?;
     connection
         .busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
@@ -124,7 +144,9 @@ pub(crate) fn open_connection(path: &Path, read_only: bool) -> StoreResult<Conne
             ));
         }
         // FULL: the WAL is synced at every commit, so a committed batch survives power loss.
-        connection.pragma_update(None, "synchronous", "FULL").map_err(map_error)?;
+        connection
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(map_error)?;
     }
     Ok(connection)
 }
@@ -138,17 +160,25 @@ impl Store for SqliteStore {
             ));
         }
         let connection = open_connection(&self.path, false)?;
-        connection.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(map_error)?;
+        connection
+            .pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+            .map_err(map_error)?;
         connection
             .pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
             .map_err(map_error)?;
         let checkpointer = checkpoint::Checkpointer::start(&self.path)?;
-        Ok(Box::new(writer::SqliteWriter::new(connection, self.writer_taken.clone(), checkpointer)))
+        Ok(Box::new(writer::SqliteWriter::new(
+            connection,
+            self.writer_taken.clone(),
+            checkpointer,
+        )))
     }
 
     fn reader(&self) -> StoreResult<Box<dyn StoreReader>> {
         let connection = open_connection(&self.path, false)?;
-        connection.pragma_update(None, "query_only", true).map_err(map_error)?;
+        connection
+            .pragma_update(None, "query_only", true)
+            .map_err(map_error)?;
         Ok(Box::new(reader::SqliteReader::new(connection)))
     }
 

@@ -6,7 +6,8 @@ use store::{StoreError, StoreResult};
 use crate::map_error;
 
 /// (version, name, SQL). Append only: a released migration is never edited.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "ledger", include_str!("../migrations/0001_ledger.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "ledger", include_str!("../migrations/0001_ledger.sql"))];
 
 pub(crate) fn migrate(connection: &mut Connection) -> StoreResult<()> {
     connection
@@ -42,7 +43,11 @@ pub(crate) fn migrate(connection: &mut Connection) -> StoreResult<()> {
 
 fn current_version(connection: &Connection) -> StoreResult<i64> {
     connection
-        .query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |row| row.get(0))
+        .query_row(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            [],
+            |row| row.get(0),
+        )
         .map_err(map_error)
 }
 

@@ -38,8 +38,17 @@ fn authorize(context: AuthContext<'_>) -> Authorization {
         }
         // Functions are harmless except the few that touch files or the engine.
         AuthAction::Function { function_name } => {
-            let refused = ["load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"];
-            if refused.iter().any(|name| function_name.eq_ignore_ascii_case(name)) {
+            let refused = [
+                "load_extension",
+                "readfile",
+                "writefile",
+                "edit",
+                "fts3_tokenizer",
+            ];
+            if refused
+                .iter()
+                .any(|name| function_name.eq_ignore_ascii_case(name))
+            {
                 Authorization::Deny
             } else {
                 Authorization::Allow
@@ -61,7 +70,9 @@ pub(crate) fn read_only_connection(path: &Path) -> StoreResult<Connection> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(map_error)?;
-    connection.pragma_update(None, "query_only", true).map_err(map_error)?;
+    connection
+        .pragma_update(None, "query_only", true)
+        .map_err(map_error)?;
     connection.authorizer(Some(authorize));
     Ok(connection)
 }
@@ -95,8 +106,11 @@ pub fn query_read_only(connection: &Connection, sql: &str) -> StoreResult<QueryO
             "refused: this interface is read-only (only SELECT queries over the store are allowed)",
         ));
     }
-    let columns: Vec<String> =
-        statement.column_names().iter().map(|name| (*name).to_owned()).collect();
+    let columns: Vec<String> = statement
+        .column_names()
+        .iter()
+        .map(|name| (*name).to_owned())
+        .collect();
     let column_count = columns.len();
     let mut rows = statement.query([]).map_err(map_error)?;
     let mut output = Vec::new();
@@ -119,5 +133,8 @@ pub fn query_read_only(connection: &Connection, sql: &str) -> StoreResult<QueryO
         }
         output.push(values);
     }
-    Ok(QueryOutput { columns, rows: output })
+    Ok(QueryOutput {
+        columns,
+        rows: output,
+    })
 }

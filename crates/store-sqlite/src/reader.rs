@@ -1,14 +1,16 @@
 //! Reads of committed state, on a connection that refuses writes (`query_only`).
 
-use ledger::{Account, AccountBalance, AccountFlags, Currency, PendingStatus, Transfer, TransferFlags};
+use ledger::{
+    Account, AccountBalance, AccountFlags, Currency, PendingStatus, Transfer, TransferFlags,
+};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use store::{
-    from_i64, CurrencyTotals, HistoryQuery, LedgerHead, StoreError, StoreReader,
-    StoreResult, StoredTransfer, HISTORY_PAGE_LIMIT_MAX,
+    from_i64, CurrencyTotals, HistoryQuery, LedgerHead, StoreError, StoreReader, StoreResult,
+    StoredTransfer, HISTORY_PAGE_LIMIT_MAX,
 };
 
-use crate::{map_error, postings};
 use crate::writer::history_slice;
+use crate::{map_error, postings};
 
 pub(crate) struct SqliteReader {
     connection: Connection,
@@ -39,8 +41,14 @@ fn timestamp(value: i64) -> Decoded<u64> {
 fn account_from_row(row: &Row<'_>) -> rusqlite::Result<Decoded<Account>> {
     let currency_text: String = row.get(1)?;
     let flags_bits: u16 = row.get(3)?;
-    let values: [i64; 6] =
-        [row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?, row.get(8)?, row.get(9)?];
+    let values: [i64; 6] = [
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+    ];
     let id: i64 = row.get(0)?;
     let kind: u16 = row.get(2)?;
     Ok((|| {
@@ -48,8 +56,9 @@ fn account_from_row(row: &Row<'_>) -> rusqlite::Result<Decoded<Account>> {
             id: from_i64(id, "account id")?,
             currency: currency(&currency_text)?,
             kind,
-            flags: AccountFlags::from_bits(flags_bits)
-                .ok_or_else(|| StoreError::corrupt(format!("unknown account flags {flags_bits}")))?,
+            flags: AccountFlags::from_bits(flags_bits).ok_or_else(|| {
+                StoreError::corrupt(format!("unknown account flags {flags_bits}"))
+            })?,
             user_data: from_i64(values[0], "user_data")?,
             debits_pending: from_i64(values[1], "debits_pending")?,
             debits_posted: from_i64(values[2], "debits_posted")?,
@@ -96,7 +105,9 @@ fn pending_status(text: Option<String>) -> Decoded<Option<PendingStatus>> {
         Some("posted") => Ok(Some(PendingStatus::Posted)),
         Some("voided") => Ok(Some(PendingStatus::Voided)),
         Some("expired") => Ok(Some(PendingStatus::Expired)),
-        Some(other) => Err(StoreError::corrupt(format!("unknown pending status {other:?}"))),
+        Some(other) => Err(StoreError::corrupt(format!(
+            "unknown pending status {other:?}"
+        ))),
     }
 }
 
@@ -124,12 +135,16 @@ impl StoreReader for SqliteReader {
     fn load_accounts(&mut self, ids: &[u128], out: &mut Vec<Account>) -> StoreResult<()> {
         let mut statement = self
             .connection
-            .prepare_cached(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"))
+            .prepare_cached(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"
+            ))
             .map_err(map_error)?;
         for id in ids {
             let Ok(id) = i64::try_from(*id) else { continue };
-            if let Some(account) =
-                statement.query_row([id], account_from_row).optional().map_err(map_error)?
+            if let Some(account) = statement
+                .query_row([id], account_from_row)
+                .optional()
+                .map_err(map_error)?
             {
                 out.push(account?);
             }
@@ -148,11 +163,16 @@ impl StoreReader for SqliteReader {
         for id in ids {
             let Ok(id) = i64::try_from(*id) else { continue };
             let found = statement
-                .query_row([id], |row| Ok((transfer_from_row(row)?, row.get::<_, Option<String>>(11)?)))
+                .query_row([id], |row| {
+                    Ok((transfer_from_row(row)?, row.get::<_, Option<String>>(11)?))
+                })
                 .optional()
                 .map_err(map_error)?;
             if let Some((transfer, status)) = found {
-                out.push(StoredTransfer { transfer: transfer?, pending_status: pending_status(status)? });
+                out.push(StoredTransfer {
+                    transfer: transfer?,
+                    pending_status: pending_status(status)?,
+                });
             }
         }
         Ok(())
@@ -171,7 +191,9 @@ impl StoreReader for SqliteReader {
     }
 
     fn account_transfers(&mut self, query: HistoryQuery) -> StoreResult<Vec<Transfer>> {
-        let Ok(account_id) = i64::try_from(query.account_id) else { return Ok(Vec::new()) };
+        let Ok(account_id) = i64::try_from(query.account_id) else {
+            return Ok(Vec::new());
+        };
         let limit = query.limit.min(HISTORY_PAGE_LIMIT_MAX);
         let after = i64::try_from(query.after_timestamp).unwrap_or(i64::MAX);
         let mut ids: Vec<u128> = Vec::with_capacity(limit);
@@ -183,10 +205,14 @@ impl StoreReader for SqliteReader {
                      WHERE account_id = ?1 AND timestamp_last > ?2 ORDER BY timestamp_first",
                 )
                 .map_err(map_error)?;
-            let mut rows = merged.query(params![account_id, after]).map_err(map_error)?;
+            let mut rows = merged
+                .query(params![account_id, after])
+                .map_err(map_error)?;
             let mut pairs: Vec<[i64; 2]> = Vec::new();
             while ids.len() < limit {
-                let Some(row) = rows.next().map_err(map_error)? else { break };
+                let Some(row) = rows.next().map_err(map_error)? else {
+                    break;
+                };
                 pairs.clear();
                 decode_postings(row.get_ref(0).map_err(map_error)?.as_str().ok(), &mut pairs)?;
                 for [timestamp, transfer_id] in &pairs {
@@ -203,12 +229,19 @@ impl StoreReader for SqliteReader {
                     "SELECT postings FROM account_postings_recent WHERE slice = ?1 ORDER BY batch",
                 )
                 .map_err(map_error)?;
-            let mut rows = recent.query([history_slice(query.account_id)]).map_err(map_error)?;
+            let mut rows = recent
+                .query([history_slice(query.account_id)])
+                .map_err(map_error)?;
             let mut entries: Vec<[i64; 3]> = Vec::new();
             while ids.len() < limit {
-                let Some(row) = rows.next().map_err(map_error)? else { break };
+                let Some(row) = rows.next().map_err(map_error)? else {
+                    break;
+                };
                 entries.clear();
-                decode_postings(row.get_ref(0).map_err(map_error)?.as_str().ok(), &mut entries)?;
+                decode_postings(
+                    row.get_ref(0).map_err(map_error)?.as_str().ok(),
+                    &mut entries,
+                )?;
                 for [entry_account, timestamp, transfer_id] in &entries {
                     if *entry_account == account_id && *timestamp > after && ids.len() < limit {
                         ids.push(from_i64(*transfer_id, "transfer id")?);
@@ -228,7 +261,9 @@ impl StoreReader for SqliteReader {
     }
 
     fn account_balances(&mut self, query: HistoryQuery) -> StoreResult<Vec<AccountBalance>> {
-        let Ok(account_id) = i64::try_from(query.account_id) else { return Ok(Vec::new()) };
+        let Ok(account_id) = i64::try_from(query.account_id) else {
+            return Ok(Vec::new());
+        };
         let after = i64::try_from(query.after_timestamp).unwrap_or(i64::MAX);
         let mut statement = self
             .connection
@@ -239,9 +274,18 @@ impl StoreReader for SqliteReader {
             )
             .map_err(map_error)?;
         let rows = statement
-            .query_map(params![account_id, after, clamp_limit(query.limit)], |row| {
-                Ok([row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?])
-            })
+            .query_map(
+                params![account_id, after, clamp_limit(query.limit)],
+                |row| {
+                    Ok([
+                        row.get::<_, i64>(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ])
+                },
+            )
             .map_err(map_error)?;
         let mut balances = Vec::new();
         for row in rows {
@@ -269,9 +313,10 @@ impl StoreReader for SqliteReader {
             .map_err(map_error)?;
         let now = i64::try_from(now).unwrap_or(i64::MAX);
         let rows = statement
-            .query_map(params![now, limit.min(ledger::BATCH_EXPIRIES_MAX) as i64], |row| {
-                row.get::<_, i64>(0)
-            })
+            .query_map(
+                params![now, limit.min(ledger::BATCH_EXPIRIES_MAX) as i64],
+                |row| row.get::<_, i64>(0),
+            )
             .map_err(map_error)?;
         let mut ids = Vec::new();
         for row in rows {
@@ -346,7 +391,6 @@ impl StoreReader for SqliteReader {
         Ok(ids)
     }
 }
-
 
 fn decode_postings<const N: usize>(text: Option<&str>, out: &mut Vec<[i64; N]>) -> StoreResult<()> {
     text.and_then(|text| postings::decode(text, out))

@@ -4,7 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ledger::Account;
-use rusqlite::{params, Connection};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{params, Connection, ToSql};
 use store::{to_i64, CommitBatch, StoreError, StoreErrorKind, StoreResult, StoreWriter};
 
 use crate::checkpoint::Checkpointer;
@@ -26,8 +27,16 @@ pub(crate) struct SqliteWriter {
 }
 
 impl SqliteWriter {
-    pub(crate) fn new(connection: Connection, taken: Arc<AtomicBool>, checkpointer: Checkpointer) -> Self {
-        SqliteWriter { connection, taken, _checkpointer: checkpointer }
+    pub(crate) fn new(
+        connection: Connection,
+        taken: Arc<AtomicBool>,
+        checkpointer: Checkpointer,
+    ) -> Self {
+        SqliteWriter {
+            connection,
+            taken,
+            _checkpointer: checkpointer,
+        }
     }
 }
 
@@ -39,7 +48,9 @@ impl Drop for SqliteWriter {
 
 impl StoreWriter for SqliteWriter {
     fn commit(&mut self, batch: &CommitBatch<'_>) -> StoreResult<()> {
-        self.connection.execute_batch("BEGIN IMMEDIATE").map_err(map_error)?;
+        self.connection
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(map_error)?;
         match write_batch(&self.connection, batch) {
             Ok(()) => {
                 if let Err(error) = self.connection.execute_batch("COMMIT") {
@@ -89,60 +100,58 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
     for account in batch.accounts_created {
         insert_account(connection, account)?;
     }
-    {
-        let mut update = connection
-            .prepare_cached(
-                "UPDATE accounts SET debits_pending = ?2, debits_posted = ?3,
-                    credits_pending = ?4, credits_posted = ?5 WHERE id = ?1",
-            )
-            .map_err(map_error)?;
-        for account in batch.accounts_updated {
-            let changed = update
-                .execute(params![
-                    to_i64(account.id),
-                    to_i64(account.debits_pending),
-                    to_i64(account.debits_posted),
-                    to_i64(account.credits_pending),
-                    to_i64(account.credits_posted),
-                ])
-                .map_err(map_error)?;
-            if changed != 1 {
-                return Err(StoreError::corrupt(format!(
-                    "account {} to update is not in the store",
-                    account.id
-                )));
-            }
-        }
+    let updates: Vec<[Param<'_>; 5]> = batch
+        .accounts_updated
+        .iter()
+        .map(|account| {
+            [
+                Param::Integer(to_i64(account.id)),
+                Param::Integer(to_i64(account.debits_pending)),
+                Param::Integer(to_i64(account.debits_posted)),
+                Param::Integer(to_i64(account.credits_pending)),
+                Param::Integer(to_i64(account.credits_posted)),
+            ]
+        })
+        .collect();
+    let updated = execute_rows(
+        connection,
+        "UPDATE accounts SET debits_pending = v.column2, debits_posted = v.column3,
+            credits_pending = v.column4, credits_posted = v.column5 FROM (VALUES ",
+        ") AS v WHERE accounts.id = v.column1",
+        &updates,
+    )?;
+    if updated != updates.len() {
+        return Err(StoreError::corrupt(format!(
+            "{} of {} accounts to update are not in the store",
+            updates.len() - updated,
+            updates.len()
+        )));
     }
     let mut transfer_id_max = 0u128;
     {
-        let mut insert_transfer = connection
-            .prepare_cached(
-                "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, currency,
-                    pending_id, user_data, timeout_seconds, kind, flags, timestamp)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )
-            .map_err(map_error)?;
         let mut postings: Vec<Vec<[i64; 3]>> = vec![Vec::new(); HISTORY_SLICES as usize];
+        let mut rows: Vec<[Param<'_>; 11]> = Vec::with_capacity(batch.transfers.len());
         for transfer in batch.transfers {
             transfer_id_max = transfer_id_max.max(transfer.id);
             let id = to_i64(transfer.id);
             let timestamp = timestamp_i64(transfer.timestamp);
-            insert_transfer
-                .execute(params![
-                    id,
-                    to_i64(transfer.debit_account_id),
-                    to_i64(transfer.credit_account_id),
-                    to_i64(transfer.amount),
-                    transfer.currency.as_str(),
-                    (transfer.pending_id != 0).then(|| to_i64(transfer.pending_id)),
-                    to_i64(transfer.user_data),
-                    transfer.timeout_seconds,
-                    transfer.kind,
-                    transfer.flags.bits(),
-                    timestamp,
-                ])
-                .map_err(map_error)?;
+            rows.push([
+                Param::Integer(id),
+                Param::Integer(to_i64(transfer.debit_account_id)),
+                Param::Integer(to_i64(transfer.credit_account_id)),
+                Param::Integer(to_i64(transfer.amount)),
+                Param::Text(transfer.currency.as_str()),
+                if transfer.pending_id == 0 {
+                    Param::Null
+                } else {
+                    Param::Integer(to_i64(transfer.pending_id))
+                },
+                Param::Integer(to_i64(transfer.user_data)),
+                Param::Integer(i64::from(transfer.timeout_seconds)),
+                Param::Integer(i64::from(transfer.kind)),
+                Param::Integer(i64::from(transfer.flags.bits())),
+                Param::Integer(timestamp),
+            ]);
             for account_id in [transfer.debit_account_id, transfer.credit_account_id] {
                 postings[history_slice(account_id) as usize].push([
                     to_i64(account_id),
@@ -151,6 +160,13 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
                 ]);
             }
         }
+        execute_rows(
+            connection,
+            "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, currency,
+                pending_id, user_data, timeout_seconds, kind, flags, timestamp) VALUES ",
+            "",
+            &rows,
+        )?;
         let mut insert_postings = connection
             .prepare_cached(
                 "INSERT INTO account_postings_recent (slice, batch, postings) VALUES (?1, ?2, ?3)",
@@ -229,6 +245,74 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
     Ok(())
 }
 
+/// Rows bound per multi-row statement: fewer statement executions for the same rows.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// A value bound to a statement without copying.
+#[derive(Debug, Clone, Copy)]
+enum Param<'a> {
+    Integer(i64),
+    Text(&'a str),
+    Null,
+}
+
+impl ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Param::Integer(value) => ValueRef::Integer(*value),
+            Param::Text(text) => ValueRef::Text(text.as_bytes()),
+            Param::Null => ValueRef::Null,
+        }))
+    }
+}
+
+fn values_sql(head: &str, tail: &str, columns: usize, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(","));
+    format!("{head}{}{tail}", vec![row; rows].join(","))
+}
+
+/// Runs `head VALUES (...), (...) tail` for all `rows`, many rows per statement; returns the
+/// number of rows changed.
+fn execute_rows<const N: usize>(
+    connection: &Connection,
+    head: &str,
+    tail: &str,
+    rows: &[[Param<'_>; N]],
+) -> StoreResult<usize> {
+    let mut changed = 0;
+    let mut chunks = rows.chunks_exact(ROWS_PER_STATEMENT);
+    if rows.len() >= ROWS_PER_STATEMENT {
+        let mut statement = connection
+            .prepare_cached(&values_sql(head, tail, N, ROWS_PER_STATEMENT))
+            .map_err(map_error)?;
+        for chunk in &mut chunks {
+            for (row_index, row) in chunk.iter().enumerate() {
+                for (column, value) in row.iter().enumerate() {
+                    statement
+                        .raw_bind_parameter(row_index * N + column + 1, value)
+                        .map_err(map_error)?;
+                }
+            }
+            changed += statement.raw_execute().map_err(map_error)?;
+        }
+    }
+    let remainder = chunks.remainder();
+    if !remainder.is_empty() {
+        let mut statement = connection
+            .prepare_cached(&values_sql(head, tail, N, 1))
+            .map_err(map_error)?;
+        for row in remainder {
+            for (column, value) in row.iter().enumerate() {
+                statement
+                    .raw_bind_parameter(column + 1, value)
+                    .map_err(map_error)?;
+            }
+            changed += statement.raw_execute().map_err(map_error)?;
+        }
+    }
+    Ok(changed)
+}
+
 /// Moves one slice of recent postings into the clustered history table, packed per account.
 fn merge_history_slice(connection: &Connection, slice: i64) -> StoreResult<()> {
     let mut entries: Vec<[i64; 3]> = Vec::new();
@@ -240,9 +324,13 @@ fn merge_history_slice(connection: &Connection, slice: i64) -> StoreResult<()> {
             .map_err(map_error)?;
         let mut rows = select.query([slice]).map_err(map_error)?;
         while let Some(row) = rows.next().map_err(map_error)? {
-            let text = row.get_ref(0).map_err(map_error)?.as_str().map_err(|error| {
-                StoreError::corrupt(format!("recent postings of slice {slice}: {error}"))
-            })?;
+            let text = row
+                .get_ref(0)
+                .map_err(map_error)?
+                .as_str()
+                .map_err(|error| {
+                    StoreError::corrupt(format!("recent postings of slice {slice}: {error}"))
+                })?;
             postings::decode(text, &mut entries).ok_or_else(|| {
                 StoreError::corrupt(format!("recent postings of slice {slice} are malformed"))
             })?;

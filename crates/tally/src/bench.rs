@@ -118,7 +118,14 @@ pub fn peak_rss_bytes() -> u64 {
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .map_or(0, |kib| kib * 1024)
 }
 
@@ -131,11 +138,27 @@ fn percentile(sorted: &[u64], per_mille: usize) -> f64 {
 }
 
 pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
-    ensure!(args.transfers > 0 && args.transfers <= TRANSFERS_MAX, "--transfers must be between 1 and {TRANSFERS_MAX}");
-    ensure!(args.accounts >= 2 && args.accounts <= ACCOUNTS_MAX, "--accounts must be between 2 and {ACCOUNTS_MAX}");
-    ensure!(args.batch >= 1 && args.batch <= ledger::BATCH_EVENTS_MAX, "--batch must be between 1 and {}", ledger::BATCH_EVENTS_MAX);
-    ensure!(args.hot_accounts < args.accounts, "--hot-accounts must be below --accounts");
-    ensure!(args.submitters >= 1 && args.submitters <= SUBMITTERS_MAX, "--submitters must be between 1 and {SUBMITTERS_MAX}");
+    ensure!(
+        args.transfers > 0 && args.transfers <= TRANSFERS_MAX,
+        "--transfers must be between 1 and {TRANSFERS_MAX}"
+    );
+    ensure!(
+        args.accounts >= 2 && args.accounts <= ACCOUNTS_MAX,
+        "--accounts must be between 2 and {ACCOUNTS_MAX}"
+    );
+    ensure!(
+        args.batch >= 1 && args.batch <= ledger::BATCH_EVENTS_MAX,
+        "--batch must be between 1 and {}",
+        ledger::BATCH_EVENTS_MAX
+    );
+    ensure!(
+        args.hot_accounts < args.accounts,
+        "--hot-accounts must be below --accounts"
+    );
+    ensure!(
+        args.submitters >= 1 && args.submitters <= SUBMITTERS_MAX,
+        "--submitters must be between 1 and {SUBMITTERS_MAX}"
+    );
 
     let temporary;
     let directory = match &args.data {
@@ -148,7 +171,9 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
             directory.clone()
         }
         None => {
-            temporary = tempfile::Builder::new().prefix("tally-bench-").tempdir_in(std::env::temp_dir())?;
+            temporary = tempfile::Builder::new()
+                .prefix("tally-bench-")
+                .tempdir_in(std::env::temp_dir())?;
             temporary.path().to_path_buf()
         }
     };
@@ -159,7 +184,11 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
         eprintln!("store: sqlite at {}", store.path().display());
         eprintln!("creating {} accounts", args.accounts);
     }
-    create_accounts(&handle, 1..=u128::from(args.accounts), AccountFlags::empty())?;
+    create_accounts(
+        &handle,
+        1..=u128::from(args.accounts),
+        AccountFlags::empty(),
+    )?;
 
     let shared = Arc::new(Shared {
         next_transfer_id: AtomicU64::new(1),
@@ -187,7 +216,9 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
         })
         .collect();
     for thread in threads {
-        thread.join().map_err(|_| anyhow::anyhow!("a submitter panicked"))??;
+        thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("a submitter panicked"))??;
     }
     let elapsed = started.elapsed();
     drop(progress);
@@ -197,7 +228,11 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
     let committed = shared.committed.load(Ordering::Relaxed);
     let mut reader = store.reader()?;
     let invariants = InvariantReport::check(reader.as_mut())?;
-    let mut latencies = shared.latencies_us.lock().expect("no poisoned lock").clone();
+    let mut latencies = shared
+        .latencies_us
+        .lock()
+        .expect("no poisoned lock")
+        .clone();
     latencies.sort_unstable();
     let transfers_per_second = committed as f64 / elapsed.as_secs_f64().max(1e-9);
     let report = serde_json::json!({
@@ -224,7 +259,10 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
         println!("{report}");
     } else {
         println!("backend            {}", store.backend());
-        println!("transfers          {committed} ({} rejected)", failures.len());
+        println!(
+            "transfers          {committed} ({} rejected)",
+            failures.len()
+        );
         println!("accounts           {}", args.accounts);
         println!("elapsed            {:.2} s", elapsed.as_secs_f64());
         println!("throughput         {transfers_per_second:.0} transfers/s");
@@ -236,11 +274,25 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
             latencies.len(),
             args.batch
         );
-        println!("peak memory        {:.1} MiB", peak_rss_bytes() as f64 / (1024.0 * 1024.0));
-        println!("invariants         {}", if invariants.holds() { "hold" } else { "BROKEN" });
+        println!(
+            "peak memory        {:.1} MiB",
+            peak_rss_bytes() as f64 / (1024.0 * 1024.0)
+        );
+        println!(
+            "invariants         {}",
+            if invariants.holds() { "hold" } else { "BROKEN" }
+        );
     }
-    ensure!(failures.is_empty(), "{} transfers were rejected (first: {})", failures.len(), failures[0]);
-    ensure!(invariants.holds(), "the ledger invariants do not hold after the run: {invariants:?}");
+    ensure!(
+        failures.is_empty(),
+        "{} transfers were rejected (first: {})",
+        failures.len(),
+        failures[0]
+    );
+    ensure!(
+        invariants.holds(),
+        "the ledger invariants do not hold after the run: {invariants:?}"
+    );
     Ok(())
 }
 
@@ -266,14 +318,18 @@ fn submit_loop(
         let wanted = config.batch as u64;
         let claimed = shared
             .budget_remaining
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| Some(left.saturating_sub(wanted)))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                Some(left.saturating_sub(wanted))
+            })
             .expect("the closure always returns Some")
             .min(wanted);
         if claimed == 0 && pending_ids.is_empty() {
             return Ok(());
         }
         let mut events = Vec::with_capacity(config.batch);
-        let first_id = shared.next_transfer_id.fetch_add(claimed.max(pending_ids.len() as u64), Ordering::Relaxed);
+        let first_id = shared
+            .next_transfer_id
+            .fetch_add(claimed.max(pending_ids.len() as u64), Ordering::Relaxed);
         let mut next_id = u128::from(first_id);
         let mut posts_due = std::mem::take(&mut pending_ids);
         for _ in 0..claimed {
@@ -307,7 +363,11 @@ fn submit_loop(
                 user_data: 0,
                 timeout_seconds: 0,
                 kind: 1,
-                flags: if pending { TransferFlags::PENDING } else { TransferFlags::empty() },
+                flags: if pending {
+                    TransferFlags::PENDING
+                } else {
+                    TransferFlags::empty()
+                },
                 currency: currency(),
             }));
         }
@@ -324,13 +384,26 @@ fn submit_loop(
         let submitted = Instant::now();
         let results = handle.execute(events).context("committing a request")?;
         let latency = submitted.elapsed();
-        shared.latencies_us.lock().expect("no poisoned lock").push(duration_us(latency));
-        let rejected: Vec<EventResult> =
-            results.iter().copied().filter(|result| *result != EventResult::Ok).collect();
-        shared.committed.fetch_add(count - rejected.len() as u64, Ordering::Relaxed);
+        shared
+            .latencies_us
+            .lock()
+            .expect("no poisoned lock")
+            .push(duration_us(latency));
+        let rejected: Vec<EventResult> = results
+            .iter()
+            .copied()
+            .filter(|result| *result != EventResult::Ok)
+            .collect();
+        shared
+            .committed
+            .fetch_add(count - rejected.len() as u64, Ordering::Relaxed);
         progress.fetch_add(count, Ordering::Relaxed);
         if !rejected.is_empty() {
-            shared.failures.lock().expect("no poisoned lock").extend(rejected);
+            shared
+                .failures
+                .lock()
+                .expect("no poisoned lock")
+                .extend(rejected);
         }
     }
 }

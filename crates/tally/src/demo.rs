@@ -1,5 +1,8 @@
 //! `tally demo`: a seeded story on a fresh embedded store, told as it happens.
 
+// Amounts are written as units_cents (500_00 is 500.00 CNY), which clippy reads as odd grouping.
+#![allow(clippy::inconsistent_digit_grouping)]
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -67,10 +70,18 @@ impl World {
     }
 
     fn account(&mut self, id: u128) -> anyhow::Result<Account> {
-        self.reader.account(id)?.with_context(|| format!("account {id} is missing"))
+        self.reader
+            .account(id)?
+            .with_context(|| format!("account {id} is missing"))
     }
 
-    fn transfer(&mut self, debit: u128, credit: u128, amount: u128, flags: TransferFlags) -> NewTransfer {
+    fn transfer(
+        &mut self,
+        debit: u128,
+        credit: u128,
+        amount: u128,
+        flags: TransferFlags,
+    ) -> NewTransfer {
         self.next_transfer_id += 1;
         NewTransfer {
             id: self.next_transfer_id,
@@ -87,7 +98,11 @@ impl World {
     }
 
     fn submit(&self, transfers: &[NewTransfer]) -> anyhow::Result<Vec<EventResult>> {
-        let events = transfers.iter().copied().map(Event::CreateTransfer).collect();
+        let events = transfers
+            .iter()
+            .copied()
+            .map(Event::CreateTransfer)
+            .collect();
         Ok(self.handle.execute(events)?)
     }
 
@@ -105,9 +120,16 @@ impl World {
             .iter()
             .map(|id| {
                 let account = self.account(*id)?;
-                let mut text = format!("{} {}", name(*id), self.money(account.available_credit_balance().max(0) as u128));
+                let mut text = format!(
+                    "{} {}",
+                    name(*id),
+                    self.money(account.available_credit_balance().max(0) as u128)
+                );
                 if account.debits_pending > 0 {
-                    text.push_str(&format!(" (and {} on hold)", self.money(account.debits_pending)));
+                    text.push_str(&format!(
+                        " (and {} on hold)",
+                        self.money(account.debits_pending)
+                    ));
                 }
                 Ok(text)
             })
@@ -127,10 +149,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             );
             directory
         }
-        None => tempfile::Builder::new().prefix("tally-demo-").tempdir()?.keep(),
+        None => tempfile::Builder::new()
+            .prefix("tally-demo-")
+            .tempdir()?
+            .keep(),
     };
     let store = SqliteStore::open(&directory)?;
-    println!("Tally demo — a fresh embedded store at {}", directory.display());
+    println!(
+        "Tally demo — a fresh embedded store at {}",
+        directory.display()
+    );
     println!();
     let sequencer = Sequencer::start(&store, SequencerConfig::default())?;
     let mut world = World {
@@ -156,11 +184,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             totals.currency.format_amount(totals.credits_pending),
         );
     }
-    println!("     accounts breaking their flags: {}", report.accounts_violating_flags.len());
+    println!(
+        "     accounts breaking their flags: {}",
+        report.accounts_violating_flags.len()
+    );
     let reserve = reader.account(RESERVE)?.context("reserve")?;
     let mut owed = 0i128;
     for id in [FEES, NOODLE_BAR, BOOK_CORNER, ALICE, BOB, CHEN, DANA, EMEKA] {
-        owed += reader.account(id)?.context("account")?.posted_credit_balance();
+        owed += reader
+            .account(id)?
+            .context("account")?
+            .posted_credit_balance();
     }
     println!(
         "     money held for customers, merchants and fees: {}; customer reserve: {}",
@@ -168,7 +202,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         world.money(reserve.posted_debit_balance().max(0) as u128)
     );
     ensure!(report.holds(), "the invariants do not hold: {report:?}");
-    ensure!(owed == reserve.posted_debit_balance(), "the reserve does not cover what is owed");
+    ensure!(
+        owed == reserve.posted_debit_balance(),
+        "the reserve does not cover what is owed"
+    );
     println!("     ✓ the invariants hold: every debit has its credit, no wallet is negative,");
     println!("       and the reserve mirrors exactly what the platform owes.");
     println!();
@@ -183,7 +220,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 fn story(world: &mut World) -> anyhow::Result<()> {
     let wallet = AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS;
     let opening = [
-        (RESERVE, KIND_RESERVE, AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS),
+        (
+            RESERVE,
+            KIND_RESERVE,
+            AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS,
+        ),
         (FEES, KIND_FEES, wallet),
         (NOODLE_BAR, KIND_MERCHANT, wallet),
         (BOOK_CORNER, KIND_MERCHANT, wallet),
@@ -198,17 +239,32 @@ fn story(world: &mut World) -> anyhow::Result<()> {
     let events = opening
         .iter()
         .map(|(id, kind, flags)| {
-            Event::CreateAccount(NewAccount { id: *id, currency: world.currency, kind: *kind, flags: *flags, user_data: 0 })
+            Event::CreateAccount(NewAccount {
+                id: *id,
+                currency: world.currency,
+                kind: *kind,
+                flags: *flags,
+                user_data: 0,
+            })
         })
         .collect();
     let results = world.handle.execute(events)?;
-    ensure!(results.iter().all(|result| *result == EventResult::Ok), "opening accounts failed: {results:?}");
+    ensure!(
+        results.iter().all(|result| *result == EventResult::Ok),
+        "opening accounts failed: {results:?}"
+    );
     println!("     {} accounts opened in one batch.", results.len());
     println!();
 
     println!("2. Top-ups: each user moves money in from a bank card. The customer reserve");
     println!("   (the mirror of the custodian bank account) is debited, the wallet credited.");
-    let top_ups = [(ALICE, 500_00), (BOB, 200_00), (CHEN, 75_00), (DANA, 1_000_00), (EMEKA, 20_00)];
+    let top_ups = [
+        (ALICE, 500_00),
+        (BOB, 200_00),
+        (CHEN, 75_00),
+        (DANA, 1_000_00),
+        (EMEKA, 20_00),
+    ];
     let transfers: Vec<NewTransfer> = top_ups
         .iter()
         .map(|(user, amount)| world.transfer(RESERVE, *user, *amount, TransferFlags::empty()))
@@ -217,10 +273,18 @@ fn story(world: &mut World) -> anyhow::Result<()> {
     world.show(&[ALICE, BOB, CHEN, DANA, EMEKA])?;
     println!();
 
-    println!("3. Alice pays Noodle Bar {} for lunch. The payment and the 0.6 % merchant fee", world.money(38_50));
+    println!(
+        "3. Alice pays Noodle Bar {} for lunch. The payment and the 0.6 % merchant fee",
+        world.money(38_50)
+    );
     println!("   are one linked chain: both happen, or neither does.");
     let mut payment = world.transfer(ALICE, NOODLE_BAR, 38_50, TransferFlags::LINKED);
-    let fee = world.transfer(NOODLE_BAR, FEES, 38_50 * FEE_BASIS_POINTS / 10_000, TransferFlags::empty());
+    let fee = world.transfer(
+        NOODLE_BAR,
+        FEES,
+        38_50 * FEE_BASIS_POINTS / 10_000,
+        TransferFlags::empty(),
+    );
     world.expect_ok(&[payment, fee])?;
     world.show(&[ALICE, NOODLE_BAR, FEES])?;
     println!();
@@ -231,19 +295,32 @@ fn story(world: &mut World) -> anyhow::Result<()> {
     world.show(&[BOB, CHEN])?;
     println!();
 
-    println!("5. Dana orders books at Book Corner: the shop places a hold of {} on her wallet", world.money(120_00));
-    println!("   (two-phase payment), then captures only {} when one title is out of stock.", world.money(95_00));
+    println!(
+        "5. Dana orders books at Book Corner: the shop places a hold of {} on her wallet",
+        world.money(120_00)
+    );
+    println!(
+        "   (two-phase payment), then captures only {} when one title is out of stock.",
+        world.money(95_00)
+    );
     let hold = world.transfer(DANA, BOOK_CORNER, 120_00, TransferFlags::PENDING);
     world.expect_ok(&[hold])?;
     world.show(&[DANA])?;
     let mut capture = world.transfer(0, 0, 95_00, TransferFlags::POST_PENDING);
     capture.pending_id = hold.id;
     world.expect_ok(&[capture])?;
-    println!("     captured {}; the remaining {} of the hold is released.", world.money(95_00), world.money(25_00));
+    println!(
+        "     captured {}; the remaining {} of the hold is released.",
+        world.money(95_00),
+        world.money(25_00)
+    );
     world.show(&[DANA, BOOK_CORNER])?;
     println!();
 
-    println!("6. Emeka starts a {} purchase that places a hold for one second; he never", world.money(15_00));
+    println!(
+        "6. Emeka starts a {} purchase that places a hold for one second; he never",
+        world.money(15_00)
+    );
     println!("   confirms it, so the hold expires and the ledger releases it exactly once.");
     let mut expiring = world.transfer(EMEKA, NOODLE_BAR, 15_00, TransferFlags::PENDING);
     expiring.timeout_seconds = 1;
@@ -251,20 +328,36 @@ fn story(world: &mut World) -> anyhow::Result<()> {
     world.show(&[EMEKA])?;
     let started = Instant::now();
     loop {
-        let status = world.reader.transfer(expiring.id)?.and_then(|stored| stored.pending_status);
+        let status = world
+            .reader
+            .transfer(expiring.id)?
+            .and_then(|stored| stored.pending_status);
         if status == Some(PendingStatus::Expired) {
             break;
         }
-        ensure!(started.elapsed() < Duration::from_secs(10), "the hold did not expire in time");
+        ensure!(
+            started.elapsed() < Duration::from_secs(10),
+            "the hold did not expire in time"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    println!("     after {:.1} s the hold has expired:", started.elapsed().as_secs_f64());
+    println!(
+        "     after {:.1} s the hold has expired:",
+        started.elapsed().as_secs_f64()
+    );
     world.show(&[EMEKA])?;
     let mut late_capture = world.transfer(0, 0, 0, TransferFlags::POST_PENDING);
     late_capture.pending_id = expiring.id;
     let results = world.submit(&[late_capture])?;
-    println!("     a late attempt to capture it is refused: {}", results[0]);
-    ensure!(results[0] == EventResult::PendingExpired, "expected pending_expired, got {}", results[0]);
+    println!(
+        "     a late attempt to capture it is refused: {}",
+        results[0]
+    );
+    ensure!(
+        results[0] == EventResult::PendingExpired,
+        "expected pending_expired, got {}",
+        results[0]
+    );
     println!();
 
     let chen_before = world.account(CHEN)?;
@@ -276,8 +369,15 @@ fn story(world: &mut World) -> anyhow::Result<()> {
     let too_much = world.transfer(CHEN, NOODLE_BAR, 100_01, TransferFlags::empty());
     let results = world.submit(&[too_much])?;
     println!("     refused: {}; nothing moved.", results[0]);
-    ensure!(results[0] == EventResult::ExceedsCredits, "expected exceeds_credits, got {}", results[0]);
-    ensure!(world.account(CHEN)? == chen_before, "a refused payment changed a balance");
+    ensure!(
+        results[0] == EventResult::ExceedsCredits,
+        "expected exceeds_credits, got {}",
+        results[0]
+    );
+    ensure!(
+        world.account(CHEN)? == chen_before,
+        "a refused payment changed a balance"
+    );
     world.show(&[CHEN])?;
     println!();
 
@@ -287,23 +387,42 @@ fn story(world: &mut World) -> anyhow::Result<()> {
     payment.flags = TransferFlags::LINKED;
     let results = world.submit(&[payment, fee])?;
     println!("     answers: {}, {}", results[0], results[1]);
-    ensure!(results.iter().all(|result| *result == EventResult::Exists), "expected exists, got {results:?}");
-    ensure!(world.account(ALICE)? == alice_before, "a retry changed a balance");
+    ensure!(
+        results.iter().all(|result| *result == EventResult::Exists),
+        "expected exists, got {results:?}"
+    );
+    ensure!(
+        world.account(ALICE)? == alice_before,
+        "a retry changed a balance"
+    );
     world.show(&[ALICE])?;
     println!();
 
     println!("9. Dana's wallet keeps its history: her balance after each transfer.");
-    let balances = world.reader.account_balances(store::HistoryQuery { account_id: DANA, after_timestamp: 0, limit: 10 })?;
+    let balances = world.reader.account_balances(store::HistoryQuery {
+        account_id: DANA,
+        after_timestamp: 0,
+        limit: 10,
+    })?;
     for balance in &balances {
-        let available = balance.credits_posted as i128 - balance.debits_posted as i128 - balance.debits_pending as i128;
+        let available = balance.credits_posted as i128
+            - balance.debits_posted as i128
+            - balance.debits_pending as i128;
         println!(
             "     available {} (on hold {})",
             world.money(available.max(0) as u128),
             world.money(balance.debits_pending)
         );
     }
-    let transfers = world.reader.account_transfers(store::HistoryQuery { account_id: DANA, after_timestamp: 0, limit: 10 })?;
-    ensure!(transfers.len() == balances.len(), "history and transfers disagree");
+    let transfers = world.reader.account_transfers(store::HistoryQuery {
+        account_id: DANA,
+        after_timestamp: 0,
+        limit: 10,
+    })?;
+    ensure!(
+        transfers.len() == balances.len(),
+        "history and transfers disagree"
+    );
     println!();
     Ok(())
 }

@@ -45,7 +45,9 @@ fn draw_until_stopped(label: &str, total: u64, done: &AtomicU64, stop: &AtomicBo
         let elapsed = started.elapsed().as_secs_f64().max(1e-9);
         let rate = count as f64 / elapsed;
         let filled = fraction_per_mille * BAR_WIDTH / 1000;
-        let bar: String = (0..BAR_WIDTH).map(|cell| if cell < filled { '#' } else { '.' }).collect();
+        let bar: String = (0..BAR_WIDTH)
+            .map(|cell| if cell < filled { '#' } else { '.' })
+            .collect();
         let text = format!(
             "{label} [{bar}] {:>3}% {count}/{total} {:.0}/s",
             fraction_per_mille / 10,

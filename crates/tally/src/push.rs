@@ -37,7 +37,11 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
     let sequencer = Sequencer::start(&store, SequencerConfig::default())?;
     let handle = sequencer.handle();
     let funding = u128::from(args.accounts) + 1;
-    create_accounts(&handle, 1..=u128::from(args.accounts), AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)?;
+    create_accounts(
+        &handle,
+        1..=u128::from(args.accounts),
+        AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
+    )?;
     create_accounts(&handle, std::iter::once(funding), AccountFlags::empty())?;
     let mut acks = std::fs::OpenOptions::new()
         .create(true)
@@ -59,11 +63,19 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
             next_id += 1;
             let choice = random.below(10);
             let (debit, credit, flags) = if choice < 3 {
-                (funding, 1 + u128::from(random.below(args.accounts)), TransferFlags::empty())
+                (
+                    funding,
+                    1 + u128::from(random.below(args.accounts)),
+                    TransferFlags::empty(),
+                )
             } else {
                 let debit = 1 + u128::from(random.below(args.accounts));
                 let credit = debit % u128::from(args.accounts) + 1;
-                let flags = if choice == 9 { TransferFlags::PENDING } else { TransferFlags::empty() };
+                let flags = if choice == 9 {
+                    TransferFlags::PENDING
+                } else {
+                    TransferFlags::empty()
+                };
                 (debit, credit, flags)
             };
             events.push(Event::CreateTransfer(NewTransfer {
@@ -73,7 +85,11 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
                 amount: u128::from(1 + random.below(5_000)),
                 pending_id: 0,
                 user_data: 0,
-                timeout_seconds: if flags == TransferFlags::PENDING { 1 } else { 0 },
+                timeout_seconds: if flags == TransferFlags::PENDING {
+                    1
+                } else {
+                    0
+                },
                 kind: 1,
                 flags,
                 currency: currency(),

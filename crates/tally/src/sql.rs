@@ -95,7 +95,13 @@ fn write_csv(out: &mut impl Write, output: &QueryOutput) -> std::io::Result<()> 
     for row in &output.rows {
         let fields: Vec<String> = row
             .iter()
-            .map(|value| if *value == Value::Null { String::new() } else { field(&text(value)) })
+            .map(|value| {
+                if *value == Value::Null {
+                    String::new()
+                } else {
+                    field(&text(value))
+                }
+            })
             .collect();
         writeln!(out, "{}", fields.join(","))?;
     }
@@ -103,9 +109,16 @@ fn write_csv(out: &mut impl Write, output: &QueryOutput) -> std::io::Result<()> 
 }
 
 fn write_table(out: &mut impl Write, output: &QueryOutput) -> std::io::Result<()> {
-    let cells: Vec<Vec<String>> =
-        output.rows.iter().map(|row| row.iter().map(text).collect()).collect();
-    let mut widths: Vec<usize> = output.columns.iter().map(|column| column.chars().count()).collect();
+    let cells: Vec<Vec<String>> = output
+        .rows
+        .iter()
+        .map(|row| row.iter().map(text).collect())
+        .collect();
+    let mut widths: Vec<usize> = output
+        .columns
+        .iter()
+        .map(|column| column.chars().count())
+        .collect();
     for row in &cells {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -113,7 +126,10 @@ fn write_table(out: &mut impl Write, output: &QueryOutput) -> std::io::Result<()
     }
     let numeric: Vec<bool> = (0..output.columns.len())
         .map(|index| {
-            output.rows.iter().all(|row| matches!(row[index], Value::Integer(_) | Value::Real(_) | Value::Null))
+            output
+                .rows
+                .iter()
+                .all(|row| matches!(row[index], Value::Integer(_) | Value::Real(_) | Value::Null))
         })
         .collect();
     let line = |cells: &[String]| {
@@ -131,10 +147,23 @@ fn write_table(out: &mut impl Write, output: &QueryOutput) -> std::io::Result<()
             .join(" | ")
     };
     writeln!(out, "{}", line(&output.columns))?;
-    writeln!(out, "{}", widths.iter().map(|width| "-".repeat(*width)).collect::<Vec<_>>().join("-+-"))?;
+    writeln!(
+        out,
+        "{}",
+        widths
+            .iter()
+            .map(|width| "-".repeat(*width))
+            .collect::<Vec<_>>()
+            .join("-+-")
+    )?;
     for row in &cells {
         writeln!(out, "{}", line(row))?;
     }
-    writeln!(out, "({} row{})", cells.len(), if cells.len() == 1 { "" } else { "s" })?;
+    writeln!(
+        out,
+        "({} row{})",
+        cells.len(),
+        if cells.len() == 1 { "" } else { "s" }
+    )?;
     Ok(())
 }

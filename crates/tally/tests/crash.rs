@@ -1,4 +1,7 @@
 //! Kill a process that is committing transfers with SIGKILL at random moments, restart it, and
+
+// Tests drive real time and processes.
+#![allow(clippy::disallowed_methods)]
 //! check that every transfer it had acknowledged is on disk and the ledger still balances.
 
 use std::path::Path;
@@ -17,7 +20,10 @@ fn acknowledged_ids(ack_file: &Path) -> Vec<u128> {
         Some(end) => &text[..=end],
         None => "",
     };
-    complete.lines().map(|line| line.parse().expect("an id per line")).collect()
+    complete
+        .lines()
+        .map(|line| line.parse().expect("an id per line"))
+        .collect()
 }
 
 /// A small deterministic generator, seeded from the clock so every run kills at other moments.
@@ -34,13 +40,23 @@ fn acknowledged_transfers_survive_sigkill() {
     let data = directory.path().join("data");
     let ack_file = directory.path().join("acks.txt");
     let mut seed = u64::from(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos(),
     ) | 1;
     println!("kill-point seed {seed}");
     let mut acknowledged_before = 0;
     for round in 0..ROUNDS {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
-            .args(["bench", "push", "--accounts", "40", "--seed", &round.to_string()])
+            .args([
+                "bench",
+                "push",
+                "--accounts",
+                "40",
+                "--seed",
+                &round.to_string(),
+            ])
             .arg("--data")
             .arg(&data)
             .arg("--ack-file")
@@ -51,8 +67,14 @@ fn acknowledged_transfers_survive_sigkill() {
         // Let it commit something first, then kill it at a random moment.
         let started = Instant::now();
         while acknowledged_ids(&ack_file).len() <= acknowledged_before {
-            assert!(started.elapsed() < Duration::from_secs(60), "the worker acknowledged nothing");
-            assert!(child.try_wait().unwrap().is_none(), "the worker exited early");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the worker acknowledged nothing"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the worker exited early"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         let kill_after = Duration::from_millis(next_random(&mut seed) % 700);
@@ -73,7 +95,10 @@ fn acknowledged_transfers_survive_sigkill() {
             "round {round} (killed {kill_after:?} after its first acknowledgement): an acknowledged transfer is missing"
         );
         let report = InvariantReport::check(reader.as_mut()).unwrap();
-        assert!(report.holds(), "round {round}: invariants broken after the crash: {report:?}");
+        assert!(
+            report.holds(),
+            "round {round}: invariants broken after the crash: {report:?}"
+        );
         let head = reader.head().unwrap();
         assert!(head.transfer_id_max >= *acknowledged.iter().max().unwrap());
     }
