@@ -3,6 +3,8 @@
 //! JSON (not a private binary format) so that auditors can unpack it in SQL with `json_each`;
 //! written and read here by hand because the shape is fixed and small.
 
+use std::fmt::Write;
+
 /// Most postings in one row of `account_postings`.
 pub(crate) const POSTINGS_PER_ROW_MAX: usize = 1024;
 
@@ -19,7 +21,8 @@ pub(crate) fn encode<const N: usize>(rows: &[[i64; N]]) -> String {
             if column > 0 {
                 text.push(',');
             }
-            text.push_str(&value.to_string());
+            // Writing into the string directly: no allocation per number.
+            let _ = write!(text, "{value}");
         }
         text.push(']');
     }

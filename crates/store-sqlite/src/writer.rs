@@ -20,9 +20,19 @@ pub(crate) fn history_slice(account_id: u128) -> i64 {
     (account_id % u128::from(HISTORY_SLICES)) as i64
 }
 
+/// A slice with more recent postings than this is merged in the next batch, whatever the
+/// round robin says: a hot account's slice would otherwise pile up 64 batches' worth and make
+/// one batch in 64 slow.
+const SLICE_RECENT_POSTINGS_MAX: u64 = 16_384;
+
+/// Recent (unmerged) postings per history slice.
+type SliceCounts = [u64; HISTORY_SLICES as usize];
+
 pub(crate) struct SqliteWriter {
     connection: Connection,
     taken: Arc<AtomicBool>,
+    /// Known after the first commit; only replaced once a commit succeeds.
+    recent_counts: Option<SliceCounts>,
     _checkpointer: Checkpointer,
 }
 
@@ -35,6 +45,7 @@ impl SqliteWriter {
         SqliteWriter {
             connection,
             taken,
+            recent_counts: None,
             _checkpointer: checkpointer,
         }
     }
@@ -51,12 +62,18 @@ impl StoreWriter for SqliteWriter {
         self.connection
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(map_error)?;
-        match write_batch(&self.connection, batch) {
-            Ok(()) => {
+        let written = match self.recent_counts {
+            Some(counts) => Ok(counts),
+            None => recent_counts(&self.connection),
+        }
+        .and_then(|mut counts| write_batch(&self.connection, batch, &mut counts).map(|()| counts));
+        match written {
+            Ok(counts) => {
                 if let Err(error) = self.connection.execute_batch("COMMIT") {
                     let _ = self.connection.execute_batch("ROLLBACK");
                     return Err(map_error(error));
                 }
+                self.recent_counts = Some(counts);
                 Ok(())
             }
             Err(error) => {
@@ -96,7 +113,32 @@ fn timestamp_i64(timestamp: u64) -> i64 {
     i64::try_from(timestamp).expect("ledger timestamps fit i64 until the year 2262")
 }
 
-fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<()> {
+fn recent_counts(connection: &Connection) -> StoreResult<SliceCounts> {
+    let mut counts = [0u64; HISTORY_SLICES as usize];
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT slice, sum(json_array_length(postings)) FROM account_postings_recent GROUP BY slice",
+        )
+        .map_err(map_error)?;
+    let mut rows = statement.query([]).map_err(map_error)?;
+    while let Some(row) = rows.next().map_err(map_error)? {
+        let slice: i64 = row.get(0).map_err(map_error)?;
+        let count: i64 = row.get(1).map_err(map_error)?;
+        let slot = usize::try_from(slice)
+            .ok()
+            .and_then(|slice| counts.get_mut(slice));
+        let slot =
+            slot.ok_or_else(|| StoreError::corrupt(format!("history slice {slice} out of range")))?;
+        *slot = u64::try_from(count).unwrap_or(0);
+    }
+    Ok(counts)
+}
+
+fn write_batch(
+    connection: &Connection,
+    batch: &CommitBatch<'_>,
+    recent_counts: &mut SliceCounts,
+) -> StoreResult<()> {
     for account in batch.accounts_created {
         insert_account(connection, account)?;
     }
@@ -175,6 +217,7 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
         let sequence = i64::try_from(batch.sequence).expect("batch sequence fits i64");
         for (slice, entries) in postings.iter().enumerate() {
             if !entries.is_empty() {
+                recent_counts[slice] += entries.len() as u64;
                 insert_postings
                     .execute(params![slice as i64, sequence, postings::encode(entries)])
                     .map_err(map_error)?;
@@ -219,7 +262,13 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
                 .map_err(map_error)?;
         }
     }
-    merge_history_slice(connection, (batch.sequence % HISTORY_SLICES) as i64)?;
+    let round_robin = (batch.sequence % HISTORY_SLICES) as usize;
+    for slice in 0..HISTORY_SLICES as usize {
+        if slice == round_robin || recent_counts[slice] > SLICE_RECENT_POSTINGS_MAX {
+            merge_history_slice(connection, slice as i64)?;
+            recent_counts[slice] = 0;
+        }
+    }
     let advanced = connection
         .prepare_cached(
             "UPDATE ledger_head SET batches = ?1, timestamp_last = ?2,

@@ -305,3 +305,70 @@ fn opening_a_missing_store_read_only_says_where() {
         error.message
     );
 }
+
+#[test]
+fn a_hot_account_history_is_merged_early_and_stays_complete() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(directory.path()).unwrap();
+    let mut writer = store.writer().unwrap();
+    writer
+        .commit(&CommitBatch {
+            sequence: 1,
+            timestamp_last: 1,
+            accounts_created: &[account(1), account(2)],
+            ..CommitBatch::default()
+        })
+        .unwrap();
+    let (mut hot, mut other) = (account(1), account(2));
+    let per_batch = 2_000u64;
+    let batches = 20u64;
+    for index in 0..batches {
+        let transfers: Vec<Transfer> = (0..per_batch)
+            .map(|offset| {
+                let number = index * per_batch + offset;
+                transfer(u128::from(number) + 1, 1, 2, 1_000 + number)
+            })
+            .collect();
+        hot.debits_posted += 10 * u128::from(per_batch);
+        other.credits_posted += 10 * u128::from(per_batch);
+        writer
+            .commit(&CommitBatch {
+                sequence: index + 2,
+                timestamp_last: 1_000 + (index + 1) * per_batch,
+                accounts_updated: &[hot, other],
+                transfers: &transfers,
+                ..CommitBatch::default()
+            })
+            .unwrap();
+    }
+    let connection = store.read_only_connection().unwrap();
+    // The hot slice was merged before the round robin reached it: little is left recent.
+    let recent = query_read_only(&connection, "SELECT coalesce(sum(json_array_length(postings)), 0) FROM account_postings_recent WHERE slice = 1").unwrap();
+    let Value::Integer(recent_count) = recent.rows[0][0] else {
+        panic!("{recent:?}")
+    };
+    assert!(
+        recent_count <= 16_384 + 2_000,
+        "hot slice not merged early: {recent_count} recent postings"
+    );
+    let mut reader = store.reader().unwrap();
+    let mut cursor = 0;
+    let mut count = 0u64;
+    loop {
+        let page = reader
+            .account_transfers(HistoryQuery {
+                account_id: 1,
+                after_timestamp: cursor,
+                limit: 1000,
+            })
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        assert!(last.timestamp > cursor);
+        assert!(page
+            .windows(2)
+            .all(|pair| pair[0].timestamp < pair[1].timestamp));
+        cursor = last.timestamp;
+        count += page.len() as u64;
+    }
+    assert_eq!(count, per_batch * batches);
+}
