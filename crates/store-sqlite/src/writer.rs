@@ -263,10 +263,10 @@ fn write_batch(
         }
     }
     let round_robin = (batch.sequence % HISTORY_SLICES) as usize;
-    for slice in 0..HISTORY_SLICES as usize {
-        if slice == round_robin || recent_counts[slice] > SLICE_RECENT_POSTINGS_MAX {
+    for (slice, count) in recent_counts.iter_mut().enumerate() {
+        if slice == round_robin || *count > SLICE_RECENT_POSTINGS_MAX {
             merge_history_slice(connection, slice as i64)?;
-            recent_counts[slice] = 0;
+            *count = 0;
         }
     }
     let advanced = connection
