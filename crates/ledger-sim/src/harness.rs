@@ -437,12 +437,6 @@ fn check_applied(
                 transfer.id, transfer.timestamp
             ));
         }
-        if transfer.flags.contains(TransferFlags::LINKED) {
-            return Err(format!(
-                "transfer {} was stored with the linked flag",
-                transfer.id
-            ));
-        }
         previous = transfer.timestamp;
     }
     if applied.timestamp_last != expected.timestamp_last {

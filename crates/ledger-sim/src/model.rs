@@ -310,7 +310,7 @@ fn chain_verdict(results: &[EventResult], length: usize, open: bool) -> Verdict 
         // Part old, part new: refused at the first old event.
         return Verdict::Fail {
             position,
-            result: R::Exists,
+            result: R::LinkedChainDiffers,
         };
     }
     if open {
@@ -400,7 +400,7 @@ impl<'m> Draft<'m> {
         use EventResult as R;
         let exclusive = AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS
             | AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS;
-        let flags = request.flags.without(AccountFlags::LINKED);
+        let flags = request.flags;
         if request.id == 0 {
             return R::IdMustNotBeZero;
         }
@@ -448,7 +448,10 @@ impl<'m> Draft<'m> {
             return problem;
         }
         if let Some(existing) = self.transfer(request.id) {
-            return if is_retry_of(request, &existing) {
+            let pending_amount = self
+                .transfer(request.pending_id)
+                .map(|pending| pending.amount);
+            return if is_retry_of(request, &existing, pending_amount) {
                 EventResult::Exists
             } else {
                 EventResult::ExistsWithDifferentFields
@@ -534,7 +537,7 @@ impl<'m> Draft<'m> {
             user_data: request.user_data,
             timeout_seconds: request.timeout_seconds,
             kind: request.kind,
-            flags: flags.without(TransferFlags::LINKED),
+            flags,
             currency: request.currency,
             timestamp,
         });
@@ -626,7 +629,7 @@ impl<'m> Draft<'m> {
             user_data: request.user_data,
             timeout_seconds: 0,
             kind: request.kind,
-            flags: request.flags.without(TransferFlags::LINKED),
+            flags: request.flags,
             currency: pending.currency,
             timestamp,
         });
@@ -756,8 +759,8 @@ fn request_problem(request: &NewTransfer) -> Option<EventResult> {
 /// Whether `request` resubmits the committed transfer `existing`. Zero accounts and amounts on
 /// a settlement mean "as the pending transfer"; a balancing request names the most to move,
 /// so a smaller committed amount still matches.
-fn is_retry_of(request: &NewTransfer, existing: &Transfer) -> bool {
-    let flags = request.flags.without(TransferFlags::LINKED);
+fn is_retry_of(request: &NewTransfer, existing: &Transfer, pending_amount: Option<u128>) -> bool {
+    let flags = request.flags;
     let same_fields = (
         existing.flags,
         existing.user_data,
@@ -781,7 +784,8 @@ fn is_retry_of(request: &NewTransfer, existing: &Transfer) -> bool {
             |requested: u128, committed: u128| requested == 0 || requested == committed;
         account_matches(request.debit_account_id, existing.debit_account_id)
             && account_matches(request.credit_account_id, existing.credit_account_id)
-            && (request.amount == 0 || request.amount == existing.amount)
+            && (request.amount == existing.amount
+                || (request.amount == 0 && pending_amount == Some(existing.amount)))
     } else {
         let amount_matches = if balancing(flags) {
             existing.amount <= request.amount

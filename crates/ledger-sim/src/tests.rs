@@ -237,6 +237,13 @@ fn two_phase_partial_post() {
         assert_eq!(applied.balances.len(), 1);
         assert_eq!(applied.balances[0].debits_posted, 250);
 
+        // The same post retried is recognised; asking instead for the full amount is not the
+        // same request, since only 250 of 600 was posted.
+        let post_retry = event(settle(13, 11, 250, TransferFlags::POST_PENDING));
+        assert_eq!(s.results(&[post_retry]), [R::Exists]);
+        let full_retry = event(settle(13, 11, 0, TransferFlags::POST_PENDING));
+        assert_eq!(s.results(&[full_retry]), [R::ExistsWithDifferentFields]);
+
         // A pending transfer is settled once.
         let again = [
             event(settle(14, 11, 0, TransferFlags::POST_PENDING)),
@@ -391,13 +398,26 @@ fn a_failed_linked_chain_leaves_nothing_behind() {
         );
         assert_eq!(s.account(2).credits_posted, 101);
 
-        // Half old, half new: refused at the old one.
+        // Committed alone, retried inside a chain: not the same request.
         let applied = s.batch(&[
             linked(transfer(10, 1, 2, 100)),
             event(transfer(40, 1, 2, 5)),
         ]);
-        assert_eq!(applied.results, [R::Exists, R::LinkedEventFailed]);
+        assert_eq!(
+            applied.results,
+            [R::ExistsWithDifferentFields, R::LinkedEventFailed]
+        );
         assert!(!s.harness.state().transfers.contains_key(&40));
+
+        // Half old, half new: a committed chain retried with another tail is refused.
+        let chain = [linked(transfer(60, 1, 2, 4)), event(transfer(61, 2, 1, 1))];
+        assert_eq!(s.results(&chain), [R::Ok, R::Ok]);
+        let applied = s.batch(&[linked(transfer(60, 1, 2, 4)), event(transfer(62, 2, 1, 1))]);
+        assert_eq!(
+            applied.results,
+            [R::LinkedChainDiffers, R::LinkedEventFailed]
+        );
+        assert!(!s.harness.state().transfers.contains_key(&62));
 
         // A whole committed chain, retried, is answered `exists` and moves nothing.
         let chain = [linked(transfer(50, 1, 2, 8)), event(transfer(51, 2, 1, 3))];

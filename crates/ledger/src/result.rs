@@ -3,8 +3,8 @@
 /// The result of one event in a batch.
 ///
 /// The numbers are part of the interface (stored, logged, mapped to API error codes): never
-/// renumber a variant; append new ones. For one event the checks run in the order of the
-/// variants below, so the same request always fails with the same code.
+/// renumber a variant; append new ones. For one event the checks run in a fixed order (see
+/// `state_machine.rs`), so the same request always fails with the same code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum EventResult {
@@ -51,11 +51,14 @@ pub enum EventResult {
     ExceedsCredits = 31,
     /// The credit account's credits would exceed its debits.
     ExceedsDebits = 32,
+    /// This event was committed before as part of a linked chain, but the chain now submitted
+    /// differs (it mixes committed and new events): the whole chain is refused.
+    LinkedChainDiffers = 33,
 }
 
 impl EventResult {
     /// Every variant, in order of their numbers.
-    pub const ALL: [EventResult; 33] = [
+    pub const ALL: [EventResult; 34] = [
         EventResult::Ok,
         EventResult::LinkedEventFailed,
         EventResult::LinkedEventChainOpen,
@@ -89,6 +92,7 @@ impl EventResult {
         EventResult::OverflowsCredits,
         EventResult::ExceedsCredits,
         EventResult::ExceedsDebits,
+        EventResult::LinkedChainDiffers,
     ];
 
     pub fn code(self) -> u32 {
@@ -144,6 +148,7 @@ impl EventResult {
             EventResult::OverflowsCredits => "overflows_credits",
             EventResult::ExceedsCredits => "exceeds_credits",
             EventResult::ExceedsDebits => "exceeds_debits",
+            EventResult::LinkedChainDiffers => "linked_chain_differs",
         }
     }
 }
@@ -166,6 +171,6 @@ mod tests {
         }
         assert_eq!(EventResult::Exists.code(), 17);
         assert_eq!(EventResult::ExceedsCredits.code(), 31);
-        assert_eq!(EventResult::from_code(33), None);
+        assert_eq!(EventResult::from_code(34), None);
     }
 }

@@ -170,7 +170,7 @@ pub fn apply(state: &mut State, batch: Batch<'_>, timestamp: u64) -> Applied {
             {
                 // Part of the chain was committed before and part is new: refuse rather
                 // than complete a chain half of which belongs to an earlier request.
-                failed = Some((first_exists, EventResult::Exists));
+                failed = Some((first_exists, EventResult::LinkedChainDiffers));
             } else if chain_open {
                 failed = Some((chain_end - index, EventResult::LinkedEventChainOpen));
             }
@@ -319,7 +319,7 @@ impl Applier<'_> {
         if let Some(existing) = self.state.accounts.get(&request.id) {
             let same = existing.currency == request.currency
                 && existing.kind == request.kind
-                && existing.flags == request.flags.without(AccountFlags::LINKED)
+                && existing.flags == request.flags
                 && existing.user_data == request.user_data;
             return if same {
                 R::Exists
@@ -331,7 +331,7 @@ impl Applier<'_> {
             id: request.id,
             currency: request.currency,
             kind: request.kind,
-            flags: request.flags.without(AccountFlags::LINKED),
+            flags: request.flags,
             user_data: request.user_data,
             debits_pending: 0,
             debits_posted: 0,
@@ -400,7 +400,12 @@ impl Applier<'_> {
             return R::AmountExceedsMaximum;
         }
         if let Some(existing) = self.state.transfers.get(&request.id) {
-            return if same_transfer(existing, request) {
+            let pending_amount = self
+                .state
+                .transfers
+                .get(&request.pending_id)
+                .map(|pending| pending.amount);
+            return if same_transfer(existing, request, pending_amount) {
                 R::Exists
             } else {
                 R::ExistsWithDifferentFields
@@ -490,7 +495,7 @@ impl Applier<'_> {
             user_data: request.user_data,
             timeout_seconds: request.timeout_seconds,
             kind: request.kind,
-            flags: request.flags.without(F::LINKED),
+            flags: request.flags,
             currency: request.currency,
             timestamp,
         });
@@ -590,7 +595,7 @@ impl Applier<'_> {
             user_data: request.user_data,
             timeout_seconds: 0,
             kind: request.kind,
-            flags: request.flags.without(F::LINKED),
+            flags: request.flags,
             currency: pending.currency,
             timestamp,
         });
@@ -641,9 +646,12 @@ impl Applier<'_> {
 }
 
 /// Whether a resubmitted request matches what was committed under its id.
-fn same_transfer(existing: &Transfer, request: &NewTransfer) -> bool {
+///
+/// The `linked` flag is part of the identity: a chain is retried as the same chain.
+/// `pending_amount` is the amount of the pending transfer a settlement names, when known.
+fn same_transfer(existing: &Transfer, request: &NewTransfer, pending_amount: Option<u128>) -> bool {
     use TransferFlags as F;
-    let flags = request.flags.without(F::LINKED);
+    let flags = request.flags;
     if existing.flags != flags
         || existing.user_data != request.user_data
         || existing.kind != request.kind
@@ -660,7 +668,9 @@ fn same_transfer(existing: &Transfer, request: &NewTransfer) -> bool {
     let account_matches =
         |requested: u128, committed: u128| requested == committed || (settles && requested == 0);
     let amount_matches = if settles {
-        request.amount == 0 || request.amount == existing.amount
+        // Zero asks for the full pending amount: a retry matches only if that is what moved.
+        request.amount == existing.amount
+            || (request.amount == 0 && pending_amount == Some(existing.amount))
     } else if balancing {
         existing.amount <= request.amount
     } else {
