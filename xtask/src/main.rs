@@ -1,11 +1,12 @@
 //! Project automation, run as `cargo xtask <command>` from anywhere in the repository.
 //!
+//! - `cargo xtask demo [ARGS]`: builds Tally and runs `tally demo` on the embedded store.
 //! - `cargo xtask test`: the whole test suite, as CI and the README run it.
 //! - `cargo xtask sim [--seed N] [--events M] [--batch-max B]`: the ledger simulator.
 
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
@@ -23,6 +24,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
+  demo [ARGS]                                   build Tally and run `tally demo [ARGS]`
   test                                          the whole test suite (what CI runs)
   sim [--seed N] [--events M] [--batch-max B]   the ledger simulator
         --seed       seed of the workload (default: drawn from the clock)
@@ -53,6 +55,7 @@ fn run(arguments: &[String]) -> Result<ExitCode> {
             test()
         }
         "sim" => sim(&SimArguments::parse(rest)?),
+        "demo" => demo(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -77,18 +80,30 @@ fn cargo() -> Command {
     command
 }
 
-fn test() -> Result<ExitCode> {
-    println!("xtask test: step 1/2: cargo test --workspace");
+fn demo(arguments: &[String]) -> Result<ExitCode> {
     let status = cargo()
-        .args(["test", "--workspace"])
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "tally",
+            "--",
+            "demo",
+        ])
+        .args(arguments)
         .status()
         .context("could not start cargo")?;
-    if !status.success() {
-        bail!("cargo test --workspace failed ({status})");
-    }
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
 
-    // Later steps go here, before the simulator: e.g. installing and starting a PostgreSQL
-    // server for the store-postgres tests once that crate exists.
+fn test() -> Result<ExitCode> {
+    // Later steps go here, first: e.g. installing and starting a PostgreSQL server for the
+    // store-postgres tests once that crate exists.
 
     let arguments = SimArguments {
         seed: random_seed(),
@@ -96,15 +111,52 @@ fn test() -> Result<ExitCode> {
         batch_events_max: BATCH_EVENTS_MAX_DEFAULT,
     };
     println!(
-        "xtask test: step 2/2: simulator, seed {} (~{TEST_SIM_BATCHES} batches); to repeat it: {}",
+        "xtask test: step 1/2: simulator, seed {} (~{TEST_SIM_BATCHES} batches); to repeat it: {}",
         arguments.seed,
         arguments.command()
     );
     let code = sim(&arguments)?;
-    if code == ExitCode::SUCCESS {
-        println!("xtask test: all passed");
+    if code != ExitCode::SUCCESS {
+        return Ok(code);
     }
-    Ok(code)
+
+    println!("xtask test: step 2/2: cargo test --workspace --all-targets");
+    let mut child = cargo()
+        .args(["test", "--workspace", "--all-targets"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("could not start cargo")?;
+    // Pass the output through, adding up the test counts for one closing line.
+    let mut passed = 1; // the simulator run above
+    let mut failed = 0;
+    let stdout = child.stdout.take().context("cargo's output")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading cargo's output")?;
+        println!("{line}");
+        if let Some(counts) = line.strip_prefix("test result: ") {
+            passed += count_before(counts, " passed");
+            failed += count_before(counts, " failed");
+        }
+    }
+    let status = child.wait().context("waiting for cargo")?;
+    println!("xtask test: {passed} passed, {failed} failed");
+    if !status.success() {
+        bail!("cargo test --workspace failed ({status})");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// In "ok. 12 passed; 0 failed; …", the number before `word`.
+fn count_before(text: &str, word: &str) -> u64 {
+    text.split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(word.trim_start())
+        })
+        .and_then(|number| number.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[derive(Debug)]
