@@ -23,7 +23,7 @@ pub(crate) fn history_slice(account_id: u128) -> i64 {
 /// A slice with more recent postings than this is merged in the next batch, whatever the
 /// round robin says: a hot account's slice would otherwise pile up 64 batches' worth and make
 /// one batch in 64 slow.
-const SLICE_RECENT_POSTINGS_MAX: u64 = 16_384;
+const SLICE_RECENT_POSTINGS_MAX: u64 = 32_768;
 
 /// Recent (unmerged) postings per history slice.
 type SliceCounts = [u64; HISTORY_SLICES as usize];
@@ -142,32 +142,32 @@ fn write_batch(
     for account in batch.accounts_created {
         insert_account(connection, account)?;
     }
-    let updates: Vec<[Param<'_>; 5]> = batch
-        .accounts_updated
-        .iter()
-        .map(|account| {
-            [
-                Param::Integer(to_i64(account.id)),
-                Param::Integer(to_i64(account.debits_pending)),
-                Param::Integer(to_i64(account.debits_posted)),
-                Param::Integer(to_i64(account.credits_pending)),
-                Param::Integer(to_i64(account.credits_posted)),
-            ]
-        })
-        .collect();
-    let updated = execute_rows(
-        connection,
-        "UPDATE accounts SET debits_pending = v.column2, debits_posted = v.column3,
-            credits_pending = v.column4, credits_posted = v.column5 FROM (VALUES ",
-        ") AS v WHERE accounts.id = v.column1",
-        &updates,
-    )?;
-    if updated != updates.len() {
-        return Err(StoreError::corrupt(format!(
-            "{} of {} accounts to update are not in the store",
-            updates.len() - updated,
-            updates.len()
-        )));
+    {
+        // One prepared single-row UPDATE per account: measured faster here than a multi-row
+        // UPDATE … FROM (VALUES …), which SQLite materialises first.
+        let mut update = connection
+            .prepare_cached(
+                "UPDATE accounts SET debits_pending = ?2, debits_posted = ?3,
+                    credits_pending = ?4, credits_posted = ?5 WHERE id = ?1",
+            )
+            .map_err(map_error)?;
+        for account in batch.accounts_updated {
+            let changed = update
+                .execute(params![
+                    to_i64(account.id),
+                    to_i64(account.debits_pending),
+                    to_i64(account.debits_posted),
+                    to_i64(account.credits_pending),
+                    to_i64(account.credits_posted),
+                ])
+                .map_err(map_error)?;
+            if changed != 1 {
+                return Err(StoreError::corrupt(format!(
+                    "account {} to update is not in the store",
+                    account.id
+                )));
+            }
+        }
     }
     let mut transfer_id_max = 0u128;
     {

@@ -321,7 +321,7 @@ fn a_hot_account_history_is_merged_early_and_stays_complete() {
         .unwrap();
     let (mut hot, mut other) = (account(1), account(2));
     let per_batch = 2_000u64;
-    let batches = 20u64;
+    let batches = 30u64;
     for index in 0..batches {
         let transfers: Vec<Transfer> = (0..per_batch)
             .map(|offset| {
