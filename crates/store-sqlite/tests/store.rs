@@ -348,7 +348,7 @@ fn a_hot_account_history_is_merged_early_and_stays_complete() {
         panic!("{recent:?}")
     };
     assert!(
-        recent_count <= 16_384 + 2_000,
+        recent_count <= 32_768 + 2_000,
         "hot slice not merged early: {recent_count} recent postings"
     );
     let mut reader = store.reader().unwrap();
