@@ -25,14 +25,16 @@ pub(crate) fn history_slice(account_id: u128) -> i64 {
 /// one batch in 64 slow.
 const SLICE_RECENT_POSTINGS_MAX: u64 = 32_768;
 
-/// Recent (unmerged) postings per history slice.
-type SliceCounts = [u64; HISTORY_SLICES as usize];
+/// The recent (unmerged) postings of each history slice, `[account_id, timestamp, transfer_id]`
+/// in commit order: a copy of `account_postings_recent` kept by the writer, so that a merge
+/// does not read back and parse what the writer itself wrote.
+type RecentPostings = Vec<Vec<[i64; 3]>>;
 
 pub(crate) struct SqliteWriter {
     connection: Connection,
     taken: Arc<AtomicBool>,
-    /// Known after the first commit; only replaced once a commit succeeds.
-    recent_counts: Option<SliceCounts>,
+    /// Loaded at the first commit; dropped (and loaded again) when a commit fails.
+    recent: Option<RecentPostings>,
     _checkpointer: Checkpointer,
 }
 
@@ -45,7 +47,7 @@ impl SqliteWriter {
         SqliteWriter {
             connection,
             taken,
-            recent_counts: None,
+            recent: None,
             _checkpointer: checkpointer,
         }
     }
@@ -62,18 +64,20 @@ impl StoreWriter for SqliteWriter {
         self.connection
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(map_error)?;
-        let written = match self.recent_counts {
-            Some(counts) => Ok(counts),
-            None => recent_counts(&self.connection),
+        // Taken out while the transaction runs: if it fails, the copy may be ahead of the
+        // disk, so it is not put back and is loaded again next time.
+        let written = match self.recent.take() {
+            Some(recent) => Ok(recent),
+            None => load_recent(&self.connection),
         }
-        .and_then(|mut counts| write_batch(&self.connection, batch, &mut counts).map(|()| counts));
+        .and_then(|mut recent| write_batch(&self.connection, batch, &mut recent).map(|()| recent));
         match written {
-            Ok(counts) => {
+            Ok(recent) => {
                 if let Err(error) = self.connection.execute_batch("COMMIT") {
                     let _ = self.connection.execute_batch("ROLLBACK");
                     return Err(map_error(error));
                 }
-                self.recent_counts = Some(counts);
+                self.recent = Some(recent);
                 Ok(())
             }
             Err(error) => {
@@ -113,31 +117,29 @@ fn timestamp_i64(timestamp: u64) -> i64 {
     i64::try_from(timestamp).expect("ledger timestamps fit i64 until the year 2262")
 }
 
-fn recent_counts(connection: &Connection) -> StoreResult<SliceCounts> {
-    let mut counts = [0u64; HISTORY_SLICES as usize];
+fn load_recent(connection: &Connection) -> StoreResult<RecentPostings> {
+    let mut recent: RecentPostings = vec![Vec::new(); HISTORY_SLICES as usize];
     let mut statement = connection
-        .prepare_cached(
-            "SELECT slice, sum(json_array_length(postings)) FROM account_postings_recent GROUP BY slice",
-        )
+        .prepare_cached("SELECT slice, postings FROM account_postings_recent ORDER BY slice, batch")
         .map_err(map_error)?;
     let mut rows = statement.query([]).map_err(map_error)?;
     while let Some(row) = rows.next().map_err(map_error)? {
         let slice: i64 = row.get(0).map_err(map_error)?;
-        let count: i64 = row.get(1).map_err(map_error)?;
-        let slot = usize::try_from(slice)
-            .ok()
-            .and_then(|slice| counts.get_mut(slice));
-        let slot =
-            slot.ok_or_else(|| StoreError::corrupt(format!("history slice {slice} out of range")))?;
-        *slot = u64::try_from(count).unwrap_or(0);
+        let entries = usize::try_from(slice).ok().and_then(|slice| recent.get_mut(slice));
+        let entries = entries
+            .ok_or_else(|| StoreError::corrupt(format!("history slice {slice} out of range")))?;
+        let text = row.get_ref(1).map_err(map_error)?.as_str().ok();
+        text.and_then(|text| postings::decode(text, entries)).ok_or_else(|| {
+            StoreError::corrupt(format!("recent postings of slice {slice} are malformed"))
+        })?;
     }
-    Ok(counts)
+    Ok(recent)
 }
 
 fn write_batch(
     connection: &Connection,
     batch: &CommitBatch<'_>,
-    recent_counts: &mut SliceCounts,
+    recent: &mut RecentPostings,
 ) -> StoreResult<()> {
     for account in batch.accounts_created {
         insert_account(connection, account)?;
@@ -217,10 +219,10 @@ fn write_batch(
         let sequence = i64::try_from(batch.sequence).expect("batch sequence fits i64");
         for (slice, entries) in postings.iter().enumerate() {
             if !entries.is_empty() {
-                recent_counts[slice] += entries.len() as u64;
                 insert_postings
                     .execute(params![slice as i64, sequence, postings::encode(entries)])
                     .map_err(map_error)?;
+                recent[slice].extend_from_slice(entries);
             }
         }
     }
@@ -263,10 +265,10 @@ fn write_batch(
         }
     }
     let round_robin = (batch.sequence % HISTORY_SLICES) as usize;
-    for (slice, count) in recent_counts.iter_mut().enumerate() {
-        if slice == round_robin || *count > SLICE_RECENT_POSTINGS_MAX {
-            merge_history_slice(connection, slice as i64)?;
-            *count = 0;
+    for (slice, entries) in recent.iter_mut().enumerate() {
+        if slice == round_robin || entries.len() as u64 > SLICE_RECENT_POSTINGS_MAX {
+            merge_history_slice(connection, slice as i64, entries)?;
+            entries.clear();
         }
     }
     let advanced = connection
@@ -362,29 +364,13 @@ fn execute_rows<const N: usize>(
     Ok(changed)
 }
 
-/// Moves one slice of recent postings into the clustered history table, packed per account.
-fn merge_history_slice(connection: &Connection, slice: i64) -> StoreResult<()> {
-    let mut entries: Vec<[i64; 3]> = Vec::new();
-    {
-        let mut select = connection
-            .prepare_cached(
-                "SELECT postings FROM account_postings_recent WHERE slice = ?1 ORDER BY batch",
-            )
-            .map_err(map_error)?;
-        let mut rows = select.query([slice]).map_err(map_error)?;
-        while let Some(row) = rows.next().map_err(map_error)? {
-            let text = row
-                .get_ref(0)
-                .map_err(map_error)?
-                .as_str()
-                .map_err(|error| {
-                    StoreError::corrupt(format!("recent postings of slice {slice}: {error}"))
-                })?;
-            postings::decode(text, &mut entries).ok_or_else(|| {
-                StoreError::corrupt(format!("recent postings of slice {slice} are malformed"))
-            })?;
-        }
-    }
+/// Moves one slice of recent postings (`entries`, in commit order) into the clustered history
+/// table, packed per account.
+fn merge_history_slice(
+    connection: &Connection,
+    slice: i64,
+    entries: &mut [[i64; 3]],
+) -> StoreResult<()> {
     if entries.is_empty() {
         return Ok(());
     }
