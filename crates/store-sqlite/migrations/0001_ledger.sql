@@ -52,12 +52,14 @@ CREATE TABLE account_postings (
     PRIMARY KEY (account_id, timestamp_first)
 ) STRICT, WITHOUT ROWID;
 
+-- A rowid table (not WITHOUT ROWID): its rows are a batch's postings for one slice, often
+-- several KiB, which a rowid table keeps in its leaf pages instead of overflow chains.
 CREATE TABLE account_postings_recent (
     slice    INTEGER NOT NULL,
     batch    INTEGER NOT NULL,
     postings TEXT    NOT NULL,
     PRIMARY KEY (slice, batch)
-) STRICT, WITHOUT ROWID;
+) STRICT;
 
 CREATE VIEW account_history (account_id, timestamp, transfer_id) AS
     SELECT p.account_id, json_extract(entry.value, '$[0]'), json_extract(entry.value, '$[1]')
