@@ -306,12 +306,16 @@ impl SequencerThread {
             pending: touched_pending.into_iter().collect(),
         });
         let account = |id: &u128| *self.state.accounts.get(id).expect("applied accounts exist");
+        // In id order, the writer's updates walk the accounts table front to back.
+        let mut accounts_updated: Vec<Account> =
+            applied.accounts_updated.iter().map(account).collect();
+        accounts_updated.sort_unstable_by_key(|account| account.id);
         Some(Job {
             epoch: self.epoch,
             sequence,
             timestamp_last: applied.timestamp_last,
             accounts_created: applied.accounts_created.iter().map(account).collect(),
-            accounts_updated: applied.accounts_updated.iter().map(account).collect(),
+            accounts_updated,
             transfers: applied.transfers,
             transfer_leaves,
             pending,

@@ -78,7 +78,10 @@ mod tests {
     fn round_trips() {
         let rows = vec![[1i64, 0, 3], [4, -5, i64::MAX], [i64::MIN, 10, 99]];
         let text = encode(&rows);
-        assert_eq!(text, "[[1,0,3],[4,-5,9223372036854775807],[-9223372036854775808,10,99]]");
+        assert_eq!(
+            text,
+            "[[1,0,3],[4,-5,9223372036854775807],[-9223372036854775808,10,99]]"
+        );
         let mut back = Vec::new();
         decode::<3>(&text, &mut back).unwrap();
         assert_eq!(back, rows);

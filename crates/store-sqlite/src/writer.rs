@@ -125,13 +125,16 @@ fn load_recent(connection: &Connection) -> StoreResult<RecentPostings> {
     let mut rows = statement.query([]).map_err(map_error)?;
     while let Some(row) = rows.next().map_err(map_error)? {
         let slice: i64 = row.get(0).map_err(map_error)?;
-        let entries = usize::try_from(slice).ok().and_then(|slice| recent.get_mut(slice));
+        let entries = usize::try_from(slice)
+            .ok()
+            .and_then(|slice| recent.get_mut(slice));
         let entries = entries
             .ok_or_else(|| StoreError::corrupt(format!("history slice {slice} out of range")))?;
         let text = row.get_ref(1).map_err(map_error)?.as_str().ok();
-        text.and_then(|text| postings::decode(text, entries)).ok_or_else(|| {
-            StoreError::corrupt(format!("recent postings of slice {slice} are malformed"))
-        })?;
+        text.and_then(|text| postings::decode(text, entries))
+            .ok_or_else(|| {
+                StoreError::corrupt(format!("recent postings of slice {slice} are malformed"))
+            })?;
     }
     Ok(recent)
 }

@@ -40,8 +40,8 @@ pub struct LedgerArgs {
     /// Percentage of transfers that are pending (two-phase); each is posted by a later one.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=50))]
     pending_percent: u8,
-    /// Concurrent submitters.
-    #[arg(long, default_value_t = 4)]
+    /// Concurrent submitters (two keep both stages of the pipeline busy).
+    #[arg(long, default_value_t = 2)]
     submitters: usize,
     /// Seed of the workload.
     #[arg(long, default_value_t = 42)]
