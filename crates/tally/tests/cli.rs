@@ -1,0 +1,213 @@
+//! The `tally` command as a person uses it: exit codes, messages, and what ends up on disk.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn tally(arguments: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(arguments)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn demo(directory: &Path) -> Output {
+    tally(&["demo", "--data", directory.to_str().unwrap()])
+}
+
+#[test]
+fn the_demo_tells_its_story_and_the_ledger_balances() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path().join("demo");
+    let output = demo(&data);
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    for expected in [
+        "Alice 461.50 CNY, Noodle Bar 38.27 CNY, platform fees 0.23 CNY",
+        "Dana 905.00 CNY, Book Corner 95.00 CNY",
+        "a late attempt to capture it is refused: pending_expired",
+        "refused: exceeds_credits; nothing moved.",
+        "answers: exists, exists",
+        "the invariants hold",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    // What the story did is on disk, for SQL.
+    let data_text = data.to_str().unwrap();
+    let sums = tally(&[
+        "sql",
+        "--data",
+        data_text,
+        "--json",
+        "SELECT sum(debits_posted) AS debits, sum(credits_posted) AS credits FROM accounts",
+    ]);
+    assert!(sums.status.success(), "{}", text(&sums.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&sums.stdout).unwrap();
+    assert_eq!(rows[0]["debits"], rows[0]["credits"]);
+    assert_eq!(rows[0]["debits"], serde_json::json!(195_373));
+    // A second demo into the same directory is refused rather than mixed in.
+    let again = demo(&data);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("already holds a store"));
+}
+
+#[test]
+fn sql_prints_tables_csv_and_json_and_refuses_writes() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path().join("demo");
+    assert!(demo(&data).status.success());
+    let data_text = data.to_str().unwrap();
+
+    let table = tally(&[
+        "sql",
+        "--data",
+        data_text,
+        "SELECT id, currency FROM accounts WHERE id <= 2 ORDER BY id",
+    ]);
+    assert_eq!(
+        text(&table.stdout),
+        "id | currency\n---+---------\n 1 | CNY     \n 2 | CNY     \n(2 rows)\n"
+    );
+
+    let csv = tally(&[
+        "sql",
+        "--data",
+        data_text,
+        "--csv",
+        "SELECT id, status FROM pending_transfers ORDER BY id",
+    ]);
+    let csv_text = text(&csv.stdout);
+    assert!(csv_text.starts_with("id,status\n"), "{csv_text}");
+    assert!(
+        csv_text.contains(",posted\n") && csv_text.contains(",expired\n"),
+        "{csv_text}"
+    );
+
+    let before = tally(&[
+        "sql",
+        "--data",
+        data_text,
+        "--json",
+        "SELECT count(*) AS n FROM transfers",
+    ]);
+    for statement in [
+        "DELETE FROM transfers",
+        "UPDATE accounts SET credits_posted = 0",
+        "PRAGMA query_only = 0",
+        "DROP TABLE accounts",
+    ] {
+        let refused = tally(&["sql", "--data", data_text, statement]);
+        assert_eq!(refused.status.code(), Some(2), "{statement}");
+        assert!(
+            text(&refused.stderr).contains("read-only"),
+            "{statement}: {}",
+            text(&refused.stderr)
+        );
+    }
+    let after = tally(&[
+        "sql",
+        "--data",
+        data_text,
+        "--json",
+        "SELECT count(*) AS n FROM transfers",
+    ]);
+    assert_eq!(
+        before.stdout, after.stdout,
+        "a refused statement changed nothing"
+    );
+
+    let bad = tally(&["sql", "--data", data_text, "SELEC 1"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("syntax error"));
+    let missing = tally(&[
+        "sql",
+        "--data",
+        directory.path().join("nowhere").to_str().unwrap(),
+        "SELECT 1",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("no Tally store"));
+}
+
+#[test]
+fn bench_reports_json_and_refuses_bad_arguments() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path().join("bench");
+    let output = tally(&[
+        "bench",
+        "ledger",
+        "--data",
+        data.to_str().unwrap(),
+        "--transfers",
+        "20000",
+        "--accounts",
+        "100",
+        "--pending-percent",
+        "20",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(report["transfers"].as_u64().unwrap() >= 20_000);
+    assert_eq!(report["accounts"], 100);
+    assert_eq!(report["backend"], "sqlite");
+    assert_eq!(report["invariants_hold"], true);
+    assert_eq!(report["rejected"], 0);
+    assert!(report["transfers_per_second"].as_f64().unwrap() > 0.0);
+    assert!(report["peak_rss_bytes"].as_u64().unwrap() > 0);
+    let latency = &report["batch_latency_ms"];
+    assert!(latency["p50"].as_f64().unwrap() <= latency["p99"].as_f64().unwrap());
+    assert!(latency["p99"].as_f64().unwrap() <= latency["p100"].as_f64().unwrap());
+    // Everything it reported is on disk.
+    let count = tally(&[
+        "sql",
+        "--data",
+        data.to_str().unwrap(),
+        "--csv",
+        "SELECT count(*) FROM transfers",
+    ]);
+    assert_eq!(
+        text(&count.stdout).lines().nth(1).unwrap(),
+        report["transfers"].to_string()
+    );
+    // Running it again on the same store is refused: it needs a fresh one.
+    let again = tally(&[
+        "bench",
+        "ledger",
+        "--data",
+        data.to_str().unwrap(),
+        "--transfers",
+        "10",
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+
+    for arguments in [
+        &["bench", "ledger", "--transfers", "0"][..],
+        &["bench", "ledger", "--accounts", "1"],
+        &["bench", "ledger", "--batch", "9000"],
+        &["bench", "ledger", "--pending-percent", "80"],
+        &[
+            "bench",
+            "ledger",
+            "--accounts",
+            "10",
+            "--hot-accounts",
+            "10",
+        ],
+        &["bench", "ledger", "--transfers", "many"],
+    ] {
+        let refused = tally(arguments);
+        assert_ne!(refused.status.code(), Some(0), "{arguments:?}");
+        assert!(!refused.stderr.is_empty(), "{arguments:?} says why");
+    }
+}
