@@ -8,30 +8,30 @@ pub(crate) const POSTINGS_PER_ROW_MAX: usize = 1024;
 
 /// Writes `[[a,b,c],[a,b,c]]` (or pairs) for rows of integers.
 pub(crate) fn encode<const N: usize>(rows: &[[i64; N]]) -> String {
-    let mut text = String::with_capacity(rows.len() * (N * 20 + 3) + 2);
-    text.push('[');
+    let mut text = Vec::with_capacity(rows.len() * (N * 20 + 3) + 2);
+    text.push(b'[');
     for (index, row) in rows.iter().enumerate() {
         if index > 0 {
-            text.push(',');
+            text.push(b',');
         }
-        text.push('[');
+        text.push(b'[');
         for (column, value) in row.iter().enumerate() {
             if column > 0 {
-                text.push(',');
+                text.push(b',');
             }
             push_integer(&mut text, *value);
         }
-        text.push(']');
+        text.push(b']');
     }
-    text.push(']');
-    text
+    text.push(b']');
+    String::from_utf8(text).expect("digits, brackets and commas are ASCII")
 }
 
 /// Appends the decimal digits of `value`: the formatting machinery costs several times more,
 /// and a batch writes tens of thousands of these.
-fn push_integer(text: &mut String, value: i64) {
+fn push_integer(text: &mut Vec<u8>, value: i64) {
     if value < 0 {
-        text.push('-');
+        text.push(b'-');
     }
     let mut magnitude = value.unsigned_abs();
     let mut digits = [0u8; 20];
@@ -44,9 +44,7 @@ fn push_integer(text: &mut String, value: i64) {
             break;
         }
     }
-    for digit in &digits[start..] {
-        text.push(char::from(*digit));
-    }
+    text.extend_from_slice(&digits[start..]);
 }
 
 /// Reads what [`encode`] wrote; `None` if the text has another shape.

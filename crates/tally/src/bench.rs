@@ -129,6 +129,25 @@ pub fn peak_rss_bytes() -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
+/// CPU seconds this process has used (user and system), from /proc; 0 where unavailable.
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index).and_then(|field| field.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of the line, in clock ticks of 1/100 s on Linux.
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// Bytes this process has caused to be written to storage, from /proc; 0 where unavailable.
+pub fn storage_bytes_written() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    io.lines()
+        .find_map(|line| line.strip_prefix("write_bytes:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn percentile(sorted: &[u64], per_mille: usize) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -197,6 +216,8 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
         failures: Mutex::new(Vec::new()),
         committed: AtomicU64::new(0),
     });
+    let cpu_before = cpu_seconds();
+    let written_before = storage_bytes_written();
     let progress = Progress::start("transfers", args.transfers, !args.json);
     let counter = progress.counter();
     let started = Instant::now();
@@ -223,6 +244,8 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     drop(progress);
     sequencer.shutdown();
+    let cpu = cpu_seconds() - cpu_before;
+    let written = storage_bytes_written().saturating_sub(written_before);
 
     let failures = shared.failures.lock().expect("no poisoned lock").clone();
     let committed = shared.committed.load(Ordering::Relaxed);
@@ -252,6 +275,8 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
         },
         "requests": latencies.len(),
         "peak_rss_bytes": peak_rss_bytes(),
+        "cpu_seconds": cpu,
+        "storage_bytes_written": written,
         "rejected": failures.len(),
         "invariants_hold": invariants.holds(),
     });
