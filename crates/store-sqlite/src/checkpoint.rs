@@ -23,8 +23,12 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub(crate) fn start(path: &Path) -> StoreResult<Checkpointer> {
-        let connection = open_connection(path, false)?;
+    /// Checkpoints each of the database files at `paths`.
+    pub(crate) fn start(paths: &[&Path]) -> StoreResult<Checkpointer> {
+        let connections = paths
+            .iter()
+            .map(|path| open_connection(path, false))
+            .collect::<StoreResult<Vec<_>>>()?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
@@ -32,7 +36,10 @@ impl Checkpointer {
             .spawn(move || {
                 while !stopping.load(Ordering::Relaxed) {
                     // Errors here are not fatal: the writer's own autocheckpoint is the backstop.
-                    let _ = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    for connection in &connections {
+                        let _ =
+                            connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    }
                     std::thread::sleep(Duration::from_millis(CHECKPOINT_INTERVAL_MS));
                 }
             })

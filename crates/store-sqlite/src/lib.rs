@@ -6,6 +6,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod checkpoint;
+mod history;
 mod migrations;
 mod postings;
 mod query;
@@ -23,6 +24,8 @@ pub use query::{query_read_only, QueryOutput, Value};
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "tally.sqlite";
+/// The history index, derived from the ledger, beside it.
+pub const HISTORY_FILE_NAME: &str = "tally-history.sqlite";
 /// Pages the writer keeps cached (negative: KiB), 64 MiB.
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
 /// Page size of a new database file.
@@ -36,6 +39,7 @@ const BUSY_TIMEOUT_MS: u64 = 5_000;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     path: PathBuf,
+    history_path: PathBuf,
     writer_taken: Arc<AtomicBool>,
 }
 
@@ -73,15 +77,22 @@ impl SqliteStore {
             )
         })?;
         let path = data_dir.join(DATABASE_FILE_NAME);
-        let mut connection = open_connection(&path, false)?;
-        // Takes effect only when the file is created: larger pages mean fewer WAL frames and
-        // shallower trees for the append-heavy tables.
-        connection
-            .pragma_update(None, "page_size", PAGE_SIZE_BYTES)
-            .map_err(map_error)?;
-        migrations::migrate(&mut connection)?;
+        let history_path = data_dir.join(HISTORY_FILE_NAME);
+        for (file, migrations) in [
+            (&path, migrations::LEDGER),
+            (&history_path, migrations::HISTORY),
+        ] {
+            let mut connection = open_connection(file, false)?;
+            // Takes effect only when the file is created: larger pages mean fewer WAL frames
+            // and shallower trees for the append-heavy tables.
+            connection
+                .pragma_update(None, "page_size", PAGE_SIZE_BYTES)
+                .map_err(map_error)?;
+            migrations::migrate(&mut connection, migrations)?;
+        }
         Ok(SqliteStore {
             path,
+            history_path,
             writer_taken: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -98,10 +109,12 @@ impl SqliteStore {
                 ),
             ));
         }
-        let connection = open_connection(&path, true)?;
-        migrations::check_current(&connection)?;
+        let history_path = data_dir.join(HISTORY_FILE_NAME);
+        migrations::check_current(&open_connection(&path, true)?, migrations::LEDGER)?;
+        migrations::check_current(&open_connection(&history_path, true)?, migrations::HISTORY)?;
         Ok(SqliteStore {
             path,
+            history_path,
             writer_taken: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -112,7 +125,7 @@ impl SqliteStore {
 
     /// A connection that the engine itself keeps read-only, for `tally sql` and auditors.
     pub fn read_only_connection(&self) -> StoreResult<Connection> {
-        query::read_only_connection(&self.path)
+        query::read_only_connection(&self.path, &self.history_path)
     }
 }
 
@@ -151,6 +164,20 @@ pub(crate) fn open_connection(path: &Path, read_only: bool) -> StoreResult<Conne
     Ok(connection)
 }
 
+/// Makes the history database's tables visible as `history.*` on `connection`.
+pub(crate) fn attach_history(connection: &Connection, history_path: &Path) -> StoreResult<()> {
+    let path = history_path.to_str().ok_or_else(|| {
+        StoreError::new(
+            StoreErrorKind::Unavailable,
+            "the data directory's path is not UTF-8",
+        )
+    })?;
+    connection
+        .execute("ATTACH DATABASE ?1 AS history", [path])
+        .map_err(map_error)?;
+    Ok(())
+}
+
 impl Store for SqliteStore {
     fn writer(&self) -> StoreResult<Box<dyn StoreWriter>> {
         if self.writer_taken.swap(true, Ordering::SeqCst) {
@@ -166,9 +193,13 @@ impl Store for SqliteStore {
         connection
             .pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
             .map_err(map_error)?;
-        let checkpointer = checkpoint::Checkpointer::start(&self.path)?;
+        let history = history::HistoryWriter::start(&self.path, &self.history_path)?;
+        // A crash may have left the history one batch ahead of or behind the ledger.
+        history.reconcile()?;
+        let checkpointer = checkpoint::Checkpointer::start(&[&self.path, &self.history_path])?;
         Ok(Box::new(writer::SqliteWriter::new(
             connection,
+            history,
             self.writer_taken.clone(),
             checkpointer,
         )))
@@ -176,6 +207,7 @@ impl Store for SqliteStore {
 
     fn reader(&self) -> StoreResult<Box<dyn StoreReader>> {
         let connection = open_connection(&self.path, false)?;
+        attach_history(&connection, &self.history_path)?;
         connection
             .pragma_update(None, "query_only", true)
             .map_err(map_error)?;

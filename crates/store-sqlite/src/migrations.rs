@@ -6,10 +6,22 @@ use store::{StoreError, StoreResult};
 use crate::map_error;
 
 /// (version, name, SQL). Append only: a released migration is never edited.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "ledger", include_str!("../migrations/0001_ledger.sql"))];
+pub(crate) type Migrations = &'static [(i64, &'static str, &'static str)];
 
-pub(crate) fn migrate(connection: &mut Connection) -> StoreResult<()> {
+/// The ledger database.
+pub(crate) const LEDGER: Migrations = &[(
+    1,
+    "ledger",
+    include_str!("../migrations/ledger/0001_ledger.sql"),
+)];
+/// The history database.
+pub(crate) const HISTORY: Migrations = &[(
+    1,
+    "history",
+    include_str!("../migrations/history/0001_history.sql"),
+)];
+
+pub(crate) fn migrate(connection: &mut Connection, migrations: Migrations) -> StoreResult<()> {
     connection
         .execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -20,13 +32,13 @@ pub(crate) fn migrate(connection: &mut Connection) -> StoreResult<()> {
         )
         .map_err(map_error)?;
     let current = current_version(connection)?;
-    let latest = MIGRATIONS.last().map_or(0, |migration| migration.0);
+    let latest = migrations.last().map_or(0, |migration| migration.0);
     if current > latest {
         return Err(StoreError::corrupt(format!(
             "the store's schema is version {current}, newer than this program knows ({latest})"
         )));
     }
-    for (version, name, sql) in MIGRATIONS.iter().filter(|migration| migration.0 > current) {
+    for (version, name, sql) in migrations.iter().filter(|migration| migration.0 > current) {
         let transaction = connection.transaction().map_err(map_error)?;
         transaction.execute_batch(sql).map_err(map_error)?;
         transaction
@@ -51,9 +63,9 @@ fn current_version(connection: &Connection) -> StoreResult<i64> {
         .map_err(map_error)
 }
 
-pub(crate) fn check_current(connection: &Connection) -> StoreResult<()> {
+pub(crate) fn check_current(connection: &Connection, migrations: Migrations) -> StoreResult<()> {
     let current = current_version(connection)?;
-    let latest = MIGRATIONS.last().map_or(0, |migration| migration.0);
+    let latest = migrations.last().map_or(0, |migration| migration.0);
     if current != latest {
         return Err(StoreError::corrupt(format!(
             "the store's schema is version {current}; this program needs {latest} (run a command that opens it for writing to migrate)"

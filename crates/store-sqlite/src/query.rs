@@ -58,7 +58,19 @@ fn authorize(context: AuthContext<'_>) -> Authorization {
     }
 }
 
-pub(crate) fn read_only_connection(path: &Path) -> StoreResult<Connection> {
+/// The history as plain rows: unpacks the history database's JSON postings, and leaves out a
+/// batch the history has indexed but the ledger not yet committed.
+const ACCOUNT_HISTORY_VIEW: &str = "
+    CREATE TEMP VIEW account_history (account_id, timestamp, transfer_id) AS
+        SELECT p.account_id, json_extract(entry.value, '$[0]'), json_extract(entry.value, '$[1]')
+          FROM history.account_postings p, json_each(p.postings) entry
+        UNION ALL
+        SELECT json_extract(entry.value, '$[0]'), json_extract(entry.value, '$[1]'),
+               json_extract(entry.value, '$[2]')
+          FROM history.account_postings_recent r, json_each(r.postings) entry
+         WHERE r.batch <= (SELECT batches FROM main.ledger_head)";
+
+pub(crate) fn read_only_connection(path: &Path, history_path: &Path) -> StoreResult<Connection> {
     if !path.exists() {
         return Err(StoreError::new(
             StoreErrorKind::Unavailable,
@@ -70,6 +82,11 @@ pub(crate) fn read_only_connection(path: &Path) -> StoreResult<Connection> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(map_error)?;
+    // Before the authorizer, which refuses ATTACH and any schema change.
+    crate::attach_history(&connection, history_path)?;
+    connection
+        .execute_batch(ACCOUNT_HISTORY_VIEW)
+        .map_err(map_error)?;
     connection
         .pragma_update(None, "query_only", true)
         .map_err(map_error)?;

@@ -9,7 +9,7 @@ use store::{
     StoredTransfer, HISTORY_PAGE_LIMIT_MAX,
 };
 
-use crate::writer::history_slice;
+use crate::history::history_slice;
 use crate::{map_error, postings};
 
 pub(crate) struct SqliteReader {
@@ -196,12 +196,14 @@ impl StoreReader for SqliteReader {
         };
         let limit = query.limit.min(HISTORY_PAGE_LIMIT_MAX);
         let after = i64::try_from(query.after_timestamp).unwrap_or(i64::MAX);
+        // Only batches the ledger has committed: the history may be indexing the next one.
+        let committed_batches = i64::try_from(self.head()?.batches).unwrap_or(i64::MAX);
         let mut ids: Vec<u128> = Vec::with_capacity(limit);
         {
             let mut merged = self
                 .connection
                 .prepare_cached(
-                    "SELECT postings FROM account_postings
+                    "SELECT postings FROM history.account_postings
                      WHERE account_id = ?1 AND timestamp_last > ?2 ORDER BY timestamp_first",
                 )
                 .map_err(map_error)?;
@@ -226,11 +228,12 @@ impl StoreReader for SqliteReader {
             let mut recent = self
                 .connection
                 .prepare_cached(
-                    "SELECT postings FROM account_postings_recent WHERE slice = ?1 ORDER BY batch",
+                    "SELECT postings FROM history.account_postings_recent
+                     WHERE slice = ?1 AND batch <= ?2 ORDER BY batch",
                 )
                 .map_err(map_error)?;
             let mut rows = recent
-                .query([history_slice(query.account_id)])
+                .query([history_slice(query.account_id), committed_batches])
                 .map_err(map_error)?;
             let mut entries: Vec<[i64; 3]> = Vec::new();
             while ids.len() < limit {

@@ -9,45 +9,31 @@ use rusqlite::{params, Connection, ToSql};
 use store::{to_i64, CommitBatch, StoreError, StoreErrorKind, StoreResult, StoreWriter};
 
 use crate::checkpoint::Checkpointer;
-use crate::{map_error, postings};
-
-/// Recent postings are kept in this many slices of the account space; each batch merges one
-/// slice into the clustered `account_postings` table, so every slice is merged once every
-/// `HISTORY_SLICES` batches and each merge writes many rows per account page.
-pub(crate) const HISTORY_SLICES: u64 = 64;
-
-pub(crate) fn history_slice(account_id: u128) -> i64 {
-    (account_id % u128::from(HISTORY_SLICES)) as i64
-}
-
-/// A slice with more recent postings than this is merged in the next batch, whatever the
-/// round robin says: a hot account's slice would otherwise pile up 64 batches' worth and make
-/// one batch in 64 slow.
-const SLICE_RECENT_POSTINGS_MAX: u64 = 32_768;
-
-/// The recent (unmerged) postings of each history slice, `[account_id, timestamp, transfer_id]`
-/// in commit order: a copy of `account_postings_recent` kept by the writer, so that a merge
-/// does not read back and parse what the writer itself wrote.
-type RecentPostings = Vec<Vec<[i64; 3]>>;
+use crate::history::HistoryWriter;
+use crate::map_error;
 
 pub(crate) struct SqliteWriter {
     connection: Connection,
+    history: HistoryWriter,
+    /// The history must be reconciled with the ledger before the next batch (after a failed
+    /// commit; the store reconciles it when it hands out the writer).
+    history_unchecked: bool,
     taken: Arc<AtomicBool>,
-    /// Loaded at the first commit; dropped (and loaded again) when a commit fails.
-    recent: Option<RecentPostings>,
     _checkpointer: Checkpointer,
 }
 
 impl SqliteWriter {
     pub(crate) fn new(
         connection: Connection,
+        history: HistoryWriter,
         taken: Arc<AtomicBool>,
         checkpointer: Checkpointer,
     ) -> Self {
         SqliteWriter {
             connection,
+            history,
+            history_unchecked: false,
             taken,
-            recent: None,
             _checkpointer: checkpointer,
         }
     }
@@ -61,23 +47,40 @@ impl Drop for SqliteWriter {
 
 impl StoreWriter for SqliteWriter {
     fn commit(&mut self, batch: &CommitBatch<'_>) -> StoreResult<()> {
+        if self.history_unchecked {
+            self.history.reconcile()?;
+            self.history_unchecked = false;
+        }
+        // The history thread indexes the batch while this thread writes the ledger.
+        let mut postings = Vec::with_capacity(batch.transfers.len() * 2);
+        for transfer in batch.transfers {
+            let timestamp = timestamp_i64(transfer.timestamp);
+            let id = to_i64(transfer.id);
+            postings.push([to_i64(transfer.debit_account_id), timestamp, id]);
+            postings.push([to_i64(transfer.credit_account_id), timestamp, id]);
+        }
+        self.history.begin(batch.sequence, postings)?;
+        let ledger = self.commit_ledger(batch);
+        let history = self.history.wait();
+        if ledger.is_err() || history.is_err() {
+            self.history_unchecked = true;
+        }
+        ledger?;
+        history
+    }
+}
+
+impl SqliteWriter {
+    fn commit_ledger(&mut self, batch: &CommitBatch<'_>) -> StoreResult<()> {
         self.connection
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(map_error)?;
-        // Taken out while the transaction runs: if it fails, the copy may be ahead of the
-        // disk, so it is not put back and is loaded again next time.
-        let written = match self.recent.take() {
-            Some(recent) => Ok(recent),
-            None => load_recent(&self.connection),
-        }
-        .and_then(|mut recent| write_batch(&self.connection, batch, &mut recent).map(|()| recent));
-        match written {
-            Ok(recent) => {
+        match write_batch(&self.connection, batch) {
+            Ok(()) => {
                 if let Err(error) = self.connection.execute_batch("COMMIT") {
                     let _ = self.connection.execute_batch("ROLLBACK");
                     return Err(map_error(error));
                 }
-                self.recent = Some(recent);
                 Ok(())
             }
             Err(error) => {
@@ -117,33 +120,7 @@ fn timestamp_i64(timestamp: u64) -> i64 {
     i64::try_from(timestamp).expect("ledger timestamps fit i64 until the year 2262")
 }
 
-fn load_recent(connection: &Connection) -> StoreResult<RecentPostings> {
-    let mut recent: RecentPostings = vec![Vec::new(); HISTORY_SLICES as usize];
-    let mut statement = connection
-        .prepare_cached("SELECT slice, postings FROM account_postings_recent ORDER BY slice, batch")
-        .map_err(map_error)?;
-    let mut rows = statement.query([]).map_err(map_error)?;
-    while let Some(row) = rows.next().map_err(map_error)? {
-        let slice: i64 = row.get(0).map_err(map_error)?;
-        let entries = usize::try_from(slice)
-            .ok()
-            .and_then(|slice| recent.get_mut(slice));
-        let entries = entries
-            .ok_or_else(|| StoreError::corrupt(format!("history slice {slice} out of range")))?;
-        let text = row.get_ref(1).map_err(map_error)?.as_str().ok();
-        text.and_then(|text| postings::decode(text, entries))
-            .ok_or_else(|| {
-                StoreError::corrupt(format!("recent postings of slice {slice} are malformed"))
-            })?;
-    }
-    Ok(recent)
-}
-
-fn write_batch(
-    connection: &Connection,
-    batch: &CommitBatch<'_>,
-    recent: &mut RecentPostings,
-) -> StoreResult<()> {
+fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<()> {
     for account in batch.accounts_created {
         insert_account(connection, account)?;
     }
@@ -175,8 +152,8 @@ fn write_batch(
         }
     }
     let mut transfer_id_max = 0u128;
+    let mut last_batch_transfers = Vec::with_capacity(batch.transfers.len() * 8);
     {
-        let mut postings: Vec<Vec<[i64; 3]>> = vec![Vec::new(); HISTORY_SLICES as usize];
         let mut rows: Vec<[Param<'_>; 11]> = Vec::with_capacity(batch.transfers.len());
         for transfer in batch.transfers {
             transfer_id_max = transfer_id_max.max(transfer.id);
@@ -199,13 +176,7 @@ fn write_batch(
                 Param::Integer(i64::from(transfer.flags.bits())),
                 Param::Integer(timestamp),
             ]);
-            for account_id in [transfer.debit_account_id, transfer.credit_account_id] {
-                postings[history_slice(account_id) as usize].push([
-                    to_i64(account_id),
-                    timestamp,
-                    id,
-                ]);
-            }
+            last_batch_transfers.extend_from_slice(&id.to_le_bytes());
         }
         execute_rows(
             connection,
@@ -214,20 +185,6 @@ fn write_batch(
             "",
             &rows,
         )?;
-        let mut insert_postings = connection
-            .prepare_cached(
-                "INSERT INTO account_postings_recent (slice, batch, postings) VALUES (?1, ?2, ?3)",
-            )
-            .map_err(map_error)?;
-        let sequence = i64::try_from(batch.sequence).expect("batch sequence fits i64");
-        for (slice, entries) in postings.iter().enumerate() {
-            if !entries.is_empty() {
-                insert_postings
-                    .execute(params![slice as i64, sequence, postings::encode(entries)])
-                    .map_err(map_error)?;
-                recent[slice].extend_from_slice(entries);
-            }
-        }
     }
     if !batch.pending.is_empty() {
         let mut upsert = connection
@@ -267,24 +224,18 @@ fn write_batch(
                 .map_err(map_error)?;
         }
     }
-    let round_robin = (batch.sequence % HISTORY_SLICES) as usize;
-    for (slice, entries) in recent.iter_mut().enumerate() {
-        if slice == round_robin || entries.len() as u64 > SLICE_RECENT_POSTINGS_MAX {
-            merge_history_slice(connection, slice as i64, entries)?;
-            entries.clear();
-        }
-    }
     let advanced = connection
         .prepare_cached(
             "UPDATE ledger_head SET batches = ?1, timestamp_last = ?2,
-                transfer_id_max = max(transfer_id_max, ?3)
+                transfer_id_max = max(transfer_id_max, ?3), last_batch_transfers = ?4
              WHERE singleton = 1 AND batches = ?1 - 1 AND timestamp_last < ?2",
         )
         .map_err(map_error)?
         .execute(params![
             i64::try_from(batch.sequence).expect("batch sequence fits i64"),
             timestamp_i64(batch.timestamp_last),
-            to_i64(transfer_id_max)
+            to_i64(transfer_id_max),
+            last_batch_transfers,
         ])
         .map_err(map_error)?;
     if advanced != 1 {
@@ -365,42 +316,4 @@ fn execute_rows<const N: usize>(
         }
     }
     Ok(changed)
-}
-
-/// Moves one slice of recent postings (`entries`, in commit order) into the clustered history
-/// table, packed per account.
-fn merge_history_slice(
-    connection: &Connection,
-    slice: i64,
-    entries: &mut [[i64; 3]],
-) -> StoreResult<()> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    // Stable: within an account, postings stay in timestamp order.
-    entries.sort_by_key(|entry| entry[0]);
-    let mut insert = connection
-        .prepare_cached(
-            "INSERT INTO account_postings (account_id, timestamp_first, timestamp_last, postings)
-             VALUES (?1, ?2, ?3, ?4)",
-        )
-        .map_err(map_error)?;
-    let mut pairs: Vec<[i64; 2]> = Vec::with_capacity(postings::POSTINGS_PER_ROW_MAX);
-    for account in entries.chunk_by(|left, right| left[0] == right[0]) {
-        for run in account.chunks(postings::POSTINGS_PER_ROW_MAX) {
-            pairs.clear();
-            pairs.extend(run.iter().map(|entry| [entry[1], entry[2]]));
-            let first = pairs[0][0];
-            let last = pairs[pairs.len() - 1][0];
-            insert
-                .execute(params![run[0][0], first, last, postings::encode(&pairs)])
-                .map_err(map_error)?;
-        }
-    }
-    connection
-        .prepare_cached("DELETE FROM account_postings_recent WHERE slice = ?1")
-        .map_err(map_error)?
-        .execute([slice])
-        .map_err(map_error)?;
-    Ok(())
 }

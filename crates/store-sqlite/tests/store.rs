@@ -343,7 +343,7 @@ fn a_hot_account_history_is_merged_early_and_stays_complete() {
     }
     let connection = store.read_only_connection().unwrap();
     // The hot slice was merged before the round robin reached it: little is left recent.
-    let recent = query_read_only(&connection, "SELECT coalesce(sum(json_array_length(postings)), 0) FROM account_postings_recent WHERE slice = 1").unwrap();
+    let recent = query_read_only(&connection, "SELECT coalesce(sum(json_array_length(postings)), 0) FROM history.account_postings_recent WHERE slice = 1").unwrap();
     let Value::Integer(recent_count) = recent.rows[0][0] else {
         panic!("{recent:?}")
     };
@@ -371,4 +371,104 @@ fn a_hot_account_history_is_merged_early_and_stays_complete() {
         count += page.len() as u64;
     }
     assert_eq!(count, per_batch * batches);
+}
+
+/// The history database beside the ledger, opened directly to play a crash.
+fn history_connection(directory: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(directory.join(store_sqlite::HISTORY_FILE_NAME)).unwrap()
+}
+
+fn history_count(store: &SqliteStore, account_id: u128) -> usize {
+    let mut reader = store.reader().unwrap();
+    reader
+        .account_transfers(HistoryQuery {
+            account_id,
+            after_timestamp: 0,
+            limit: 1000,
+        })
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn a_history_one_batch_behind_the_ledger_catches_up_when_the_writer_starts() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(directory.path()).unwrap();
+    write_transfers(&store, 10);
+    assert_eq!(history_count(&store, 2), 10);
+    // A crash after the ledger committed batch 11 and before the history did.
+    let history = history_connection(directory.path());
+    history
+        .execute("DELETE FROM account_postings_recent WHERE batch = 11", [])
+        .unwrap();
+    history
+        .execute("UPDATE history_head SET batches = 10", [])
+        .unwrap();
+    assert_eq!(
+        history_count(&store, 2),
+        9,
+        "the last batch is missing from the history"
+    );
+    drop(store.writer().unwrap());
+    assert_eq!(
+        history_count(&store, 2),
+        10,
+        "rebuilt from the ledger's last batch"
+    );
+    let connection = store.read_only_connection().unwrap();
+    let output = query_read_only(&connection, "SELECT count(*) FROM account_history").unwrap();
+    assert_eq!(output.rows[0][0], Value::Integer(40));
+}
+
+#[test]
+fn a_history_one_batch_ahead_of_the_ledger_drops_that_batch() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(directory.path()).unwrap();
+    write_transfers(&store, 5);
+    // A crash after the history indexed batch 7 and before the ledger committed it.
+    let history = history_connection(directory.path());
+    history
+        .execute("INSERT INTO account_postings_recent (slice, batch, postings) VALUES (2, 7, '[[2,999999,777]]')", [])
+        .unwrap();
+    history
+        .execute("UPDATE history_head SET batches = 7", [])
+        .unwrap();
+    // Readers already leave out what the ledger has not committed.
+    assert_eq!(history_count(&store, 2), 5);
+    let connection = store.read_only_connection().unwrap();
+    let output = query_read_only(
+        &connection,
+        "SELECT count(*) FROM account_history WHERE transfer_id = 777",
+    )
+    .unwrap();
+    assert_eq!(output.rows[0][0], Value::Integer(0));
+    drop(store.writer().unwrap());
+    let remaining: i64 = history
+        .query_row(
+            "SELECT count(*) FROM account_postings_recent WHERE batch = 7",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(remaining, 0);
+    let head: i64 = history
+        .query_row("SELECT batches FROM history_head", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(head, 6);
+}
+
+#[test]
+fn a_history_further_behind_is_refused_with_a_clear_message() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(directory.path()).unwrap();
+    write_transfers(&store, 5);
+    history_connection(directory.path())
+        .execute("UPDATE history_head SET batches = 2", [])
+        .unwrap();
+    let error = store.writer().err().expect("the writer is refused");
+    assert!(
+        error.message.contains("can only catch up one batch"),
+        "{}",
+        error.message
+    );
 }

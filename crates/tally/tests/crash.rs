@@ -102,4 +102,20 @@ fn acknowledged_transfers_survive_sigkill() {
         let head = reader.head().unwrap();
         assert!(head.transfer_id_max >= *acknowledged.iter().max().unwrap());
     }
+    // The history index, repaired when a writer starts, holds every committed transfer twice
+    // (its debit and its credit) and nothing else.
+    let store = SqliteStore::open(&data).unwrap();
+    drop(store.writer().unwrap());
+    let connection = store.read_only_connection().unwrap();
+    let query = "SELECT (SELECT count(*) FROM account_history),
+                        (SELECT 2 * count(*) FROM transfers),
+                        (SELECT count(*) FROM account_history h JOIN transfers t ON t.id = h.transfer_id
+                          WHERE h.account_id IN (t.debit_account_id, t.credit_account_id))";
+    let output = store_sqlite::query_read_only(&connection, query).unwrap();
+    let row = &output.rows[0];
+    assert_eq!(row[0], row[1], "history entries vs. twice the transfers");
+    assert_eq!(
+        row[0], row[2],
+        "every history entry names a transfer of its account"
+    );
 }

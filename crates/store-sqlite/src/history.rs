@@ -1,0 +1,358 @@
+//! The history index: an account's transfers by time, in its own database file, written by
+//! its own thread in parallel with the ledger's transaction.
+//!
+//! It is derived data: everything in it follows from the ledger's `transfers`. Each commit
+//! hands the batch's postings to the history thread, writes the ledger, and waits for both;
+//! a batch is acknowledged only when both are durable. A crash can leave the history one
+//! batch ahead of the ledger (its commit landed, the ledger's did not) or one behind (the
+//! reverse); [`HistoryWriter::reconcile`] repairs either before the next batch, the second from
+//! the ids the ledger keeps of its last batch (`ledger_head.last_batch_transfers`).
+
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use rusqlite::{params, Connection};
+use store::{StoreError, StoreErrorKind, StoreResult};
+
+use crate::{map_error, open_connection, postings};
+
+/// Recent postings are kept in this many slices of the account space; each batch merges one
+/// slice into the clustered `account_postings` table, so every slice is merged once every
+/// `HISTORY_SLICES` batches and each merge writes many postings per account row.
+pub(crate) const HISTORY_SLICES: u64 = 64;
+
+pub(crate) fn history_slice(account_id: u128) -> i64 {
+    (account_id % u128::from(HISTORY_SLICES)) as i64
+}
+
+/// A slice with more recent postings than this is merged in the next batch, whatever the
+/// round robin says: a hot account's slice would otherwise pile up 64 batches' worth and make
+/// one batch in 64 slow.
+pub(crate) const SLICE_RECENT_POSTINGS_MAX: u64 = 32_768;
+
+/// The recent (unmerged) postings of each history slice, `[account_id, timestamp, transfer_id]`
+/// in commit order: a copy of `account_postings_recent` kept by the history thread, so that a
+/// merge does not read back and parse what it wrote itself.
+type RecentPostings = Vec<Vec<[i64; 3]>>;
+
+enum Job {
+    /// Index batch `sequence`, whose postings (debit and credit of each transfer, in order)
+    /// are these.
+    Batch {
+        sequence: u64,
+        postings: Vec<[i64; 3]>,
+    },
+    /// Bring the history in line with the ledger's committed head.
+    Reconcile,
+}
+
+/// The handle the ledger writer keeps on the history thread.
+pub(crate) struct HistoryWriter {
+    jobs: Option<SyncSender<Job>>,
+    results: Receiver<StoreResult<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HistoryWriter {
+    pub(crate) fn start(ledger_path: &Path, history_path: &Path) -> StoreResult<HistoryWriter> {
+        let connection = open_connection(history_path, false)?;
+        // Not attached to this connection: a write transaction would then lock the ledger too,
+        // and the two writers would take turns instead of working in parallel.
+        let ledger = open_connection(ledger_path, false)?;
+        ledger
+            .pragma_update(None, "query_only", true)
+            .map_err(map_error)?;
+        let (jobs, job_receiver) = mpsc::sync_channel::<Job>(1);
+        let (result_sender, results) = mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("sqlite-history".into())
+            .spawn(move || {
+                let mut state = HistoryThread {
+                    connection,
+                    ledger,
+                    recent: None,
+                };
+                while let Ok(job) = job_receiver.recv() {
+                    let result = match job {
+                        Job::Batch { sequence, postings } => state.index(sequence, &postings),
+                        Job::Reconcile => state.reconcile(),
+                    };
+                    if result.is_err() {
+                        state.recent = None;
+                    }
+                    if result_sender.send(result).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|error| StoreError::new(StoreErrorKind::Other, error.to_string()))?;
+        Ok(HistoryWriter {
+            jobs: Some(jobs),
+            results,
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&self, job: Job) -> StoreResult<()> {
+        let stopped = || StoreError::new(StoreErrorKind::Other, "the history thread has stopped");
+        self.jobs
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(job)
+            .map_err(|_| stopped())
+    }
+
+    /// Starts indexing a batch; [`HistoryWriter::wait`] gives the outcome.
+    pub(crate) fn begin(&self, sequence: u64, postings: Vec<[i64; 3]>) -> StoreResult<()> {
+        self.send(Job::Batch { sequence, postings })
+    }
+
+    pub(crate) fn wait(&self) -> StoreResult<()> {
+        self.results.recv().unwrap_or_else(|_| {
+            Err(StoreError::new(
+                StoreErrorKind::Other,
+                "the history thread has stopped",
+            ))
+        })
+    }
+
+    /// Repairs the history after a crash or a failed commit. Only while no batch is being
+    /// written.
+    pub(crate) fn reconcile(&self) -> StoreResult<()> {
+        self.send(Job::Reconcile)?;
+        self.wait()
+    }
+}
+
+impl Drop for HistoryWriter {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct HistoryThread {
+    connection: Connection,
+    /// A reading connection to the ledger, for reconciling.
+    ledger: Connection,
+    /// Loaded by `reconcile`; dropped after any failure.
+    recent: Option<RecentPostings>,
+}
+
+impl HistoryThread {
+    fn in_transaction(&self, work: impl FnOnce(&Connection) -> StoreResult<()>) -> StoreResult<()> {
+        self.connection
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(map_error)?;
+        match work(&self.connection) {
+            Ok(()) => self.connection.execute_batch("COMMIT").map_err(|error| {
+                let _ = self.connection.execute_batch("ROLLBACK");
+                map_error(error)
+            }),
+            Err(error) => {
+                let _ = self.connection.execute_batch("ROLLBACK");
+                Err(error)
+            }
+        }
+    }
+
+    fn index(&mut self, sequence: u64, postings: &[[i64; 3]]) -> StoreResult<()> {
+        let mut recent = match self.recent.take() {
+            Some(recent) => recent,
+            None => {
+                return Err(StoreError::new(
+                    StoreErrorKind::Other,
+                    "the history index must be reconciled before it takes a batch",
+                ))
+            }
+        };
+        let batch = i64::try_from(sequence).expect("batch sequence fits i64");
+        self.in_transaction(|connection| {
+            // Merge first: a merge takes only postings of earlier batches, which the ledger has
+            // already made durable.
+            let round_robin = (sequence % HISTORY_SLICES) as usize;
+            for (slice, entries) in recent.iter_mut().enumerate() {
+                if slice == round_robin || entries.len() as u64 > SLICE_RECENT_POSTINGS_MAX {
+                    merge_slice(connection, slice as i64, entries)?;
+                    entries.clear();
+                }
+            }
+            let mut by_slice: Vec<Vec<[i64; 3]>> = vec![Vec::new(); HISTORY_SLICES as usize];
+            for posting in postings {
+                by_slice[posting[0].rem_euclid(HISTORY_SLICES as i64) as usize].push(*posting);
+            }
+            let mut insert = connection
+                .prepare_cached(
+                    "INSERT INTO account_postings_recent (slice, batch, postings) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(map_error)?;
+            for (slice, entries) in by_slice.iter().enumerate() {
+                if !entries.is_empty() {
+                    insert
+                        .execute(params![slice as i64, batch, postings::encode(entries)])
+                        .map_err(map_error)?;
+                    recent[slice].extend_from_slice(entries);
+                }
+            }
+            let advanced = connection
+                .prepare_cached("UPDATE history_head SET batches = ?1 WHERE batches = ?1 - 1")
+                .map_err(map_error)?
+                .execute([batch])
+                .map_err(map_error)?;
+            if advanced != 1 {
+                return Err(StoreError::new(
+                    StoreErrorKind::Refused,
+                    format!("history batch {sequence} does not follow the last indexed batch"),
+                ));
+            }
+            Ok(())
+        })?;
+        self.recent = Some(recent);
+        Ok(())
+    }
+
+    fn reconcile(&mut self) -> StoreResult<()> {
+        self.recent = None;
+        let ledger = &self.ledger;
+        self.in_transaction(|connection| {
+            let (ledger_batches, last_batch): (i64, Vec<u8>) = ledger
+                .query_row(
+                    "SELECT batches, last_batch_transfers FROM ledger_head",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .map_err(map_error)?;
+            let history_batches: i64 = connection
+                .query_row("SELECT batches FROM history_head", [], |row| row.get(0))
+                .map_err(map_error)?;
+            if history_batches == ledger_batches {
+                return Ok(());
+            }
+            if history_batches > ledger_batches {
+                // The history indexed a batch whose ledger transaction never committed.
+                connection
+                    .execute(
+                        "DELETE FROM account_postings_recent WHERE batch > ?1",
+                        [ledger_batches],
+                    )
+                    .map_err(map_error)?;
+            } else if history_batches + 1 == ledger_batches {
+                // The ledger committed a batch the history had not: index it from its ids.
+                index_from_ledger(connection, ledger, ledger_batches, &last_batch)?;
+            } else {
+                return Err(StoreError::corrupt(format!(
+                    "the history index ({HISTORY_DATABASE}) has {history_batches} batches and the \
+                     ledger {ledger_batches}; it can only catch up one batch",
+                    HISTORY_DATABASE = crate::HISTORY_FILE_NAME
+                )));
+            }
+            connection
+                .execute("UPDATE history_head SET batches = ?1", [ledger_batches])
+                .map_err(map_error)?;
+            Ok(())
+        })?;
+        self.recent = Some(load_recent(&self.connection)?);
+        Ok(())
+    }
+}
+
+/// Indexes the ledger's last batch from the ids it kept of it.
+fn index_from_ledger(
+    connection: &Connection,
+    ledger: &Connection,
+    batch: i64,
+    ids: &[u8],
+) -> StoreResult<()> {
+    if ids.len() % 8 != 0 {
+        return Err(StoreError::corrupt(
+            "ledger_head.last_batch_transfers is not a list of ids",
+        ));
+    }
+    let mut select = ledger
+        .prepare_cached(
+            "SELECT debit_account_id, credit_account_id, timestamp FROM transfers WHERE id = ?1",
+        )
+        .map_err(map_error)?;
+    let mut by_slice: Vec<Vec<[i64; 3]>> = vec![Vec::new(); HISTORY_SLICES as usize];
+    for chunk in ids.chunks_exact(8) {
+        let id = i64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let (debit, credit, timestamp): (i64, i64, i64) = select
+            .query_row([id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .map_err(|error| {
+                StoreError::corrupt(format!(
+                    "transfer {id} of the last batch is missing: {error}"
+                ))
+            })?;
+        for account in [debit, credit] {
+            by_slice[account.rem_euclid(HISTORY_SLICES as i64) as usize]
+                .push([account, timestamp, id]);
+        }
+    }
+    for (slice, entries) in by_slice.iter().enumerate() {
+        if !entries.is_empty() {
+            connection
+                .execute(
+                    "INSERT INTO account_postings_recent (slice, batch, postings) VALUES (?1, ?2, ?3)",
+                    params![slice as i64, batch, postings::encode(entries)],
+                )
+                .map_err(map_error)?;
+        }
+    }
+    Ok(())
+}
+
+fn load_recent(connection: &Connection) -> StoreResult<RecentPostings> {
+    let mut recent: RecentPostings = vec![Vec::new(); HISTORY_SLICES as usize];
+    let mut statement = connection
+        .prepare_cached("SELECT slice, postings FROM account_postings_recent ORDER BY slice, batch")
+        .map_err(map_error)?;
+    let mut rows = statement.query([]).map_err(map_error)?;
+    while let Some(row) = rows.next().map_err(map_error)? {
+        let slice: i64 = row.get(0).map_err(map_error)?;
+        let entries = usize::try_from(slice)
+            .ok()
+            .and_then(|slice| recent.get_mut(slice));
+        let entries = entries
+            .ok_or_else(|| StoreError::corrupt(format!("history slice {slice} out of range")))?;
+        let text = row.get_ref(1).map_err(map_error)?.as_str().ok();
+        text.and_then(|text| postings::decode(text, entries))
+            .ok_or_else(|| {
+                StoreError::corrupt(format!("recent postings of slice {slice} are malformed"))
+            })?;
+    }
+    Ok(recent)
+}
+fn merge_slice(connection: &Connection, slice: i64, entries: &mut [[i64; 3]]) -> StoreResult<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    // Stable: within an account, postings stay in timestamp order.
+    entries.sort_by_key(|entry| entry[0]);
+    let mut insert = connection
+        .prepare_cached(
+            "INSERT INTO account_postings (account_id, timestamp_first, timestamp_last, postings)
+             VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(map_error)?;
+    let mut pairs: Vec<[i64; 2]> = Vec::with_capacity(postings::POSTINGS_PER_ROW_MAX);
+    for account in entries.chunk_by(|left, right| left[0] == right[0]) {
+        for run in account.chunks(postings::POSTINGS_PER_ROW_MAX) {
+            pairs.clear();
+            pairs.extend(run.iter().map(|entry| [entry[1], entry[2]]));
+            let first = pairs[0][0];
+            let last = pairs[pairs.len() - 1][0];
+            insert
+                .execute(params![run[0][0], first, last, postings::encode(&pairs)])
+                .map_err(map_error)?;
+        }
+    }
+    connection
+        .prepare_cached("DELETE FROM account_postings_recent WHERE slice = ?1")
+        .map_err(map_error)?
+        .execute([slice])
+        .map_err(map_error)?;
+    Ok(())
+}
