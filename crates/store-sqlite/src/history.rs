@@ -266,7 +266,7 @@ fn index_from_ledger(
     batch: i64,
     ids: &[u8],
 ) -> StoreResult<()> {
-    if ids.len() % 8 != 0 {
+    if !ids.len().is_multiple_of(8) {
         return Err(StoreError::corrupt(
             "ledger_head.last_batch_transfers is not a list of ids",
         ));
