@@ -286,6 +286,14 @@ impl Applier<'_> {
         self.out.transfers.push(transfer);
     }
 
+    /// Stores the two accounts of a transfer (or an expiry) and their balance history.
+    fn put_both(&mut self, debit: Account, credit: Account, timestamp: u64) {
+        self.put_account(debit);
+        self.put_account(credit);
+        self.record_balance(&debit, timestamp);
+        self.record_balance(&credit, timestamp);
+    }
+
     fn record_balance(&mut self, account: &Account, timestamp: u64) {
         if account.flags.contains(AccountFlags::HISTORY) {
             self.out.balances.push(AccountBalance {
@@ -482,10 +490,7 @@ impl Applier<'_> {
             debit.debits_posted += amount;
             credit.credits_posted += amount;
         }
-        self.put_account(debit);
-        self.put_account(credit);
-        self.record_balance(&debit, timestamp);
-        self.record_balance(&credit, timestamp);
+        self.put_both(debit, credit, timestamp);
         self.put_transfer(Transfer {
             id: request.id,
             debit_account_id: debit.id,
@@ -582,10 +587,7 @@ impl Applier<'_> {
             debit.debits_posted += amount;
             credit.credits_posted += amount;
         }
-        self.put_account(debit);
-        self.put_account(credit);
-        self.record_balance(&debit, timestamp);
-        self.record_balance(&credit, timestamp);
+        self.put_both(debit, credit, timestamp);
         self.put_transfer(Transfer {
             id: request.id,
             debit_account_id: pending.debit_account_id,
@@ -636,10 +638,7 @@ impl Applier<'_> {
         assert!(credit.credits_pending >= pending.amount);
         debit.debits_pending -= pending.amount;
         credit.credits_pending -= pending.amount;
-        self.put_account(debit);
-        self.put_account(credit);
-        self.record_balance(&debit, timestamp);
-        self.record_balance(&credit, timestamp);
+        self.put_both(debit, credit, timestamp);
         self.put_pending(pending_id, PendingStatus::Expired);
         self.out.expired.push(pending_id);
     }

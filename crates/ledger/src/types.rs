@@ -171,6 +171,30 @@ pub struct NewTransfer {
     pub currency: Currency,
 }
 
+impl NewTransfer {
+    /// A plain single-phase transfer; set the other fields on the result as needed.
+    pub fn new(
+        id: u128,
+        debit_account_id: u128,
+        credit_account_id: u128,
+        amount: u128,
+        currency: Currency,
+    ) -> Self {
+        NewTransfer {
+            id,
+            debit_account_id,
+            credit_account_id,
+            amount,
+            pending_id: 0,
+            user_data: 0,
+            timeout_seconds: 0,
+            kind: 0,
+            flags: TransferFlags::empty(),
+            currency,
+        }
+    }
+}
+
 /// A committed transfer. Never updated, never deleted: corrections are new transfers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transfer {

@@ -33,18 +33,7 @@ fn account(id: u128, flags: AccountFlags) -> Event {
 }
 
 fn transfer(id: u128, debit: u128, credit: u128, amount: u128) -> NewTransfer {
-    NewTransfer {
-        id,
-        debit_account_id: debit,
-        credit_account_id: credit,
-        amount,
-        pending_id: 0,
-        user_data: 0,
-        timeout_seconds: 0,
-        kind: 1,
-        flags: TransferFlags::empty(),
-        currency: cny(),
-    }
+    NewTransfer::new(id, debit, credit, amount, cny())
 }
 
 /// A clock the test moves by hand.

@@ -83,18 +83,11 @@ impl World {
         flags: TransferFlags,
     ) -> NewTransfer {
         self.next_transfer_id += 1;
-        NewTransfer {
-            id: self.next_transfer_id,
-            debit_account_id: debit,
-            credit_account_id: credit,
-            amount,
-            pending_id: 0,
-            user_data: 0,
-            timeout_seconds: 0,
-            kind: 1,
-            flags,
-            currency: self.currency,
-        }
+        let mut transfer =
+            NewTransfer::new(self.next_transfer_id, debit, credit, amount, self.currency);
+        transfer.kind = 1;
+        transfer.flags = flags;
+        transfer
     }
 
     fn submit(&self, transfers: &[NewTransfer]) -> anyhow::Result<Vec<EventResult>> {
