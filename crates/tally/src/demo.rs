@@ -203,8 +203,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("       and the reserve mirrors exactly what the platform owes.");
     println!();
     println!("Look around with read-only SQL, for example:");
+    // Name the program as it was started, so the line can be pasted as it is.
+    let program = std::env::args()
+        .next()
+        .unwrap_or_else(|| "tally".to_owned());
     println!(
-        "  tally sql --data {} \"SELECT id, debit_account_id, credit_account_id, amount, currency FROM transfers\"",
+        "  {program} sql --data {} \"SELECT id, debit_account_id, credit_account_id, amount, currency FROM transfers\"",
         directory.display()
     );
     Ok(())
