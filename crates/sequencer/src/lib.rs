@@ -16,7 +16,10 @@
 // An edge of the system: it may read the clock and wait (see clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
+mod metrics;
 mod pipeline;
+
+pub use metrics::{Metrics, COMMIT_BUCKETS_MS};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -123,6 +126,7 @@ pub(crate) enum Message {
 #[derive(Debug, Clone)]
 pub struct SequencerHandle {
     sender: SyncSender<Message>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Message {
@@ -155,6 +159,11 @@ impl SequencerHandle {
         Ok(Ticket(receiver))
     }
 
+    /// The pipeline's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Submits and waits: the results once durable.
     pub fn execute(&self, events: Vec<Event>) -> CommitResult {
         self.submit(events)?.wait()
@@ -171,9 +180,10 @@ pub struct Sequencer {
 impl Sequencer {
     /// Starts the pipeline on `store`, taking its writer.
     pub fn start(store: &dyn Store, config: SequencerConfig) -> Result<Sequencer, StoreError> {
-        let (sender, threads) = pipeline::start(store, config)?;
+        let metrics = Arc::new(Metrics::default());
+        let (sender, threads) = pipeline::start(store, config, metrics.clone())?;
         Ok(Sequencer {
-            handle: SequencerHandle { sender },
+            handle: SequencerHandle { sender, metrics },
             threads,
         })
     }

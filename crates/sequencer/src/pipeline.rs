@@ -2,8 +2,11 @@
 //! writer (one durable transaction per batch, then the answers).
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use ledger::{
     Account, AccountBalance, Batch, Event, EventResult, IdMap, IdSet, State, Transfer,
@@ -15,7 +18,9 @@ use store::{
 };
 use tokio::sync::oneshot;
 
-use crate::{CommitError, CommitResult, Message, Request, SequencerConfig, QUEUE_REQUESTS_MAX};
+use crate::{
+    CommitError, CommitResult, Message, Metrics, Request, SequencerConfig, QUEUE_REQUESTS_MAX,
+};
 
 /// Batches applied but not yet durable, at most: one being written, one waiting.
 const JOBS_IN_FLIGHT_MAX: usize = 1;
@@ -41,6 +46,8 @@ struct Job {
     balances: Vec<AccountBalance>,
     results: Vec<EventResult>,
     replies: Vec<Reply>,
+    /// Pending transfers whose hold this batch released.
+    expired: u64,
 }
 
 enum Feedback {
@@ -54,6 +61,7 @@ enum Feedback {
 pub(crate) fn start(
     store: &dyn Store,
     config: SequencerConfig,
+    metrics: Arc<Metrics>,
 ) -> Result<(SyncSender<Message>, Vec<JoinHandle<()>>), StoreError> {
     let writer = store.writer()?;
     let mut reader = store.reader()?;
@@ -63,7 +71,7 @@ pub(crate) fn start(
     let (feedback_sender, feedback_receiver) = mpsc::channel::<Feedback>();
     let writer_thread = std::thread::Builder::new()
         .name("ledger-writer".into())
-        .spawn(move || write_loop(writer, job_receiver, feedback_sender))
+        .spawn(move || write_loop(writer, job_receiver, feedback_sender, &metrics))
         .map_err(|error| StoreError::new(store::StoreErrorKind::Other, error.to_string()))?;
     let mut sequencer = SequencerThread {
         config,
@@ -320,6 +328,7 @@ impl SequencerThread {
             transfer_leaves,
             pending,
             balances: applied.balances,
+            expired: applied.expired.len() as u64,
             results: applied.results,
             replies,
         })
@@ -384,7 +393,12 @@ fn answer_all(replies: Vec<Reply>, answer: &CommitResult) {
     }
 }
 
-fn write_loop(mut writer: Box<dyn StoreWriter>, jobs: Receiver<Job>, feedback: Sender<Feedback>) {
+fn write_loop(
+    mut writer: Box<dyn StoreWriter>,
+    jobs: Receiver<Job>,
+    feedback: Sender<Feedback>,
+    metrics: &Metrics,
+) {
     let mut epoch = 0;
     while let Ok(job) = jobs.recv() {
         if job.epoch != epoch {
@@ -401,8 +415,21 @@ fn write_loop(mut writer: Box<dyn StoreWriter>, jobs: Receiver<Job>, feedback: S
             balances: &job.balances,
             transfer_leaves: &job.transfer_leaves,
         };
-        match writer.commit(&batch) {
+        let started = Instant::now();
+        let committed = writer.commit(&batch);
+        metrics.record_commit(started.elapsed());
+        match committed {
             Ok(()) => {
+                metrics.batches_committed.fetch_add(1, Ordering::Relaxed);
+                metrics
+                    .events_committed
+                    .fetch_add(job.results.len() as u64, Ordering::Relaxed);
+                metrics
+                    .transfers_committed
+                    .fetch_add(job.transfers.len() as u64, Ordering::Relaxed);
+                metrics
+                    .pending_expired
+                    .fetch_add(job.expired, Ordering::Relaxed);
                 // Durable: now, and only now, the answers go out.
                 for reply in job.replies {
                     let results = job.results[reply.start..reply.start + reply.length].to_vec();
@@ -411,6 +438,7 @@ fn write_loop(mut writer: Box<dyn StoreWriter>, jobs: Receiver<Job>, feedback: S
                 let _ = feedback.send(Feedback::Durable(job.sequence));
             }
             Err(error) => {
+                metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
                 answer_all(job.replies, &Err(CommitError::Store(error)));
                 epoch += 1;
                 let _ = feedback.send(Feedback::Failed { epoch });

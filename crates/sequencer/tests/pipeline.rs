@@ -105,6 +105,27 @@ fn concurrent_submitters_are_answered_after_commit_and_retries_are_idempotent() 
     for thread in threads {
         thread.join().unwrap();
     }
+    let metrics = sequencer.handle();
+    let metrics = metrics.metrics();
+    assert_eq!(
+        sequencer::Metrics::read(&metrics.transfers_committed),
+        8 * 50 * 2,
+        "retries create nothing"
+    );
+    assert_eq!(
+        sequencer::Metrics::read(&metrics.events_committed),
+        11 + 8 * 50 * 4
+    );
+    assert_eq!(sequencer::Metrics::read(&metrics.commit_failures), 0);
+    let commits: u64 = metrics
+        .commit_duration_buckets
+        .iter()
+        .map(sequencer::Metrics::read)
+        .sum();
+    assert_eq!(
+        commits,
+        sequencer::Metrics::read(&metrics.batches_committed)
+    );
     sequencer.shutdown();
     let mut reader = store.reader().unwrap();
     let funding = reader.account(1).unwrap().unwrap();
