@@ -7,6 +7,7 @@ mod bench;
 mod demo;
 mod progress;
 mod push;
+mod serve;
 mod sql;
 
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ struct Cli {
 enum Command {
     /// Seed a small world on a fresh embedded store and tell its story step by step.
     Demo(demo::DemoArgs),
+    /// Serve the HTTP API (health, readiness, metrics) on the embedded store.
+    Serve(serve::ServeArgs),
     /// Run one read-only SQL query over the store.
     Sql(sql::SqlArgs),
     /// Measure the ledger.
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Sql(args) => sql::run(args),
         Command::Bench(BenchCommand::Ledger(args)) => bench::run(args),
         Command::Bench(BenchCommand::Push(args)) => push::run(args),
