@@ -151,6 +151,14 @@ pub trait StoreReader: Send {
     fn currency_totals(&mut self) -> StoreResult<Vec<CurrencyTotals>>;
     /// Ids of accounts whose balances break their flags (there should be none).
     fn accounts_violating_flags(&mut self, limit: usize) -> StoreResult<Vec<u128>>;
+    /// Accounts whose stored balances differ from what their transfers add up to (there
+    /// should be none), `limit` at most, lowest id first.
+    fn balance_mismatches(&mut self, limit: usize) -> StoreResult<Vec<BalanceMismatch>>;
+    /// Transfers that name a missing account or another currency than their accounts'.
+    fn transfers_with_bad_accounts(&mut self, limit: usize) -> StoreResult<Vec<u128>>;
+    /// How many transfers the ledger holds, and how many postings its history index holds
+    /// (there should be two per transfer).
+    fn history_counts(&mut self) -> StoreResult<HistoryCounts>;
 }
 
 /// Converts an id or an amount for a backend that stores signed 64-bit integers.
@@ -163,6 +171,23 @@ pub fn to_i64(value: u128) -> i64 {
 /// Reads back a stored signed 64-bit value; negative values mean the data was tampered with.
 pub fn from_i64(value: i64, what: &str) -> StoreResult<u128> {
     u128::try_from(value).map_err(|_| StoreError::corrupt(format!("negative {what}: {value}")))
+}
+
+/// An account's four balances: stored, and added up from its transfers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BalanceMismatch {
+    pub account_id: u128,
+    /// debits_pending, debits_posted, credits_pending, credits_posted as stored.
+    pub stored: [u128; 4],
+    /// The same, from the transfers: posted amounts of single-phase and posting transfers,
+    /// pending amounts of pending transfers still pending.
+    pub from_transfers: [u128; 4],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryCounts {
+    pub transfers: u64,
+    pub postings: u64,
 }
 
 /// The ledger's invariants, checked against committed state.

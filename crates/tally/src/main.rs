@@ -9,6 +9,7 @@ mod progress;
 mod push;
 mod serve;
 mod sql;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run one read-only SQL query over the store.
     Sql(sql::SqlArgs),
+    /// Check the ledger on disk: balances against transfers, invariants, the history index.
+    Verify(verify::VerifyArgs),
     /// Measure the ledger.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Sql(args) => sql::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Bench(BenchCommand::Ledger(args)) => bench::run(args),
         Command::Bench(BenchCommand::Push(args)) => push::run(args),
     };

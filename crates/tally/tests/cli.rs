@@ -261,3 +261,47 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
     assert!(status.success(), "exit {status:?}\n{log}");
     assert!(log.contains("the ledger is drained"), "{log}");
 }
+
+#[test]
+fn verify_passes_a_sound_ledger_and_names_each_kind_of_tampering() {
+    let directory = tempfile::tempdir().unwrap();
+    let pristine = directory.path().join("pristine");
+    assert!(demo(&pristine).status.success());
+    let sound = tally(&["verify", "--data", pristine.to_str().unwrap()]);
+    assert!(
+        sound.status.success(),
+        "{}{}",
+        text(&sound.stdout),
+        text(&sound.stderr)
+    );
+    assert!(text(&sound.stdout).contains("everything holds"));
+    let report = tally(&["verify", "--data", pristine.to_str().unwrap(), "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+
+    let tamperings = [
+        ("a changed amount", "UPDATE transfers SET amount = amount + 1 WHERE id = 2", "every balance equals the sum of its transfers"),
+        ("a deleted transfer", "DELETE FROM transfers WHERE id = 3", "every balance equals the sum of its transfers"),
+        (
+            "an inserted transfer",
+            "INSERT INTO transfers SELECT id + 1000, debit_account_id, credit_account_id, amount, currency, pending_id, user_data, timeout_seconds, kind, flags, timestamp + 1 FROM transfers WHERE id = 4",
+            "every balance equals the sum of its transfers",
+        ),
+        ("a changed balance", "UPDATE accounts SET credits_posted = credits_posted + 500 WHERE id = 1001", "per currency, debits equal credits"),
+        ("a moved transfer", "UPDATE transfers SET credit_account_id = 999 WHERE id = 5", "every transfer names existing accounts of its currency"),
+    ];
+    for (what, statement, broken_check) in tamperings {
+        let copy = directory.path().join(what.replace(' ', "-"));
+        std::fs::create_dir_all(&copy).unwrap();
+        for file in ["tally.sqlite", "tally-history.sqlite"] {
+            std::fs::copy(pristine.join(file), copy.join(file)).unwrap();
+        }
+        let connection = rusqlite::Connection::open(copy.join("tally.sqlite")).unwrap();
+        connection.execute(statement, []).unwrap();
+        drop(connection);
+        let output = tally(&["verify", "--data", copy.to_str().unwrap()]);
+        assert_ne!(output.status.code(), Some(0), "{what} went unnoticed");
+        let message = text(&output.stderr);
+        assert!(message.contains(broken_check), "{what}: {message}");
+    }
+}
