@@ -24,6 +24,12 @@ use crate::{Currency, Transfer, TransferFlags};
 pub const TRANSFER_ENCODING_VERSION: u8 = 1;
 pub const TRANSFER_ENCODED_SIZE: usize = 116;
 
+/// The first byte of every trust-log leaf says what it records. A committed transfer's leaf is
+/// this byte followed by the transfer's canonical encoding (117 bytes). Registrations (merchant
+/// codes, e-invoices, device certificates, deposited documents) take other values.
+pub const LOG_LEAF_TRANSFER: u8 = 1;
+pub const TRANSFER_LEAF_SIZE: usize = 1 + TRANSFER_ENCODED_SIZE;
+
 impl Transfer {
     pub fn encode(&self) -> [u8; TRANSFER_ENCODED_SIZE] {
         let mut bytes = [0u8; TRANSFER_ENCODED_SIZE];
@@ -40,6 +46,14 @@ impl Transfer {
         bytes[105..108].copy_from_slice(&self.currency.as_bytes());
         bytes[108..116].copy_from_slice(&self.timestamp.to_be_bytes());
         bytes
+    }
+
+    /// The transfer's leaf in the trust log: [`LOG_LEAF_TRANSFER`], then [`Transfer::encode`].
+    pub fn log_leaf(&self) -> [u8; TRANSFER_LEAF_SIZE] {
+        let mut leaf = [0u8; TRANSFER_LEAF_SIZE];
+        leaf[0] = LOG_LEAF_TRANSFER;
+        leaf[1..].copy_from_slice(&self.encode());
+        leaf
     }
 
     /// The inverse of [`Transfer::encode`]; `None` for any other version or a malformed field.
@@ -95,5 +109,8 @@ mod tests {
         other_version[0] = 2;
         assert_eq!(Transfer::decode(&other_version), None);
         assert_eq!(Transfer::decode(&bytes[..100]), None);
+        let leaf = transfer.log_leaf();
+        assert_eq!(leaf[0], LOG_LEAF_TRANSFER);
+        assert_eq!(&leaf[1..], &bytes[..]);
     }
 }

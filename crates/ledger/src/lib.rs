@@ -13,7 +13,9 @@ mod state_machine;
 mod types;
 
 pub use currency::{Currency, CurrencyError};
-pub use encoding::{TRANSFER_ENCODED_SIZE, TRANSFER_ENCODING_VERSION};
+pub use encoding::{
+    LOG_LEAF_TRANSFER, TRANSFER_ENCODED_SIZE, TRANSFER_ENCODING_VERSION, TRANSFER_LEAF_SIZE,
+};
 pub use id_map::{IdHasher, IdMap, IdSet};
 pub use result::EventResult;
 pub use state_machine::{

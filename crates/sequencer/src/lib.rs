@@ -58,10 +58,17 @@ impl Clock for SystemClock {
     }
 }
 
+/// How often, at most, a checkpoint of the growing trust log is signed.
+pub const CHECKPOINT_INTERVAL_MS: u64 = 1_000;
+
 #[derive(Debug, Clone)]
 pub struct SequencerConfig {
     pub clock: Arc<dyn Clock>,
     pub expiry_interval: Duration,
+    /// Signs the trust log's checkpoints (the operator's key). Without one, the log still
+    /// grows with every batch but no checkpoint is signed.
+    pub log_signer: Option<Arc<trustlog::NoteSigner>>,
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for SequencerConfig {
@@ -69,6 +76,8 @@ impl Default for SequencerConfig {
         SequencerConfig {
             clock: Arc::new(SystemClock),
             expiry_interval: Duration::from_millis(EXPIRY_INTERVAL_MS),
+            log_signer: None,
+            checkpoint_interval: Duration::from_millis(CHECKPOINT_INTERVAL_MS),
         }
     }
 }
@@ -84,6 +93,8 @@ pub enum CommitError {
     Store(StoreError),
     #[error("the batch was applied on top of a batch whose write failed; nothing was committed")]
     Aborted,
+    #[error("the trust log cannot be extended: {0}")]
+    Log(String),
 }
 
 pub type CommitResult = Result<Vec<EventResult>, CommitError>;

@@ -10,10 +10,10 @@ use std::time::Instant;
 
 use ledger::{
     Account, AccountBalance, Batch, Event, EventResult, IdMap, IdSet, State, Transfer,
-    BATCH_EVENTS_MAX, BATCH_EXPIRIES_MAX, TRANSFER_ENCODED_SIZE,
+    BATCH_EVENTS_MAX, BATCH_EXPIRIES_MAX,
 };
 use store::{
-    CommitBatch, LedgerHead, PendingRecord, Store, StoreError, StoreReader, StoreWriter,
+    CommitBatch, LedgerHead, LogAppend, LogCheckpoint, LogTile, PendingRecord, Store, StoreError, StoreReader, StoreWriter,
     StoredTransfer,
 };
 use tokio::sync::oneshot;
@@ -25,7 +25,6 @@ use crate::{
 /// Batches applied but not yet durable, at most: one being written, one waiting.
 const JOBS_IN_FLIGHT_MAX: usize = 1;
 
-type Leaf = [u8; TRANSFER_ENCODED_SIZE];
 
 struct Reply {
     sender: oneshot::Sender<CommitResult>,
@@ -41,7 +40,9 @@ struct Job {
     accounts_created: Vec<Account>,
     accounts_updated: Vec<Account>,
     transfers: Vec<Transfer>,
-    transfer_leaves: Vec<Leaf>,
+    log_size_before: u64,
+    log_tiles: Vec<LogTile>,
+    checkpoint: Option<LogCheckpoint>,
     pending: Vec<PendingRecord>,
     balances: Vec<AccountBalance>,
     results: Vec<EventResult>,
@@ -66,6 +67,8 @@ pub(crate) fn start(
     let writer = store.writer()?;
     let mut reader = store.reader()?;
     let head = reader.head()?;
+    let log_edge = load_log_edge(reader.as_mut(), head.log_size)?;
+    let last_checkpoint_size = reader.latest_checkpoint()?.map_or(0, |checkpoint| checkpoint.size);
     let (request_sender, request_receiver) = mpsc::sync_channel(QUEUE_REQUESTS_MAX);
     let (job_sender, job_receiver) = mpsc::sync_channel::<Job>(JOBS_IN_FLIGHT_MAX);
     let (feedback_sender, feedback_receiver) = mpsc::channel::<Feedback>();
@@ -85,6 +88,9 @@ pub(crate) fn start(
         pending_last_sequence: IdMap::default(),
         needs_reload: false,
         events: Vec::with_capacity(BATCH_EVENTS_MAX),
+        log_edge,
+        last_checkpoint_size,
+        last_checkpoint_at: 0,
     };
     let sequencer_thread = std::thread::Builder::new()
         .name("ledger-sequencer".into())
@@ -116,6 +122,11 @@ struct SequencerThread {
     pending_last_sequence: IdMap<u64>,
     needs_reload: bool,
     events: Vec<Event>,
+    /// The trust log's right edge after the last batch applied (in flight or durable).
+    log_edge: trustlog::RightEdge,
+    last_checkpoint_size: u64,
+    /// Clock time of the last checkpoint signed by this process (0: none yet).
+    last_checkpoint_at: u64,
 }
 
 impl SequencerThread {
@@ -175,6 +186,14 @@ impl SequencerThread {
                 break;
             }
         }
+        // The last checkpoint covers everything committed, so receipts work after a restart.
+        self.absorb_feedback(&feedback);
+        if !self.needs_reload {
+            let timestamp = self.config.clock.now_nanos().max(self.timestamp_last + 1);
+            if let Some(job) = self.checkpoint_job(timestamp) {
+                let _ = jobs.send(job);
+            }
+        }
         // Dropping `jobs` lets the writer finish what it has and stop.
     }
 
@@ -216,15 +235,64 @@ impl SequencerThread {
     /// After a failed write: forget everything in memory and start again from the store.
     fn reload(&mut self) {
         match self.reader.head() {
-            Ok(head) => {
-                self.reset_to(head);
-                self.needs_reload = false;
-            }
+            Ok(head) => match load_log_edge(self.reader.as_mut(), head.log_size) {
+                Ok(edge) => {
+                    self.log_edge = edge;
+                    self.reset_to(head);
+                    self.needs_reload = false;
+                }
+                Err(_) => self.state = State::default(),
+            },
             Err(_) => {
                 // Still unreachable: keep refusing until the store answers again.
                 self.state = State::default();
             }
         }
+    }
+
+    /// A checkpoint is due when the interval has passed since the last one (and there is a
+    /// signer); `sign_checkpoint` skips it if the log did not grow.
+    fn checkpoint_due(&self, now: u64) -> bool {
+        let interval = u64::try_from(self.config.checkpoint_interval.as_nanos()).unwrap_or(u64::MAX);
+        self.config.log_signer.is_some() && now.saturating_sub(self.last_checkpoint_at) >= interval
+    }
+
+    fn sign_checkpoint(&mut self, root: trustlog::Hash, timestamp: u64) -> Option<LogCheckpoint> {
+        let signer = self.config.log_signer.as_ref()?;
+        let size = self.log_edge.size();
+        if size == self.last_checkpoint_size {
+            return None;
+        }
+        let body = trustlog::Checkpoint::new(signer.name(), size, root, Vec::new()).ok()?.to_body();
+        let note = trustlog::sign_note(&body, signer).ok()?;
+        self.last_checkpoint_size = size;
+        self.last_checkpoint_at = timestamp;
+        Some(LogCheckpoint { size, root, note, timestamp })
+    }
+
+    /// A batch that only signs a checkpoint of what is already in the log.
+    fn checkpoint_job(&mut self, timestamp: u64) -> Option<Job> {
+        let checkpoint = self.sign_checkpoint(self.log_edge.root(), timestamp)?;
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        self.timestamp_last = timestamp;
+        self.in_flight.push_back(InFlight { sequence, transfers: Vec::new(), pending: Vec::new() });
+        Some(Job {
+            epoch: self.epoch,
+            sequence,
+            timestamp_last: timestamp,
+            accounts_created: Vec::new(),
+            accounts_updated: Vec::new(),
+            transfers: Vec::new(),
+            log_size_before: self.log_edge.size(),
+            log_tiles: Vec::new(),
+            checkpoint: Some(checkpoint),
+            pending: Vec::new(),
+            balances: Vec::new(),
+            results: Vec::new(),
+            replies: Vec::new(),
+            expired: 0,
+        })
     }
 
     fn reset_to(&mut self, head: LedgerHead) {
@@ -249,8 +317,9 @@ impl SequencerThread {
                 return None;
             }
         };
+        let checkpoint_due = self.checkpoint_due(timestamp);
         if requests.is_empty() && expiring.is_empty() {
-            return None;
+            return checkpoint_due.then(|| self.checkpoint_job(timestamp)).flatten();
         }
         self.events.clear();
         let mut replies = Vec::with_capacity(requests.len());
@@ -299,11 +368,29 @@ impl SequencerThread {
                 self.state.pending.remove(&id);
             }
         }
-        let mut transfer_leaves = Vec::with_capacity(applied.transfers.len());
+        let mut leaf_hashes = Vec::with_capacity(applied.transfers.len());
         for transfer in &applied.transfers {
             self.transfer_id_max = self.transfer_id_max.max(transfer.id);
-            transfer_leaves.push(transfer.encode());
+            leaf_hashes.push(trustlog::leaf_hash(&transfer.log_leaf()));
         }
+        let log_size_before = self.log_edge.size();
+        let appended = match self.log_edge.append(&leaf_hashes) {
+            Ok(appended) => appended,
+            Err(error) => {
+                // Cannot happen below the log's size limit; refuse rather than commit a
+                // transfer without its leaf. Memory is ahead of the disk now: reload.
+                self.needs_reload = true;
+                answer_all(replies, &Err(CommitError::Log(error.to_string())));
+                return None;
+            }
+        };
+        let log_tiles = appended.tiles.iter().map(log_tile).collect();
+        self.log_edge = appended.edge;
+        let checkpoint = if checkpoint_due {
+            self.sign_checkpoint(appended.root, timestamp)
+        } else {
+            None
+        };
         self.in_flight.push_back(InFlight {
             sequence,
             transfers: applied
@@ -325,7 +412,9 @@ impl SequencerThread {
             accounts_created: applied.accounts_created.iter().map(account).collect(),
             accounts_updated,
             transfers: applied.transfers,
-            transfer_leaves,
+            log_size_before,
+            log_tiles,
+            checkpoint,
             pending,
             balances: applied.balances,
             expired: applied.expired.len() as u64,
@@ -381,6 +470,39 @@ impl SequencerThread {
     }
 }
 
+/// The trust log's right edge, read from the stored tiles.
+fn load_log_edge(reader: &mut dyn StoreReader, size: u64) -> Result<trustlog::RightEdge, StoreError> {
+    let tiles = StoreTiles(std::cell::RefCell::new(reader));
+    trustlog::RightEdge::from_tiles(size, &tiles)
+        .map_err(|error| StoreError::corrupt(format!("the trust log's tiles: {error}")))
+}
+
+/// Stored tiles, as the trust log core reads them.
+pub(crate) struct StoreTiles<'a>(pub(crate) std::cell::RefCell<&'a mut dyn StoreReader>);
+
+impl trustlog::TileReader for StoreTiles<'_> {
+    fn read_tile(&self, level: u8, index: u64, width: u16) -> trustlog::Result<Vec<trustlog::Hash>> {
+        let bytes = self
+            .0
+            .borrow_mut()
+            .log_tile(level, index, width)
+            .map_err(|error| trustlog::Error::Storage(Box::new(error)))?
+            .ok_or_else(|| {
+                trustlog::Error::Storage(format!("tile {level}/{index} of width {width} is missing").into())
+            })?;
+        trustlog::decode_tile(&bytes, width)
+    }
+}
+
+fn log_tile(write: &trustlog::TileWrite) -> LogTile {
+    LogTile {
+        level: write.tile.level(),
+        index: write.tile.index(),
+        width: write.tile.width(),
+        hashes: trustlog::encode_tile(&write.hashes),
+    }
+}
+
 fn answer_requests(requests: Vec<Request>, answer: &CommitResult) {
     for request in requests {
         let _ = request.reply.send(answer.clone());
@@ -413,7 +535,12 @@ fn write_loop(
             transfers: &job.transfers,
             pending: &job.pending,
             balances: &job.balances,
-            transfer_leaves: &job.transfer_leaves,
+            log: LogAppend {
+                size_before: job.log_size_before,
+                size_after: job.log_size_before + job.transfers.len() as u64,
+                tiles: &job.log_tiles,
+                checkpoint: job.checkpoint.as_ref(),
+            },
         };
         let started = Instant::now();
         let committed = writer.commit(&batch);

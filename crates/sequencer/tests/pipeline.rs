@@ -47,10 +47,7 @@ impl Clock for ManualClock {
 }
 
 fn config(clock: Arc<ManualClock>) -> SequencerConfig {
-    SequencerConfig {
-        clock,
-        expiry_interval: Duration::from_millis(20),
-    }
+    SequencerConfig { clock, expiry_interval: Duration::from_millis(20), ..SequencerConfig::default() }
 }
 
 /// Funding account 1 (may go negative), wallets 2..=n (may not).

@@ -5,7 +5,7 @@ use ledger::{
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use store::{
-    from_i64, BalanceMismatch, CurrencyTotals, HistoryCounts, HistoryQuery, LedgerHead, StoreError,
+    from_i64, BalanceMismatch, CurrencyTotals, HistoryCounts, LogCheckpoint, HistoryQuery, LedgerHead, StoreError,
     StoreReader, StoreResult, StoredTransfer, HISTORY_PAGE_LIMIT_MAX,
 };
 
@@ -117,18 +117,19 @@ fn clamp_limit(limit: usize) -> i64 {
 
 impl StoreReader for SqliteReader {
     fn head(&mut self) -> StoreResult<LedgerHead> {
-        let (batches, timestamp_last, transfer_id_max): (i64, i64, i64) = self
+        let (batches, timestamp_last, transfer_id_max, log_size): (i64, i64, i64, i64) = self
             .connection
             .query_row(
-                "SELECT batches, timestamp_last, transfer_id_max FROM ledger_head",
+                "SELECT batches, timestamp_last, transfer_id_max, log_size FROM ledger_head",
                 [],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
             )
             .map_err(map_error)?;
         Ok(LedgerHead {
             batches: u64::try_from(batches).map_err(|_| StoreError::corrupt("negative batches"))?,
             timestamp_last: timestamp(timestamp_last)?,
             transfer_id_max: from_i64(transfer_id_max, "transfer_id_max")?,
+            log_size: u64::try_from(log_size).map_err(|_| StoreError::corrupt("negative log size"))?,
         })
     }
 
@@ -156,7 +157,7 @@ impl StoreReader for SqliteReader {
         let mut statement = self
             .connection
             .prepare_cached(&format!(
-                "SELECT {TRANSFER_COLUMNS}, p.status FROM transfers t
+                "SELECT {TRANSFER_COLUMNS}, p.status, t.leaf_index FROM transfers t
                  LEFT JOIN pending_transfers p ON p.id = t.id WHERE t.id = ?1"
             ))
             .map_err(map_error)?;
@@ -164,14 +165,22 @@ impl StoreReader for SqliteReader {
             let Ok(id) = i64::try_from(*id) else { continue };
             let found = statement
                 .query_row([id], |row| {
-                    Ok((transfer_from_row(row)?, row.get::<_, Option<String>>(11)?))
+                    Ok((
+                        transfer_from_row(row)?,
+                        row.get::<_, Option<String>>(11)?,
+                        row.get::<_, Option<i64>>(12)?,
+                    ))
                 })
                 .optional()
                 .map_err(map_error)?;
-            if let Some((transfer, status)) = found {
+            if let Some((transfer, status, leaf_index)) = found {
+                let leaf_index = leaf_index
+                    .ok_or_else(|| StoreError::corrupt(format!("transfer {id} has no leaf in the trust log")))?;
                 out.push(StoredTransfer {
                     transfer: transfer?,
                     pending_status: pending_status(status)?,
+                    leaf_index: u64::try_from(leaf_index)
+                        .map_err(|_| StoreError::corrupt("negative leaf index"))?,
                 });
             }
         }
@@ -494,6 +503,82 @@ impl StoreReader for SqliteReader {
             transfers: u64::try_from(transfers).unwrap_or(0),
             postings: u64::try_from(postings).unwrap_or(0),
         })
+    }
+
+    fn log_tile(&mut self, level: u8, index: u64, width: u16) -> StoreResult<Option<Vec<u8>>> {
+        let Ok(index) = i64::try_from(index) else { return Ok(None) };
+        let found: Option<(i64, Vec<u8>)> = self
+            .connection
+            .prepare_cached("SELECT width, hashes FROM log_tiles WHERE level = ?1 AND tile_index = ?2")
+            .map_err(map_error)?
+            .query_row(params![level, index], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()
+            .map_err(map_error)?;
+        let Some((stored_width, mut hashes)) = found else { return Ok(None) };
+        if stored_width < i64::from(width) {
+            return Ok(None);
+        }
+        if hashes.len() != usize::try_from(stored_width).unwrap_or(0) * 32 {
+            return Err(StoreError::corrupt(format!("log tile {level}/{index} has the wrong length")));
+        }
+        hashes.truncate(usize::from(width) * 32);
+        Ok(Some(hashes))
+    }
+
+    fn latest_checkpoint(&mut self) -> StoreResult<Option<LogCheckpoint>> {
+        let mut found = self.checkpoints_where("ORDER BY size DESC LIMIT 1")?;
+        Ok(found.pop())
+    }
+
+    fn checkpoints(&mut self) -> StoreResult<Vec<LogCheckpoint>> {
+        self.checkpoints_where("ORDER BY size")
+    }
+
+    fn transfers_by_leaf(&mut self, from: u64, limit: usize) -> StoreResult<Vec<(u64, Transfer)>> {
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let mut statement = self
+            .connection
+            .prepare_cached(&format!(
+                "SELECT {TRANSFER_COLUMNS}, t.leaf_index FROM transfers t
+                  WHERE t.leaf_index >= ?1 ORDER BY t.leaf_index LIMIT ?2"
+            ))
+            .map_err(map_error)?;
+        let rows = statement
+            .query_map(params![from, limit as i64], |row| Ok((row.get::<_, i64>(11)?, transfer_from_row(row)?)))
+            .map_err(map_error)?;
+        let mut transfers = Vec::new();
+        for row in rows {
+            let (leaf_index, transfer) = row.map_err(map_error)?;
+            let leaf_index =
+                u64::try_from(leaf_index).map_err(|_| StoreError::corrupt("negative leaf index"))?;
+            transfers.push((leaf_index, transfer?));
+        }
+        Ok(transfers)
+    }
+}
+
+impl SqliteReader {
+    fn checkpoints_where(&mut self, clause: &str) -> StoreResult<Vec<LogCheckpoint>> {
+        let mut statement = self
+            .connection
+            .prepare_cached(&format!("SELECT size, root, note, timestamp FROM log_checkpoints {clause}"))
+            .map_err(map_error)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, String>(2)?, row.get::<_, i64>(3)?))
+            })
+            .map_err(map_error)?;
+        let mut checkpoints = Vec::new();
+        for row in rows {
+            let (size, root, note, signed_at) = row.map_err(map_error)?;
+            checkpoints.push(LogCheckpoint {
+                size: u64::try_from(size).map_err(|_| StoreError::corrupt("negative checkpoint size"))?,
+                root: root.try_into().map_err(|_| StoreError::corrupt("a checkpoint root is not 32 bytes"))?,
+                note,
+                timestamp: timestamp(signed_at)?,
+            });
+        }
+        Ok(checkpoints)
     }
 }
 

@@ -154,8 +154,9 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
     let mut transfer_id_max = 0u128;
     let mut last_batch_transfers = Vec::with_capacity(batch.transfers.len() * 8);
     {
-        let mut rows: Vec<[Param<'_>; 11]> = Vec::with_capacity(batch.transfers.len());
-        for transfer in batch.transfers {
+        let mut rows: Vec<[Param<'_>; 12]> = Vec::with_capacity(batch.transfers.len());
+        for (position, transfer) in batch.transfers.iter().enumerate() {
+            let leaf_index = batch.log.size_before + position as u64;
             transfer_id_max = transfer_id_max.max(transfer.id);
             let id = to_i64(transfer.id);
             let timestamp = timestamp_i64(transfer.timestamp);
@@ -175,13 +176,14 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
                 Param::Integer(i64::from(transfer.kind)),
                 Param::Integer(i64::from(transfer.flags.bits())),
                 Param::Integer(timestamp),
+                Param::Integer(i64::try_from(leaf_index).expect("log size fits i64")),
             ]);
             last_batch_transfers.extend_from_slice(&id.to_le_bytes());
         }
         execute_rows(
             connection,
             "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, currency,
-                pending_id, user_data, timeout_seconds, kind, flags, timestamp) VALUES ",
+                pending_id, user_data, timeout_seconds, kind, flags, timestamp, leaf_index) VALUES ",
             "",
             &rows,
         )?;
@@ -224,11 +226,13 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
                 .map_err(map_error)?;
         }
     }
+    write_log(connection, batch)?;
     let advanced = connection
         .prepare_cached(
             "UPDATE ledger_head SET batches = ?1, timestamp_last = ?2,
-                transfer_id_max = max(transfer_id_max, ?3), last_batch_transfers = ?4
-             WHERE singleton = 1 AND batches = ?1 - 1 AND timestamp_last < ?2",
+                transfer_id_max = max(transfer_id_max, ?3), last_batch_transfers = ?4,
+                log_size = ?6
+             WHERE singleton = 1 AND batches = ?1 - 1 AND timestamp_last < ?2 AND log_size = ?5",
         )
         .map_err(map_error)?
         .execute(params![
@@ -236,6 +240,8 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
             timestamp_i64(batch.timestamp_last),
             to_i64(transfer_id_max),
             last_batch_transfers,
+            i64::try_from(batch.log.size_before).expect("log size fits i64"),
+            i64::try_from(batch.log.size_after).expect("log size fits i64"),
         ])
         .map_err(map_error)?;
     if advanced != 1 {
@@ -246,6 +252,51 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
                 batch.sequence
             ),
         ));
+    }
+    Ok(())
+}
+
+/// The batch's trust-log tiles and checkpoint.
+fn write_log(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<()> {
+    assert_eq!(
+        batch.log.size_after - batch.log.size_before,
+        batch.transfers.len() as u64,
+        "one leaf per transfer"
+    );
+    if !batch.log.tiles.is_empty() {
+        let mut upsert = connection
+            .prepare_cached(
+                "INSERT INTO log_tiles (level, tile_index, width, hashes) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (level, tile_index) DO UPDATE
+                    SET width = excluded.width, hashes = excluded.hashes
+                  WHERE excluded.width > log_tiles.width",
+            )
+            .map_err(map_error)?;
+        for tile in batch.log.tiles {
+            assert_eq!(tile.hashes.len(), usize::from(tile.width) * 32);
+            upsert
+                .execute(params![
+                    tile.level,
+                    i64::try_from(tile.index).expect("tile index fits i64"),
+                    tile.width,
+                    tile.hashes
+                ])
+                .map_err(map_error)?;
+        }
+    }
+    if let Some(checkpoint) = batch.log.checkpoint {
+        connection
+            .prepare_cached(
+                "INSERT INTO log_checkpoints (size, root, note, timestamp) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(map_error)?
+            .execute(params![
+                i64::try_from(checkpoint.size).expect("log size fits i64"),
+                &checkpoint.root[..],
+                checkpoint.note,
+                timestamp_i64(checkpoint.timestamp)
+            ])
+            .map_err(map_error)?;
     }
     Ok(())
 }

@@ -64,14 +64,17 @@ fn write_transfers(store: &SqliteStore, count: u64) {
         three.debits_posted += 10;
         four.credits_posted += 10;
         let updated = [one, two, three, four];
-        let leaves: Vec<_> = transfers.iter().map(Transfer::encode).collect();
         writer
             .commit(&CommitBatch {
                 sequence: index + 2,
                 timestamp_last: timestamp + 1,
                 accounts_updated: &updated,
                 transfers: &transfers,
-                transfer_leaves: &leaves,
+                log: store::LogAppend {
+                    size_before: index * 2,
+                    size_after: index * 2 + 2,
+                    ..Default::default()
+                },
                 ..CommitBatch::default()
             })
             .unwrap();
@@ -192,6 +195,7 @@ fn pending_status_and_due_list() {
             accounts_updated: &[debit, credit],
             transfers: &[hold, forever],
             pending: &pending,
+            log: store::LogAppend { size_before: 0, size_after: 2, ..Default::default() },
             ..CommitBatch::default()
         })
         .unwrap();
@@ -210,6 +214,7 @@ fn pending_status_and_due_list() {
                 status: PendingStatus::Expired,
                 expires_at: None,
             }],
+            log: store::LogAppend { size_before: 2, size_after: 2, ..Default::default() },
             ..CommitBatch::default()
         })
         .unwrap();
@@ -337,6 +342,11 @@ fn a_hot_account_history_is_merged_early_and_stays_complete() {
                 timestamp_last: 1_000 + (index + 1) * per_batch,
                 accounts_updated: &[hot, other],
                 transfers: &transfers,
+                log: store::LogAppend {
+                    size_before: index * per_batch,
+                    size_after: (index + 1) * per_batch,
+                    ..Default::default()
+                },
                 ..CommitBatch::default()
             })
             .unwrap();

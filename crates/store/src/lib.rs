@@ -63,9 +63,43 @@ pub struct CommitBatch<'a> {
     /// The final status of each pending transfer created or settled by the batch.
     pub pending: &'a [PendingRecord],
     pub balances: &'a [AccountBalance],
-    /// The canonical bytes of each transfer, in the order of `transfers`: what the trust log
-    /// appends as leaves in this same transaction.
-    pub transfer_leaves: &'a [[u8; ledger::TRANSFER_ENCODED_SIZE]],
+    /// The trust log grown by this batch: one leaf per transfer, in the order of `transfers`,
+    /// written in this same transaction.
+    pub log: LogAppend<'a>,
+}
+
+/// What a batch adds to the trust log.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogAppend<'a> {
+    /// The log's size before the batch: the batch's first transfer is leaf number `size_before`.
+    pub size_before: u64,
+    pub size_after: u64,
+    /// Tiles to store (C2SP tlog-tiles, height 8): full tiles once, the right edge's partial
+    /// tiles replacing the narrower ones they extend.
+    pub tiles: &'a [LogTile],
+    /// A newly signed checkpoint, at most one a batch.
+    pub checkpoint: Option<&'a LogCheckpoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogTile {
+    pub level: u8,
+    pub index: u64,
+    /// Hashes in the tile, 1 to 256.
+    pub width: u16,
+    /// `width` hashes of 32 bytes.
+    pub hashes: Vec<u8>,
+}
+
+/// A signed checkpoint: a C2SP signed note over the log's size and root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogCheckpoint {
+    pub size: u64,
+    pub root: [u8; 32],
+    /// The whole signed note, as served and as put in receipts.
+    pub note: String,
+    /// Ledger time when it was signed.
+    pub timestamp: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +117,8 @@ pub struct LedgerHead {
     pub timestamp_last: u64,
     /// The largest transfer id ever committed: any larger id is certainly new.
     pub transfer_id_max: u128,
+    /// Leaves in the trust log.
+    pub log_size: u64,
 }
 
 /// Per-currency sums over all accounts, for the invariant debits == credits.
@@ -116,6 +152,8 @@ pub struct HistoryQuery {
 pub struct StoredTransfer {
     pub transfer: Transfer,
     pub pending_status: Option<PendingStatus>,
+    /// Its leaf number in the trust log.
+    pub leaf_index: u64,
 }
 
 /// A database that holds a ledger.
@@ -159,6 +197,15 @@ pub trait StoreReader: Send {
     /// How many transfers the ledger holds, and how many postings its history index holds
     /// (there should be two per transfer).
     fn history_counts(&mut self) -> StoreResult<HistoryCounts>;
+    /// The first `width` hashes of a trust-log tile, from the full tile or a wider partial
+    /// one; `None` if the log has no such hashes.
+    fn log_tile(&mut self, level: u8, index: u64, width: u16) -> StoreResult<Option<Vec<u8>>>;
+    /// The latest signed checkpoint.
+    fn latest_checkpoint(&mut self) -> StoreResult<Option<LogCheckpoint>>;
+    /// Transfers in trust-log order with their leaf numbers, from leaf `from` on, `limit` at most.
+    fn transfers_by_leaf(&mut self, from: u64, limit: usize) -> StoreResult<Vec<(u64, Transfer)>>;
+    /// Every stored checkpoint, oldest first.
+    fn checkpoints(&mut self) -> StoreResult<Vec<LogCheckpoint>>;
 }
 
 /// Converts an id or an amount for a backend that stores signed 64-bit integers.
