@@ -284,7 +284,7 @@ fn verify_passes_a_sound_ledger_and_names_each_kind_of_tampering() {
         ("a deleted transfer", "DELETE FROM transfers WHERE id = 3", "every balance equals the sum of its transfers"),
         (
             "an inserted transfer",
-            "INSERT INTO transfers SELECT id + 1000, debit_account_id, credit_account_id, amount, currency, pending_id, user_data, timeout_seconds, kind, flags, timestamp + 1 FROM transfers WHERE id = 4",
+            "INSERT INTO transfers SELECT id + 1000, debit_account_id, credit_account_id, amount, currency, pending_id, user_data, timeout_seconds, kind, flags, timestamp + 1, leaf_index + 1000 FROM transfers WHERE id = 4",
             "every balance equals the sum of its transfers",
         ),
         ("a changed balance", "UPDATE accounts SET credits_posted = credits_posted + 500 WHERE id = 1001", "per currency, debits equal credits"),
