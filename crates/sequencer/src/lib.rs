@@ -20,6 +20,7 @@ mod metrics;
 mod pipeline;
 
 pub use metrics::{Metrics, COMMIT_BUCKETS_MS};
+pub use pipeline::StoreTiles;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -13,8 +13,8 @@ use ledger::{
     BATCH_EVENTS_MAX, BATCH_EXPIRIES_MAX,
 };
 use store::{
-    CommitBatch, LedgerHead, LogAppend, LogCheckpoint, LogTile, PendingRecord, Store, StoreError, StoreReader, StoreWriter,
-    StoredTransfer,
+    CommitBatch, LedgerHead, LogAppend, LogCheckpoint, LogTile, PendingRecord, Store, StoreError,
+    StoreReader, StoreWriter, StoredTransfer,
 };
 use tokio::sync::oneshot;
 
@@ -24,7 +24,6 @@ use crate::{
 
 /// Batches applied but not yet durable, at most: one being written, one waiting.
 const JOBS_IN_FLIGHT_MAX: usize = 1;
-
 
 struct Reply {
     sender: oneshot::Sender<CommitResult>,
@@ -68,7 +67,9 @@ pub(crate) fn start(
     let mut reader = store.reader()?;
     let head = reader.head()?;
     let log_edge = load_log_edge(reader.as_mut(), head.log_size)?;
-    let last_checkpoint_size = reader.latest_checkpoint()?.map_or(0, |checkpoint| checkpoint.size);
+    let last_checkpoint_size = reader
+        .latest_checkpoint()?
+        .map_or(0, |checkpoint| checkpoint.size);
     let (request_sender, request_receiver) = mpsc::sync_channel(QUEUE_REQUESTS_MAX);
     let (job_sender, job_receiver) = mpsc::sync_channel::<Job>(JOBS_IN_FLIGHT_MAX);
     let (feedback_sender, feedback_receiver) = mpsc::channel::<Feedback>();
@@ -253,7 +254,8 @@ impl SequencerThread {
     /// A checkpoint is due when the interval has passed since the last one (and there is a
     /// signer); `sign_checkpoint` skips it if the log did not grow.
     fn checkpoint_due(&self, now: u64) -> bool {
-        let interval = u64::try_from(self.config.checkpoint_interval.as_nanos()).unwrap_or(u64::MAX);
+        let interval =
+            u64::try_from(self.config.checkpoint_interval.as_nanos()).unwrap_or(u64::MAX);
         self.config.log_signer.is_some() && now.saturating_sub(self.last_checkpoint_at) >= interval
     }
 
@@ -263,11 +265,18 @@ impl SequencerThread {
         if size == self.last_checkpoint_size {
             return None;
         }
-        let body = trustlog::Checkpoint::new(signer.name(), size, root, Vec::new()).ok()?.to_body();
+        let body = trustlog::Checkpoint::new(signer.name(), size, root, Vec::new())
+            .ok()?
+            .to_body();
         let note = trustlog::sign_note(&body, signer).ok()?;
         self.last_checkpoint_size = size;
         self.last_checkpoint_at = timestamp;
-        Some(LogCheckpoint { size, root, note, timestamp })
+        Some(LogCheckpoint {
+            size,
+            root,
+            note,
+            timestamp,
+        })
     }
 
     /// A batch that only signs a checkpoint of what is already in the log.
@@ -276,7 +285,11 @@ impl SequencerThread {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
         self.timestamp_last = timestamp;
-        self.in_flight.push_back(InFlight { sequence, transfers: Vec::new(), pending: Vec::new() });
+        self.in_flight.push_back(InFlight {
+            sequence,
+            transfers: Vec::new(),
+            pending: Vec::new(),
+        });
         Some(Job {
             epoch: self.epoch,
             sequence,
@@ -319,7 +332,9 @@ impl SequencerThread {
         };
         let checkpoint_due = self.checkpoint_due(timestamp);
         if requests.is_empty() && expiring.is_empty() {
-            return checkpoint_due.then(|| self.checkpoint_job(timestamp)).flatten();
+            return checkpoint_due
+                .then(|| self.checkpoint_job(timestamp))
+                .flatten();
         }
         self.events.clear();
         let mut replies = Vec::with_capacity(requests.len());
@@ -471,24 +486,46 @@ impl SequencerThread {
 }
 
 /// The trust log's right edge, read from the stored tiles.
-fn load_log_edge(reader: &mut dyn StoreReader, size: u64) -> Result<trustlog::RightEdge, StoreError> {
-    let tiles = StoreTiles(std::cell::RefCell::new(reader));
+fn load_log_edge(
+    reader: &mut dyn StoreReader,
+    size: u64,
+) -> Result<trustlog::RightEdge, StoreError> {
+    let tiles = StoreTiles::new(reader);
     trustlog::RightEdge::from_tiles(size, &tiles)
         .map_err(|error| StoreError::corrupt(format!("the trust log's tiles: {error}")))
 }
 
 /// Stored tiles, as the trust log core reads them.
-pub(crate) struct StoreTiles<'a>(pub(crate) std::cell::RefCell<&'a mut dyn StoreReader>);
+pub struct StoreTiles<'a>(std::cell::RefCell<&'a mut dyn StoreReader>);
+
+impl std::fmt::Debug for StoreTiles<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreTiles")
+    }
+}
+
+impl<'a> StoreTiles<'a> {
+    pub fn new(reader: &'a mut dyn StoreReader) -> Self {
+        StoreTiles(std::cell::RefCell::new(reader))
+    }
+}
 
 impl trustlog::TileReader for StoreTiles<'_> {
-    fn read_tile(&self, level: u8, index: u64, width: u16) -> trustlog::Result<Vec<trustlog::Hash>> {
+    fn read_tile(
+        &self,
+        level: u8,
+        index: u64,
+        width: u16,
+    ) -> trustlog::Result<Vec<trustlog::Hash>> {
         let bytes = self
             .0
             .borrow_mut()
             .log_tile(level, index, width)
             .map_err(|error| trustlog::Error::Storage(Box::new(error)))?
             .ok_or_else(|| {
-                trustlog::Error::Storage(format!("tile {level}/{index} of width {width} is missing").into())
+                trustlog::Error::Storage(
+                    format!("tile {level}/{index} of width {width} is missing").into(),
+                )
             })?;
         trustlog::decode_tile(&bytes, width)
     }

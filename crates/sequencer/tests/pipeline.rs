@@ -47,7 +47,11 @@ impl Clock for ManualClock {
 }
 
 fn config(clock: Arc<ManualClock>) -> SequencerConfig {
-    SequencerConfig { clock, expiry_interval: Duration::from_millis(20), ..SequencerConfig::default() }
+    SequencerConfig {
+        clock,
+        expiry_interval: Duration::from_millis(20),
+        ..SequencerConfig::default()
+    }
 }
 
 /// Funding account 1 (may go negative), wallets 2..=n (may not).

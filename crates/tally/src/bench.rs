@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context};
 use clap::Args;
 use ledger::{AccountFlags, Currency, Event, EventResult, NewAccount, NewTransfer, TransferFlags};
-use sequencer::{Sequencer, SequencerConfig, SequencerHandle};
+use sequencer::{Sequencer, SequencerHandle};
 use store::{InvariantReport, Store};
 use store_sqlite::SqliteStore;
 
@@ -206,7 +206,7 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
         }
     };
     let store = SqliteStore::open(&directory)?;
-    let sequencer = Sequencer::start(&store, SequencerConfig::default())?;
+    let sequencer = Sequencer::start(&store, crate::sequencer_config(&directory)?)?;
     let handle = sequencer.handle();
     if !args.json {
         eprintln!("store: sqlite at {}", store.path().display());

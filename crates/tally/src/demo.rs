@@ -12,7 +12,7 @@ use ledger::{
     Account, AccountFlags, Currency, Event, EventResult, NewAccount, NewTransfer, PendingStatus,
     TransferFlags,
 };
-use sequencer::{Sequencer, SequencerConfig, SequencerHandle};
+use sequencer::{Sequencer, SequencerHandle};
 use store::{InvariantReport, Store, StoreReader};
 use store_sqlite::SqliteStore;
 
@@ -153,14 +153,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         directory.display()
     );
     println!();
-    let sequencer = Sequencer::start(&store, SequencerConfig::default())?;
+    let sequencer = Sequencer::start(&store, crate::sequencer_config(&directory)?)?;
     let mut world = World {
         handle: sequencer.handle(),
         reader: store.reader()?,
         currency: Currency::parse("CNY").expect("valid code"),
         next_transfer_id: 0,
     };
-    story(&mut world)?;
+    let lunch_payment = story(&mut world)?;
     sequencer.shutdown();
 
     let mut reader = store.reader()?;
@@ -202,6 +202,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("     ✓ the invariants hold: every debit has its credit, no wallet is negative,");
     println!("       and the reserve mirrors exactly what the platform owes.");
     println!();
+    println!("11. Every transfer is also a leaf of the operator's tamper-evident log. Here is the");
+    println!(
+        "    receipt of Alice's lunch payment, checked offline with the operator's public key:"
+    );
+    let receipt = crate::log::receipt(&store, lunch_payment)?;
+    let verifier_key = crate::log::load_signer(&directory)?.verifier_key_text();
+    println!("{}", serde_json::to_string_pretty(&receipt)?);
+    println!("     verifier key: {verifier_key}");
+    let verdict = crate::log::verify_receipt(&receipt.to_string(), &verifier_key)?;
+    println!("     ✓ {verdict}");
+    println!();
     println!("Look around with read-only SQL, for example:");
     // Name the program as it was started, so the line can be pasted as it is.
     let program = std::env::args()
@@ -214,7 +225,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn story(world: &mut World) -> anyhow::Result<()> {
+/// Tells the story; returns the id of Alice's lunch payment.
+fn story(world: &mut World) -> anyhow::Result<u128> {
     let wallet = AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS;
     let opening = [
         (
@@ -421,5 +433,5 @@ fn story(world: &mut World) -> anyhow::Result<()> {
         "history and transfers disagree"
     );
     println!();
-    Ok(())
+    Ok(payment.id)
 }

@@ -5,6 +5,7 @@
 
 mod bench;
 mod demo;
+mod log;
 mod progress;
 mod push;
 mod serve;
@@ -37,6 +38,9 @@ enum Command {
     Sql(sql::SqlArgs),
     /// Check the ledger on disk: balances against transfers, invariants, the history index.
     Verify(verify::VerifyArgs),
+    /// The trust log: the operator's key, receipts, offline verification.
+    #[command(subcommand)]
+    Log(log::LogCommand),
     /// Measure the ledger.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -69,6 +73,16 @@ impl DataArgs {
     }
 }
 
+/// The sequencer's configuration for a store in `directory`: the operator's log key, created
+/// there on first use.
+pub fn sequencer_config(directory: &std::path::Path) -> anyhow::Result<sequencer::SequencerConfig> {
+    let signer = log::load_or_create_signer(directory)?;
+    Ok(sequencer::SequencerConfig {
+        log_signer: Some(std::sync::Arc::new(signer)),
+        ..sequencer::SequencerConfig::default()
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -76,6 +90,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Sql(args) => sql::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Log(command) => log::run(command),
         Command::Bench(BenchCommand::Ledger(args)) => bench::run(args),
         Command::Bench(BenchCommand::Push(args)) => push::run(args),
     };

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use ledger::{AccountFlags, Event, EventResult, NewTransfer, TransferFlags};
-use sequencer::{Sequencer, SequencerConfig};
+use sequencer::Sequencer;
 use store::Store;
 use store_sqlite::SqliteStore;
 
@@ -34,7 +34,7 @@ pub struct PushArgs {
 pub fn run(args: PushArgs) -> anyhow::Result<()> {
     let store = SqliteStore::open(&args.data)?;
     let head = store.reader()?.head()?;
-    let sequencer = Sequencer::start(&store, SequencerConfig::default())?;
+    let sequencer = Sequencer::start(&store, crate::sequencer_config(&args.data)?)?;
     let handle = sequencer.handle();
     let funding = u128::from(args.accounts) + 1;
     create_accounts(

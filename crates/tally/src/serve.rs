@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use sequencer::{Sequencer, SequencerConfig};
+use sequencer::Sequencer;
 use server::AppState;
 use store::Store;
 use store_sqlite::SqliteStore;
@@ -60,7 +60,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
     let directory = args.data.directory();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&directory)?);
-    let sequencer = Sequencer::start(store.as_ref(), SequencerConfig::default())?;
+    let sequencer = Sequencer::start(store.as_ref(), crate::sequencer_config(&directory)?)?;
     let state = AppState::new(store.clone(), sequencer.handle());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(HTTP_WORKER_THREADS)

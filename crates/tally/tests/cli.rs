@@ -305,3 +305,90 @@ fn verify_passes_a_sound_ledger_and_names_each_kind_of_tampering() {
         assert!(message.contains(broken_check), "{what}: {message}");
     }
 }
+
+#[test]
+fn receipts_verify_offline_and_tampered_ones_do_not() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path().join("demo");
+    let story = demo(&data);
+    assert!(story.status.success(), "{}", text(&story.stderr));
+    assert!(
+        text(&story.stdout).contains("✓ receipt verifies: transfer"),
+        "{}",
+        text(&story.stdout)
+    );
+    let data_text = data.to_str().unwrap();
+    let key = tally(&["log", "key", "--data", data_text]);
+    assert!(key.status.success());
+    let verifier_key = text(&key.stdout).trim().to_owned();
+    assert!(
+        verifier_key.starts_with("tally-log-") && verifier_key.splitn(3, '+').count() == 3,
+        "{verifier_key}"
+    );
+    let receipt = tally(&["log", "receipt", "--data", data_text, "3"]);
+    assert!(receipt.status.success(), "{}", text(&receipt.stderr));
+    let file = directory.path().join("receipt.json");
+    std::fs::write(&file, &receipt.stdout).unwrap();
+    let verified = tally(&[
+        "log",
+        "verify-receipt",
+        file.to_str().unwrap(),
+        "--vkey",
+        &verifier_key,
+    ]);
+    assert!(verified.status.success(), "{}", text(&verified.stderr));
+    assert!(
+        text(&verified.stdout).contains("transfer 3 (75.00 CNY from account 1 to account 1003)")
+    );
+
+    // Another amount in the leaf, another key: both refused.
+    let mut json: serde_json::Value = serde_json::from_slice(&receipt.stdout).unwrap();
+    let leaf = json["leaf"].as_str().unwrap().to_owned();
+    let mut forged = leaf.clone().into_bytes();
+    forged[70] = if forged[70] == b'A' { b'B' } else { b'A' };
+    json["leaf"] = serde_json::Value::from(String::from_utf8(forged).unwrap());
+    std::fs::write(&file, json.to_string()).unwrap();
+    let refused = tally(&[
+        "log",
+        "verify-receipt",
+        file.to_str().unwrap(),
+        "--vkey",
+        &verifier_key,
+    ]);
+    assert_ne!(refused.status.code(), Some(0));
+    assert!(
+        text(&refused.stderr).contains("does not verify"),
+        "{}",
+        text(&refused.stderr)
+    );
+    json["leaf"] = serde_json::Value::from(leaf);
+    std::fs::write(&file, json.to_string()).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    assert!(demo(&other.path().join("d")).status.success());
+    let other_key = text(
+        &tally(&[
+            "log",
+            "key",
+            "--data",
+            other.path().join("d").to_str().unwrap(),
+        ])
+        .stdout,
+    )
+    .trim()
+    .to_owned();
+    let wrong_key = tally(&[
+        "log",
+        "verify-receipt",
+        file.to_str().unwrap(),
+        "--vkey",
+        &other_key,
+    ]);
+    assert_ne!(wrong_key.status.code(), Some(0));
+    // The key file is the operator's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("log-signer.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}

@@ -1,0 +1,230 @@
+//! `tally log`: the trust log's operator key and receipts anyone can verify offline.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use clap::{Args, Subcommand};
+use sequencer::StoreTiles;
+use store::Store;
+use store_sqlite::SqliteStore;
+use trustlog::NoteSigner;
+
+use crate::DataArgs;
+
+/// The operator's signing key, beside the store, readable by its owner only.
+pub const SIGNER_KEY_FILE_NAME: &str = "log-signer.key";
+/// Largest receipt file `verify-receipt` reads.
+const RECEIPT_BYTES_MAX: u64 = 64 * 1024;
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Print the log's verifier key (`name+keyid+base64(0x01 || public key)`).
+    Key(DataArgs),
+    /// Print a transfer's receipt: its leaf, inclusion proof and a signed checkpoint (JSON).
+    Receipt(ReceiptArgs),
+    /// Verify a receipt offline with nothing but the file and the verifier key.
+    VerifyReceipt(VerifyReceiptArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReceiptArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// The transfer's id.
+    transfer_id: u128,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyReceiptArgs {
+    /// The receipt (JSON, as `tally log receipt` prints it); `-` for standard input.
+    file: PathBuf,
+    /// The log's verifier key.
+    #[arg(long)]
+    vkey: String,
+}
+
+pub fn run(command: LogCommand) -> anyhow::Result<()> {
+    match command {
+        LogCommand::Key(data) => {
+            let signer = load_signer(&data.directory())?;
+            println!("{}", signer.verifier_key_text());
+            Ok(())
+        }
+        LogCommand::Receipt(args) => {
+            let store = SqliteStore::open_existing(&args.data.directory())?;
+            let receipt = receipt(&store, args.transfer_id)?;
+            println!("{}", serde_json::to_string_pretty(&receipt)?);
+            Ok(())
+        }
+        LogCommand::VerifyReceipt(args) => {
+            let text = read_bounded(&args.file)?;
+            let summary = verify_receipt(&text, &args.vkey)?;
+            println!("{summary}");
+            Ok(())
+        }
+    }
+}
+
+/// Loads the operator's key from the data directory.
+pub fn load_signer(directory: &Path) -> anyhow::Result<NoteSigner> {
+    let path = directory.join(SIGNER_KEY_FILE_NAME);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no log key at {} (it is created when the store is first opened for writing)",
+            path.display()
+        )
+    })?;
+    NoteSigner::from_signer_key_text(text.trim())
+        .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))
+}
+
+/// Loads the operator's key, creating it (from the operating system's randomness, owner-only
+/// permissions) the first time.
+pub fn load_or_create_signer(directory: &Path) -> anyhow::Result<NoteSigner> {
+    let path = directory.join(SIGNER_KEY_FILE_NAME);
+    if path.exists() {
+        return load_signer(directory);
+    }
+    std::fs::create_dir_all(directory)?;
+    let mut random = [0u8; 36];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut source| source.read_exact(&mut random))
+        .context("reading the operating system's randomness")?;
+    let seed: [u8; 32] = random[..32].try_into().expect("32 bytes");
+    let name = format!(
+        "tally-log-{}",
+        random[32..]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<String>()
+    );
+    let signer = NoteSigner::from_seed(&name, &seed).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(file, "{}", signer.signer_key_text())?;
+    file.sync_all()?;
+    Ok(signer)
+}
+
+pub fn receipt(store: &SqliteStore, transfer_id: u128) -> anyhow::Result<serde_json::Value> {
+    let mut reader = store.reader()?;
+    let stored = reader
+        .transfer(transfer_id)?
+        .with_context(|| format!("no transfer {transfer_id}"))?;
+    let checkpoint = reader
+        .latest_checkpoint()?
+        .context("the log has no signed checkpoint yet")?;
+    ensure!(
+        checkpoint.size > stored.leaf_index,
+        "transfer {transfer_id} (leaf {}) is newer than the last checkpoint (size {}); checkpoints are signed at least every second while Tally runs",
+        stored.leaf_index,
+        checkpoint.size
+    );
+    let tiles = StoreTiles::new(reader.as_mut());
+    let hashes = trustlog::TileHashReader::new(checkpoint.size, &tiles)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let path = trustlog::inclusion_proof(stored.leaf_index, checkpoint.size, &hashes)
+        .map_err(|error| anyhow::anyhow!("building the inclusion proof: {error}"))?;
+    Ok(serde_json::json!({
+        "transfer_id": transfer_id.to_string(),
+        "leaf_index": stored.leaf_index,
+        "tree_size": checkpoint.size,
+        "leaf": BASE64.encode(stored.transfer.log_leaf()),
+        "inclusion_path": path.iter().map(|hash| BASE64.encode(hash)).collect::<Vec<_>>(),
+        "checkpoint": checkpoint.note,
+    }))
+}
+
+fn read_bounded(path: &Path) -> anyhow::Result<String> {
+    let mut text = String::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .take(RECEIPT_BYTES_MAX)
+            .read_to_string(&mut text)?;
+    } else {
+        std::fs::File::open(path)
+            .with_context(|| format!("opening {}", path.display()))?
+            .take(RECEIPT_BYTES_MAX)
+            .read_to_string(&mut text)?;
+    }
+    Ok(text)
+}
+
+/// Verifies a receipt with the verifier key alone; returns a one-line summary.
+pub fn verify_receipt(text: &str, verifier_key: &str) -> anyhow::Result<String> {
+    let json: serde_json::Value = serde_json::from_str(text).context("the receipt is not JSON")?;
+    let field = |name: &str| {
+        json.get(name)
+            .with_context(|| format!("the receipt has no {name}"))
+    };
+    let decode = |value: &serde_json::Value, what: &str| -> anyhow::Result<Vec<u8>> {
+        let text = value
+            .as_str()
+            .with_context(|| format!("{what} is not a string"))?;
+        BASE64
+            .decode(text)
+            .with_context(|| format!("{what} is not base64"))
+    };
+    let leaf = decode(field("leaf")?, "leaf")?;
+    let mut inclusion_path = Vec::new();
+    for (position, value) in field("inclusion_path")?
+        .as_array()
+        .context("inclusion_path is not a list")?
+        .iter()
+        .enumerate()
+    {
+        let bytes = decode(value, "an inclusion_path hash")?;
+        let hash: trustlog::Hash = bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("inclusion_path[{position}] is not 32 bytes"))?;
+        inclusion_path.push(hash);
+    }
+    let receipt = trustlog::Receipt {
+        leaf: leaf.clone(),
+        leaf_index: field("leaf_index")?
+            .as_u64()
+            .context("leaf_index is not a number")?,
+        tree_size: field("tree_size")?
+            .as_u64()
+            .context("tree_size is not a number")?,
+        inclusion_path,
+        checkpoint: field("checkpoint")?
+            .as_str()
+            .context("checkpoint is not text")?
+            .to_owned(),
+    };
+    let checkpoint = trustlog::verify_receipt(&receipt, verifier_key)
+        .map_err(|error| anyhow::anyhow!("the receipt does not verify: {error}"))?;
+    // The leaf must be the transfer the receipt names.
+    if leaf.first() != Some(&ledger::LOG_LEAF_TRANSFER) {
+        bail!("the leaf is not a transfer");
+    }
+    let transfer = ledger::Transfer::decode(&leaf[1..])
+        .context("the leaf is not a valid transfer encoding")?;
+    let named = field("transfer_id")?
+        .as_str()
+        .and_then(|text| text.parse::<u128>().ok());
+    ensure!(
+        named == Some(transfer.id),
+        "the receipt names transfer {named:?} but its leaf is transfer {}",
+        transfer.id
+    );
+    Ok(format!(
+        "receipt verifies: transfer {} ({} from account {} to account {}) is leaf {} of the log {} at size {}",
+        transfer.id,
+        transfer.currency.format_amount(transfer.amount),
+        transfer.debit_account_id,
+        transfer.credit_account_id,
+        receipt.leaf_index,
+        checkpoint.origin(),
+        checkpoint.size()
+    ))
+}
