@@ -10,8 +10,16 @@ pub(crate) type Migrations = &'static [(i64, &'static str, &'static str)];
 
 /// The ledger database.
 pub(crate) const LEDGER: Migrations = &[
-    (1, "ledger", include_str!("../migrations/ledger/0001_ledger.sql")),
-    (2, "trust_log", include_str!("../migrations/ledger/0002_trust_log.sql")),
+    (
+        1,
+        "ledger",
+        include_str!("../migrations/ledger/0001_ledger.sql"),
+    ),
+    (
+        2,
+        "trust_log",
+        include_str!("../migrations/ledger/0002_trust_log.sql"),
+    ),
 ];
 /// The history database.
 pub(crate) const HISTORY: Migrations = &[(

@@ -5,8 +5,8 @@ use ledger::{
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use store::{
-    from_i64, BalanceMismatch, CurrencyTotals, HistoryCounts, LogCheckpoint, HistoryQuery, LedgerHead, StoreError,
-    StoreReader, StoreResult, StoredTransfer, HISTORY_PAGE_LIMIT_MAX,
+    from_i64, BalanceMismatch, CurrencyTotals, HistoryCounts, HistoryQuery, LedgerHead,
+    LogCheckpoint, StoreError, StoreReader, StoreResult, StoredTransfer, HISTORY_PAGE_LIMIT_MAX,
 };
 
 use crate::history::history_slice;
@@ -129,7 +129,8 @@ impl StoreReader for SqliteReader {
             batches: u64::try_from(batches).map_err(|_| StoreError::corrupt("negative batches"))?,
             timestamp_last: timestamp(timestamp_last)?,
             transfer_id_max: from_i64(transfer_id_max, "transfer_id_max")?,
-            log_size: u64::try_from(log_size).map_err(|_| StoreError::corrupt("negative log size"))?,
+            log_size: u64::try_from(log_size)
+                .map_err(|_| StoreError::corrupt("negative log size"))?,
         })
     }
 
@@ -174,8 +175,9 @@ impl StoreReader for SqliteReader {
                 .optional()
                 .map_err(map_error)?;
             if let Some((transfer, status, leaf_index)) = found {
-                let leaf_index = leaf_index
-                    .ok_or_else(|| StoreError::corrupt(format!("transfer {id} has no leaf in the trust log")))?;
+                let leaf_index = leaf_index.ok_or_else(|| {
+                    StoreError::corrupt(format!("transfer {id} has no leaf in the trust log"))
+                })?;
                 out.push(StoredTransfer {
                     transfer: transfer?,
                     pending_status: pending_status(status)?,
@@ -506,20 +508,28 @@ impl StoreReader for SqliteReader {
     }
 
     fn log_tile(&mut self, level: u8, index: u64, width: u16) -> StoreResult<Option<Vec<u8>>> {
-        let Ok(index) = i64::try_from(index) else { return Ok(None) };
+        let Ok(index) = i64::try_from(index) else {
+            return Ok(None);
+        };
         let found: Option<(i64, Vec<u8>)> = self
             .connection
-            .prepare_cached("SELECT width, hashes FROM log_tiles WHERE level = ?1 AND tile_index = ?2")
+            .prepare_cached(
+                "SELECT width, hashes FROM log_tiles WHERE level = ?1 AND tile_index = ?2",
+            )
             .map_err(map_error)?
             .query_row(params![level, index], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()
             .map_err(map_error)?;
-        let Some((stored_width, mut hashes)) = found else { return Ok(None) };
+        let Some((stored_width, mut hashes)) = found else {
+            return Ok(None);
+        };
         if stored_width < i64::from(width) {
             return Ok(None);
         }
         if hashes.len() != usize::try_from(stored_width).unwrap_or(0) * 32 {
-            return Err(StoreError::corrupt(format!("log tile {level}/{index} has the wrong length")));
+            return Err(StoreError::corrupt(format!(
+                "log tile {level}/{index} has the wrong length"
+            )));
         }
         hashes.truncate(usize::from(width) * 32);
         Ok(Some(hashes))
@@ -544,13 +554,15 @@ impl StoreReader for SqliteReader {
             ))
             .map_err(map_error)?;
         let rows = statement
-            .query_map(params![from, limit as i64], |row| Ok((row.get::<_, i64>(11)?, transfer_from_row(row)?)))
+            .query_map(params![from, limit as i64], |row| {
+                Ok((row.get::<_, i64>(11)?, transfer_from_row(row)?))
+            })
             .map_err(map_error)?;
         let mut transfers = Vec::new();
         for row in rows {
             let (leaf_index, transfer) = row.map_err(map_error)?;
-            let leaf_index =
-                u64::try_from(leaf_index).map_err(|_| StoreError::corrupt("negative leaf index"))?;
+            let leaf_index = u64::try_from(leaf_index)
+                .map_err(|_| StoreError::corrupt("negative leaf index"))?;
             transfers.push((leaf_index, transfer?));
         }
         Ok(transfers)
@@ -561,19 +573,29 @@ impl SqliteReader {
     fn checkpoints_where(&mut self, clause: &str) -> StoreResult<Vec<LogCheckpoint>> {
         let mut statement = self
             .connection
-            .prepare_cached(&format!("SELECT size, root, note, timestamp FROM log_checkpoints {clause}"))
+            .prepare_cached(&format!(
+                "SELECT size, root, note, timestamp FROM log_checkpoints {clause}"
+            ))
             .map_err(map_error)?;
         let rows = statement
             .query_map([], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, String>(2)?, row.get::<_, i64>(3)?))
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
             })
             .map_err(map_error)?;
         let mut checkpoints = Vec::new();
         for row in rows {
             let (size, root, note, signed_at) = row.map_err(map_error)?;
             checkpoints.push(LogCheckpoint {
-                size: u64::try_from(size).map_err(|_| StoreError::corrupt("negative checkpoint size"))?,
-                root: root.try_into().map_err(|_| StoreError::corrupt("a checkpoint root is not 32 bytes"))?,
+                size: u64::try_from(size)
+                    .map_err(|_| StoreError::corrupt("negative checkpoint size"))?,
+                root: root
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt("a checkpoint root is not 32 bytes"))?,
                 note,
                 timestamp: timestamp(signed_at)?,
             });

@@ -195,7 +195,11 @@ fn pending_status_and_due_list() {
             accounts_updated: &[debit, credit],
             transfers: &[hold, forever],
             pending: &pending,
-            log: store::LogAppend { size_before: 0, size_after: 2, ..Default::default() },
+            log: store::LogAppend {
+                size_before: 0,
+                size_after: 2,
+                ..Default::default()
+            },
             ..CommitBatch::default()
         })
         .unwrap();
@@ -214,7 +218,11 @@ fn pending_status_and_due_list() {
                 status: PendingStatus::Expired,
                 expires_at: None,
             }],
-            log: store::LogAppend { size_before: 2, size_after: 2, ..Default::default() },
+            log: store::LogAppend {
+                size_before: 2,
+                size_after: 2,
+                ..Default::default()
+            },
             ..CommitBatch::default()
         })
         .unwrap();
