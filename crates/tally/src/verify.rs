@@ -16,6 +16,131 @@ pub struct VerifyArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Check checkpoint signatures with this verifier key (default: the operator's key in
+    /// the data directory).
+    #[arg(long)]
+    vkey: Option<String>,
+}
+
+/// Transfers read per query while rebuilding the log.
+const LOG_PAGE_TRANSFERS: usize = 65_536;
+
+/// Rebuilds the trust log from the transfers and checks the stored tiles and checkpoints.
+fn check_log(
+    reader: &mut dyn StoreReader,
+    log_size: u64,
+    verifier_key: Option<&str>,
+) -> anyhow::Result<Vec<Check>> {
+    let checkpoints = reader.checkpoints()?;
+    let mut leaves_problems = Vec::new();
+    let mut checkpoint_problems = Vec::new();
+    let mut edge = trustlog::RightEdge::empty();
+    let mut pending_checkpoints = checkpoints.iter().peekable();
+    let mut next_leaf = 0u64;
+    let mut hashes: Vec<trustlog::Hash> = Vec::with_capacity(LOG_PAGE_TRANSFERS);
+    let mut check_root_at = |edge: &trustlog::RightEdge, problems: &mut Vec<String>| {
+        while let Some(checkpoint) =
+            pending_checkpoints.next_if(|checkpoint| checkpoint.size == edge.size())
+        {
+            if checkpoint.root != edge.root() {
+                problems.push(format!(
+                    "checkpoint at size {} does not match the transfers' tree",
+                    checkpoint.size
+                ));
+            }
+        }
+    };
+    'pages: loop {
+        let page = reader.transfers_by_leaf(next_leaf, LOG_PAGE_TRANSFERS)?;
+        if page.is_empty() {
+            break;
+        }
+        hashes.clear();
+        for (leaf_index, transfer) in &page {
+            if *leaf_index != next_leaf {
+                leaves_problems.push(format!(
+                    "leaf {next_leaf} is missing (the next transfer, {}, is leaf {leaf_index})",
+                    transfer.id
+                ));
+                break 'pages;
+            }
+            hashes.push(trustlog::leaf_hash(&transfer.log_leaf()));
+            next_leaf += 1;
+        }
+        // Append up to each checkpoint's size in turn, to compare its root there.
+        let mut start = 0;
+        while start < hashes.len() {
+            let boundary = checkpoints
+                .iter()
+                .map(|checkpoint| checkpoint.size)
+                .find(|size| {
+                    *size > edge.size() && *size < edge.size() + (hashes.len() - start) as u64
+                });
+            let end = boundary.map_or(hashes.len(), |size| start + (size - edge.size()) as usize);
+            edge = edge
+                .append(&hashes[start..end])
+                .map_err(|error| anyhow::anyhow!("{error}"))?
+                .edge;
+            check_root_at(&edge, &mut checkpoint_problems);
+            start = end;
+        }
+    }
+    if leaves_problems.is_empty() && next_leaf != log_size {
+        leaves_problems.push(format!(
+            "the log has {log_size} leaves but {next_leaf} transfers carry one"
+        ));
+    }
+    check_root_at(&edge, &mut checkpoint_problems);
+    let tiles_root = {
+        let tiles = sequencer::StoreTiles::new(reader);
+        trustlog::RightEdge::from_tiles(log_size, &tiles).map(|stored| stored.root())
+    };
+    let mut tile_problems = Vec::new();
+    match tiles_root {
+        Ok(root) if root == edge.root() || !leaves_problems.is_empty() => {}
+        Ok(_) => tile_problems.push(format!(
+            "the stored tiles' root at size {log_size} differs from the transfers' tree"
+        )),
+        Err(error) => tile_problems.push(format!("the stored tiles cannot be read: {error}")),
+    }
+    match verifier_key {
+        None => checkpoint_problems
+            .push("no verifier key to check checkpoint signatures with (give --vkey)".to_owned()),
+        Some(key) => {
+            for checkpoint in &checkpoints {
+                let verdict = trustlog::verify_note(&checkpoint.note, key)
+                    .map_err(|error| error.to_string())
+                    .and_then(|note| {
+                        let body = trustlog::Checkpoint::parse(&note.text)
+                            .map_err(|error| error.to_string())?;
+                        if body.size() == checkpoint.size && *body.root() == checkpoint.root {
+                            Ok(())
+                        } else {
+                            Err("its signed text names another size or root".to_owned())
+                        }
+                    });
+                if let Err(reason) = verdict {
+                    checkpoint_problems
+                        .push(format!("checkpoint at size {}: {reason}", checkpoint.size));
+                }
+            }
+        }
+    }
+    checkpoint_problems.truncate(FINDINGS_MAX);
+    Ok(vec![
+        Check {
+            name: "every transfer is a leaf of the log, in order",
+            problems: leaves_problems,
+        },
+        Check {
+            name: "the stored tree matches the transfers",
+            problems: tile_problems,
+        },
+        Check {
+            name: "every checkpoint is signed and matches the transfers",
+            problems: checkpoint_problems,
+        },
+    ])
 }
 
 struct Check {
@@ -93,7 +218,18 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let store = SqliteStore::open_existing(&args.data.directory())?;
     let mut reader = store.reader()?;
     let head = reader.head()?;
-    let checks = run_checks(reader.as_mut())?;
+    let mut checks = run_checks(reader.as_mut())?;
+    let verifier_key = match &args.vkey {
+        Some(key) => Some(key.clone()),
+        None => crate::log::load_signer(&args.data.directory())
+            .ok()
+            .map(|signer| signer.verifier_key_text()),
+    };
+    checks.extend(check_log(
+        reader.as_mut(),
+        head.log_size,
+        verifier_key.as_deref(),
+    )?);
     let holds = checks.iter().all(|check| check.problems.is_empty());
     if args.json {
         let report = serde_json::json!({
