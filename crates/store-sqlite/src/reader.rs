@@ -98,6 +98,26 @@ fn transfer_from_row(row: &Row<'_>) -> rusqlite::Result<Decoded<Transfer>> {
     })())
 }
 
+/// Ids closer than this belong to one run, read by a range scan.
+const RUN_GAP_MAX: i64 = 16;
+/// Runs shorter than this are read id by id.
+const RUN_LENGTH_MIN: usize = 8;
+
+/// A row of `SELECT {TRANSFER_COLUMNS}, p.status, t.leaf_index`.
+fn stored_transfer_from_row(row: &Row<'_>) -> StoreResult<StoredTransfer> {
+    let transfer = transfer_from_row(row).map_err(map_error)??;
+    let status: Option<String> = row.get(11).map_err(map_error)?;
+    let leaf_index: Option<i64> = row.get(12).map_err(map_error)?;
+    let leaf_index = leaf_index.ok_or_else(|| {
+        StoreError::corrupt(format!("transfer {} has no leaf in the trust log", transfer.id))
+    })?;
+    Ok(StoredTransfer {
+        transfer,
+        pending_status: pending_status(status)?,
+        leaf_index: u64::try_from(leaf_index).map_err(|_| StoreError::corrupt("negative leaf index"))?,
+    })
+}
+
 fn pending_status(text: Option<String>) -> Decoded<Option<PendingStatus>> {
     match text.as_deref() {
         None => Ok(None),
@@ -155,36 +175,50 @@ impl StoreReader for SqliteReader {
     }
 
     fn load_transfers(&mut self, ids: &[u128], out: &mut Vec<StoredTransfer>) -> StoreResult<()> {
-        let mut statement = self
-            .connection
-            .prepare_cached(&format!(
-                "SELECT {TRANSFER_COLUMNS}, p.status, t.leaf_index FROM transfers t
-                 LEFT JOIN pending_transfers p ON p.id = t.id WHERE t.id = ?1"
-            ))
-            .map_err(map_error)?;
-        for id in ids {
-            let Ok(id) = i64::try_from(*id) else { continue };
-            let found = statement
-                .query_row([id], |row| {
-                    Ok((
-                        transfer_from_row(row)?,
-                        row.get::<_, Option<String>>(11)?,
-                        row.get::<_, Option<i64>>(12)?,
-                    ))
-                })
-                .optional()
-                .map_err(map_error)?;
-            if let Some((transfer, status, leaf_index)) = found {
-                let leaf_index = leaf_index.ok_or_else(|| {
-                    StoreError::corrupt(format!("transfer {id} has no leaf in the trust log"))
-                })?;
-                out.push(StoredTransfer {
-                    transfer: transfer?,
-                    pending_status: pending_status(status)?,
-                    leaf_index: u64::try_from(leaf_index)
-                        .map_err(|_| StoreError::corrupt("negative leaf index"))?,
-                });
+        // Ids in a batch often come in runs (a client's request, time-ordered ids): a run is
+        // read with one range scan instead of one lookup per id.
+        let mut sorted: Vec<i64> = ids.iter().filter_map(|id| i64::try_from(*id).ok()).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut start = 0;
+        while start < sorted.len() {
+            let mut end = start + 1;
+            while end < sorted.len() && sorted[end] - sorted[end - 1] <= RUN_GAP_MAX {
+                end += 1;
             }
+            let run = &sorted[start..end];
+            if run.len() >= RUN_LENGTH_MIN {
+                let mut statement = self
+                    .connection
+                    .prepare_cached(&format!(
+                        "SELECT {TRANSFER_COLUMNS}, p.status, t.leaf_index FROM transfers t
+                         LEFT JOIN pending_transfers p ON p.id = t.id
+                         WHERE t.id BETWEEN ?1 AND ?2"
+                    ))
+                    .map_err(map_error)?;
+                let mut rows = statement.query([run[0], run[run.len() - 1]]).map_err(map_error)?;
+                while let Some(row) = rows.next().map_err(map_error)? {
+                    let id: i64 = row.get(0).map_err(map_error)?;
+                    if run.binary_search(&id).is_ok() {
+                        out.push(stored_transfer_from_row(row)?);
+                    }
+                }
+            } else {
+                let mut statement = self
+                    .connection
+                    .prepare_cached(&format!(
+                        "SELECT {TRANSFER_COLUMNS}, p.status, t.leaf_index FROM transfers t
+                         LEFT JOIN pending_transfers p ON p.id = t.id WHERE t.id = ?1"
+                    ))
+                    .map_err(map_error)?;
+                for id in run {
+                    let mut rows = statement.query([id]).map_err(map_error)?;
+                    if let Some(row) = rows.next().map_err(map_error)? {
+                        out.push(stored_transfer_from_row(row)?);
+                    }
+                }
+            }
+            start = end;
         }
         Ok(())
     }

@@ -490,3 +490,23 @@ fn a_history_further_behind_is_refused_with_a_clear_message() {
         error.message
     );
 }
+
+#[test]
+fn loading_transfers_by_runs_and_by_single_ids_finds_exactly_those_that_exist() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(directory.path()).unwrap();
+    write_transfers(&store, 50); // transfers 1..=100
+    let mut reader = store.reader().unwrap();
+    let mut wanted: Vec<u128> = (10..=60).step_by(3).collect(); // a run with gaps
+    wanted.extend([5, 99, 100, 101, 5_000, 0, u128::MAX]); // singles, missing ones, out of range
+    wanted.extend([30, 31, 32]); // duplicates of the run
+    let mut found = Vec::new();
+    reader.load_transfers(&wanted, &mut found).unwrap();
+    let mut ids: Vec<u128> = found.iter().map(|stored| stored.transfer.id).collect();
+    ids.sort_unstable();
+    let mut expected: Vec<u128> = (10..=60).step_by(3).chain([5, 99, 100, 30, 31, 32]).collect();
+    expected.sort_unstable();
+    expected.dedup();
+    assert_eq!(ids, expected);
+    assert!(found.iter().all(|stored| stored.leaf_index == u64::try_from(stored.transfer.id).unwrap() - 1));
+}
