@@ -109,12 +109,16 @@ fn stored_transfer_from_row(row: &Row<'_>) -> StoreResult<StoredTransfer> {
     let status: Option<String> = row.get(11).map_err(map_error)?;
     let leaf_index: Option<i64> = row.get(12).map_err(map_error)?;
     let leaf_index = leaf_index.ok_or_else(|| {
-        StoreError::corrupt(format!("transfer {} has no leaf in the trust log", transfer.id))
+        StoreError::corrupt(format!(
+            "transfer {} has no leaf in the trust log",
+            transfer.id
+        ))
     })?;
     Ok(StoredTransfer {
         transfer,
         pending_status: pending_status(status)?,
-        leaf_index: u64::try_from(leaf_index).map_err(|_| StoreError::corrupt("negative leaf index"))?,
+        leaf_index: u64::try_from(leaf_index)
+            .map_err(|_| StoreError::corrupt("negative leaf index"))?,
     })
 }
 
@@ -177,7 +181,10 @@ impl StoreReader for SqliteReader {
     fn load_transfers(&mut self, ids: &[u128], out: &mut Vec<StoredTransfer>) -> StoreResult<()> {
         // Ids in a batch often come in runs (a client's request, time-ordered ids): a run is
         // read with one range scan instead of one lookup per id.
-        let mut sorted: Vec<i64> = ids.iter().filter_map(|id| i64::try_from(*id).ok()).collect();
+        let mut sorted: Vec<i64> = ids
+            .iter()
+            .filter_map(|id| i64::try_from(*id).ok())
+            .collect();
         sorted.sort_unstable();
         sorted.dedup();
         let mut start = 0;
@@ -196,7 +203,9 @@ impl StoreReader for SqliteReader {
                          WHERE t.id BETWEEN ?1 AND ?2"
                     ))
                     .map_err(map_error)?;
-                let mut rows = statement.query([run[0], run[run.len() - 1]]).map_err(map_error)?;
+                let mut rows = statement
+                    .query([run[0], run[run.len() - 1]])
+                    .map_err(map_error)?;
                 while let Some(row) = rows.next().map_err(map_error)? {
                     let id: i64 = row.get(0).map_err(map_error)?;
                     if run.binary_search(&id).is_ok() {

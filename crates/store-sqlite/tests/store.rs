@@ -504,9 +504,14 @@ fn loading_transfers_by_runs_and_by_single_ids_finds_exactly_those_that_exist() 
     reader.load_transfers(&wanted, &mut found).unwrap();
     let mut ids: Vec<u128> = found.iter().map(|stored| stored.transfer.id).collect();
     ids.sort_unstable();
-    let mut expected: Vec<u128> = (10..=60).step_by(3).chain([5, 99, 100, 30, 31, 32]).collect();
+    let mut expected: Vec<u128> = (10..=60)
+        .step_by(3)
+        .chain([5, 99, 100, 30, 31, 32])
+        .collect();
     expected.sort_unstable();
     expected.dedup();
     assert_eq!(ids, expected);
-    assert!(found.iter().all(|stored| stored.leaf_index == u64::try_from(stored.transfer.id).unwrap() - 1));
+    assert!(found
+        .iter()
+        .all(|stored| stored.leaf_index == u64::try_from(stored.transfer.id).unwrap() - 1));
 }
