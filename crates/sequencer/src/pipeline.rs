@@ -236,9 +236,17 @@ impl SequencerThread {
     /// After a failed write: forget everything in memory and start again from the store.
     fn reload(&mut self) {
         match self.reader.head() {
-            Ok(head) => match load_log_edge(self.reader.as_mut(), head.log_size) {
-                Ok(edge) => {
+            Ok(head) => match load_log_edge(self.reader.as_mut(), head.log_size).and_then(|edge| {
+                let signed = self
+                    .reader
+                    .latest_checkpoint()?
+                    .map_or(0, |checkpoint| checkpoint.size);
+                Ok((edge, signed))
+            }) {
+                Ok((edge, signed)) => {
                     self.log_edge = edge;
+                    // A checkpoint signed into a failed batch was never stored.
+                    self.last_checkpoint_size = signed;
                     self.reset_to(head);
                     self.needs_reload = false;
                 }

@@ -91,6 +91,13 @@ fn check_log(
         ));
     }
     check_root_at(&edge, &mut checkpoint_problems);
+    for checkpoint in pending_checkpoints {
+        checkpoint_problems.push(format!(
+            "checkpoint at size {} is beyond the log rebuilt from the transfers (size {})",
+            checkpoint.size,
+            edge.size()
+        ));
+    }
     let tiles_root = {
         let tiles = sequencer::StoreTiles::new(reader);
         trustlog::RightEdge::from_tiles(log_size, &tiles).map(|stored| stored.root())
