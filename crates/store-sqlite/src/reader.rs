@@ -587,28 +587,25 @@ impl StoreReader for SqliteReader {
         self.checkpoints_where("ORDER BY size")
     }
 
-    fn transfers_by_leaf(&mut self, from: u64, limit: usize) -> StoreResult<Vec<(u64, Transfer)>> {
-        let from = i64::try_from(from).unwrap_or(i64::MAX);
+    fn visit_transfers(&mut self, visit: &mut dyn FnMut(u64, &Transfer)) -> StoreResult<()> {
         let mut statement = self
             .connection
             .prepare_cached(&format!(
-                "SELECT {TRANSFER_COLUMNS}, t.leaf_index FROM transfers t
-                  WHERE t.leaf_index >= ?1 ORDER BY t.leaf_index LIMIT ?2"
+                "SELECT {TRANSFER_COLUMNS}, t.leaf_index FROM transfers t"
             ))
             .map_err(map_error)?;
-        let rows = statement
-            .query_map(params![from, limit as i64], |row| {
-                Ok((row.get::<_, i64>(11)?, transfer_from_row(row)?))
-            })
-            .map_err(map_error)?;
-        let mut transfers = Vec::new();
-        for row in rows {
-            let (leaf_index, transfer) = row.map_err(map_error)?;
-            let leaf_index = u64::try_from(leaf_index)
-                .map_err(|_| StoreError::corrupt("negative leaf index"))?;
-            transfers.push((leaf_index, transfer?));
+        let mut rows = statement.query([]).map_err(map_error)?;
+        while let Some(row) = rows.next().map_err(map_error)? {
+            let transfer = transfer_from_row(row).map_err(map_error)??;
+            let leaf_index: Option<i64> = row.get(11).map_err(map_error)?;
+            let leaf_index = leaf_index
+                .and_then(|index| u64::try_from(index).ok())
+                .ok_or_else(|| {
+                    StoreError::corrupt(format!("transfer {} has no leaf", transfer.id))
+                })?;
+            visit(leaf_index, &transfer);
         }
-        Ok(transfers)
+        Ok(())
     }
 }
 

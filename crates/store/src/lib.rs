@@ -202,8 +202,9 @@ pub trait StoreReader: Send {
     fn log_tile(&mut self, level: u8, index: u64, width: u16) -> StoreResult<Option<Vec<u8>>>;
     /// The latest signed checkpoint.
     fn latest_checkpoint(&mut self) -> StoreResult<Option<LogCheckpoint>>;
-    /// Transfers in trust-log order with their leaf numbers, from leaf `from` on, `limit` at most.
-    fn transfers_by_leaf(&mut self, from: u64, limit: usize) -> StoreResult<Vec<(u64, Transfer)>>;
+    /// Calls `visit` with every transfer and its leaf number, in storage order (not leaf
+    /// order): one pass over the table, for audits.
+    fn visit_transfers(&mut self, visit: &mut dyn FnMut(u64, &Transfer)) -> StoreResult<()>;
     /// Every stored checkpoint, oldest first.
     fn checkpoints(&mut self) -> StoreResult<Vec<LogCheckpoint>>;
 }

@@ -1,5 +1,6 @@
 //! `tally verify`: checks the ledger from what is on disk, and names the first broken thing.
 
+use anyhow::Context;
 use clap::Args;
 use store::{Store, StoreReader};
 use store_sqlite::SqliteStore;
@@ -22,9 +23,6 @@ pub struct VerifyArgs {
     vkey: Option<String>,
 }
 
-/// Transfers read per query while rebuilding the log.
-const LOG_PAGE_TRANSFERS: usize = 65_536;
-
 /// Rebuilds the trust log from the transfers and checks the stored tiles and checkpoints.
 fn check_log(
     reader: &mut dyn StoreReader,
@@ -36,8 +34,6 @@ fn check_log(
     let mut checkpoint_problems = Vec::new();
     let mut edge = trustlog::RightEdge::empty();
     let mut pending_checkpoints = checkpoints.iter().peekable();
-    let mut next_leaf = 0u64;
-    let mut hashes: Vec<trustlog::Hash> = Vec::with_capacity(LOG_PAGE_TRANSFERS);
     let mut check_root_at = |edge: &trustlog::RightEdge, problems: &mut Vec<String>| {
         while let Some(checkpoint) =
             pending_checkpoints.next_if(|checkpoint| checkpoint.size == edge.size())
@@ -50,45 +46,53 @@ fn check_log(
             }
         }
     };
-    'pages: loop {
-        let page = reader.transfers_by_leaf(next_leaf, LOG_PAGE_TRANSFERS)?;
-        if page.is_empty() {
-            break;
-        }
-        hashes.clear();
-        for (leaf_index, transfer) in &page {
-            if *leaf_index != next_leaf {
-                leaves_problems.push(format!(
-                    "leaf {next_leaf} is missing (the next transfer, {}, is leaf {leaf_index})",
-                    transfer.id
-                ));
-                break 'pages;
+    // One pass over the transfers, placing each leaf hash at its index (32 bytes a leaf),
+    // then one pass over the leaves in order.
+    let slots = usize::try_from(log_size).context("the log is too large to verify in memory")?;
+    let mut leaf_hashes: Vec<trustlog::Hash> = vec![[0; 32]; slots];
+    let mut filled = vec![false; slots];
+    reader.visit_transfers(&mut |leaf_index, transfer| {
+        let slot = usize::try_from(leaf_index)
+            .ok()
+            .filter(|slot| *slot < slots);
+        match slot {
+            Some(slot) if !filled[slot] => {
+                filled[slot] = true;
+                leaf_hashes[slot] = trustlog::leaf_hash(&transfer.log_leaf());
             }
-            hashes.push(trustlog::leaf_hash(&transfer.log_leaf()));
-            next_leaf += 1;
+            Some(_) => leaves_problems.push(format!(
+                "leaf {leaf_index} is claimed twice (again by transfer {})",
+                transfer.id
+            )),
+            None => leaves_problems.push(format!(
+                "transfer {} claims leaf {leaf_index}, beyond the log's size {log_size}",
+                transfer.id
+            )),
         }
-        // Append up to each checkpoint's size in turn, to compare its root there.
-        let mut start = 0;
-        while start < hashes.len() {
-            let boundary = checkpoints
-                .iter()
-                .map(|checkpoint| checkpoint.size)
-                .find(|size| {
-                    *size > edge.size() && *size < edge.size() + (hashes.len() - start) as u64
-                });
-            let end = boundary.map_or(hashes.len(), |size| start + (size - edge.size()) as usize);
-            edge = edge
-                .append(&hashes[start..end])
-                .map_err(|error| anyhow::anyhow!("{error}"))?
-                .edge;
-            check_root_at(&edge, &mut checkpoint_problems);
-            start = end;
-        }
+    })?;
+    if let Some(missing) = filled.iter().position(|slot| !slot) {
+        leaves_problems.push(format!("leaf {missing} has no transfer"));
     }
-    if leaves_problems.is_empty() && next_leaf != log_size {
-        leaves_problems.push(format!(
-            "the log has {log_size} leaves but {next_leaf} transfers carry one"
-        ));
+    leaves_problems.truncate(FINDINGS_MAX);
+    // Append up to each checkpoint's size in turn, to compare its root there.
+    let mut start = 0;
+    while start < leaf_hashes.len() {
+        let boundary = checkpoints
+            .iter()
+            .map(|checkpoint| checkpoint.size)
+            .find(|size| {
+                *size > edge.size() && *size < edge.size() + (leaf_hashes.len() - start) as u64
+            });
+        let limit = start + trustlog::APPEND_LEAVES_MAX.min(leaf_hashes.len() - start);
+        let end = boundary.map_or(limit, |size| {
+            (start + (size - edge.size()) as usize).min(limit)
+        });
+        edge = edge
+            .append(&leaf_hashes[start..end])
+            .map_err(|error| anyhow::anyhow!("{error}"))?
+            .edge;
+        check_root_at(&edge, &mut checkpoint_problems);
+        start = end;
     }
     check_root_at(&edge, &mut checkpoint_problems);
     for checkpoint in pending_checkpoints {
