@@ -18,9 +18,11 @@
 
 mod metrics;
 mod pipeline;
+mod receipts;
 
 pub use metrics::{Metrics, COMMIT_BUCKETS_MS};
 pub use pipeline::StoreTiles;
+pub use receipts::{transfer_receipt, ReceiptError};
 
 use std::future::Future;
 use std::pin::Pin;

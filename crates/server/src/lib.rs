@@ -4,6 +4,7 @@
 // An edge of the system: it may read the clock and wait (see clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
+mod log;
 mod metrics;
 mod problem;
 mod readers;
@@ -21,6 +22,7 @@ use sequencer::SequencerHandle;
 use store::Store;
 use tokio::net::TcpListener;
 
+pub use log::receipt_json;
 pub use problem::ApiError;
 pub use readers::ReaderPool;
 
@@ -49,6 +51,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/v1/log/checkpoint", get(log::checkpoint))
+        .route("/v1/log/receipts/{transfer_id}", get(log::receipt))
         .fallback(not_found)
         .with_state(state)
 }

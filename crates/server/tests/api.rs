@@ -172,3 +172,98 @@ async fn an_unknown_path_is_a_problem_document() {
     assert_eq!(problem["status"], 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn receipts_and_checkpoints_are_served_and_verify() {
+    let directory = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(directory.path()).unwrap());
+    let signer = trustlog::NoteSigner::from_seed("test-log", &[7u8; 32]).unwrap();
+    let verifier_key = signer.verifier_key_text();
+    let config = SequencerConfig {
+        log_signer: Some(Arc::new(signer)),
+        ..SequencerConfig::default()
+    };
+    let sequencer = Sequencer::start(store.as_ref(), config).unwrap();
+    let state = AppState::new(store, sequencer.handle());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let app = TestApp {
+        address,
+        sequencer: Some(sequencer),
+        stop: Some(stop),
+        server: Some(server),
+        _directory: directory,
+    };
+
+    let none_yet = get(&app, "/v1/log/checkpoint").await;
+    assert_eq!(none_yet.status, 404);
+    let handle = app.sequencer.as_ref().unwrap().handle();
+    let currency = Currency::parse("CNY").unwrap();
+    let events = vec![
+        Event::CreateAccount(NewAccount {
+            id: 1,
+            currency,
+            kind: 1,
+            flags: AccountFlags::empty(),
+            user_data: 0,
+        }),
+        Event::CreateAccount(NewAccount {
+            id: 2,
+            currency,
+            kind: 1,
+            flags: AccountFlags::empty(),
+            user_data: 0,
+        }),
+        Event::CreateTransfer(NewTransfer::new(10, 1, 2, 500, currency)),
+        Event::CreateTransfer(NewTransfer::new(11, 2, 1, 200, currency)),
+    ];
+    tokio::task::spawn_blocking(move || handle.execute(events))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let checkpoint = get(&app, "/v1/log/checkpoint").await;
+    assert_eq!(checkpoint.status, 200);
+    let note = trustlog::verify_note(&checkpoint.body, &verifier_key).unwrap();
+    assert!(note.text.starts_with("test-log\n2\n"), "{}", note.text);
+
+    let answer = get(&app, "/v1/log/receipts/11").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let json: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(json["transfer_id"], "11");
+    assert_eq!(json["leaf_index"], 1);
+    assert_eq!(json["tree_size"], 2);
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let receipt = trustlog::Receipt {
+        leaf: engine.decode(json["leaf"].as_str().unwrap()).unwrap(),
+        leaf_index: 1,
+        tree_size: 2,
+        inclusion_path: json["inclusion_path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|hash| {
+                engine
+                    .decode(hash.as_str().unwrap())
+                    .unwrap()
+                    .try_into()
+                    .unwrap()
+            })
+            .collect(),
+        checkpoint: json["checkpoint"].as_str().unwrap().to_owned(),
+    };
+    trustlog::verify_receipt(&receipt, &verifier_key).unwrap();
+
+    let missing = get(&app, "/v1/log/receipts/999").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("transfer_not_found"));
+    let malformed = get(&app, "/v1/log/receipts/abc").await;
+    assert_eq!(malformed.status, 400);
+    assert!(malformed.body.contains("invalid_transfer_id"));
+    app.stop().await;
+}

@@ -8,7 +8,6 @@ use anyhow::{bail, ensure, Context};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use clap::{Args, Subcommand};
-use sequencer::StoreTiles;
 use store::Store;
 use store_sqlite::SqliteStore;
 use trustlog::NoteSigner;
@@ -116,31 +115,8 @@ pub fn load_or_create_signer(directory: &Path) -> anyhow::Result<NoteSigner> {
 
 pub fn receipt(store: &SqliteStore, transfer_id: u128) -> anyhow::Result<serde_json::Value> {
     let mut reader = store.reader()?;
-    let stored = reader
-        .transfer(transfer_id)?
-        .with_context(|| format!("no transfer {transfer_id}"))?;
-    let checkpoint = reader
-        .latest_checkpoint()?
-        .context("the log has no signed checkpoint yet")?;
-    ensure!(
-        checkpoint.size > stored.leaf_index,
-        "transfer {transfer_id} (leaf {}) is newer than the last checkpoint (size {}); checkpoints are signed at least every second while Tally runs",
-        stored.leaf_index,
-        checkpoint.size
-    );
-    let tiles = StoreTiles::new(reader.as_mut());
-    let hashes = trustlog::TileHashReader::new(checkpoint.size, &tiles)
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
-    let path = trustlog::inclusion_proof(stored.leaf_index, checkpoint.size, &hashes)
-        .map_err(|error| anyhow::anyhow!("building the inclusion proof: {error}"))?;
-    Ok(serde_json::json!({
-        "transfer_id": transfer_id.to_string(),
-        "leaf_index": stored.leaf_index,
-        "tree_size": checkpoint.size,
-        "leaf": BASE64.encode(stored.transfer.log_leaf()),
-        "inclusion_path": path.iter().map(|hash| BASE64.encode(hash)).collect::<Vec<_>>(),
-        "checkpoint": checkpoint.note,
-    }))
+    let receipt = sequencer::transfer_receipt(reader.as_mut(), transfer_id)?;
+    Ok(server::receipt_json(transfer_id, &receipt))
 }
 
 fn read_bounded(path: &Path) -> anyhow::Result<String> {
