@@ -22,9 +22,14 @@ struct TestApp {
 }
 
 async fn spawn_app() -> TestApp {
+    spawn_app_with(SequencerConfig::default()).await
+}
+
+/// A server on its own data directory and a free port, with the given sequencer settings.
+async fn spawn_app_with(config: SequencerConfig) -> TestApp {
     let directory = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(directory.path()).unwrap());
-    let sequencer = Sequencer::start(store.as_ref(), SequencerConfig::default()).unwrap();
+    let sequencer = Sequencer::start(store.as_ref(), config).unwrap();
     let state = AppState::new(store, sequencer.handle());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -175,29 +180,13 @@ async fn an_unknown_path_is_a_problem_document() {
 
 #[tokio::test]
 async fn receipts_and_checkpoints_are_served_and_verify() {
-    let directory = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(directory.path()).unwrap());
     let signer = trustlog::NoteSigner::from_seed("test-log", &[7u8; 32]).unwrap();
     let verifier_key = signer.verifier_key_text();
-    let config = SequencerConfig {
+    let app = spawn_app_with(SequencerConfig {
         log_signer: Some(Arc::new(signer)),
         ..SequencerConfig::default()
-    };
-    let sequencer = Sequencer::start(store.as_ref(), config).unwrap();
-    let state = AppState::new(store, sequencer.handle());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve(listener, state, async {
-        let _ = stopped.await;
-    }));
-    let app = TestApp {
-        address,
-        sequencer: Some(sequencer),
-        stop: Some(stop),
-        server: Some(server),
-        _directory: directory,
-    };
+    })
+    .await;
 
     let none_yet = get(&app, "/v1/log/checkpoint").await;
     assert_eq!(none_yet.status, 404);
