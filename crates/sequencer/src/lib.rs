@@ -22,7 +22,9 @@ mod receipts;
 
 pub use metrics::{Metrics, COMMIT_BUCKETS_MS};
 pub use pipeline::StoreTiles;
-pub use receipts::{transfer_receipt, ReceiptError};
+pub use receipts::{
+    consistency_proof, cosigned_note, registration_receipt, transfer_receipt, ReceiptError,
+};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -33,7 +35,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ledger::{Event, EventResult, BATCH_EVENTS_MAX};
-use store::{Store, StoreError};
+use store::{NewRegistration, Store, StoreError, StoredRegistration, REQUEST_REGISTRATIONS_MAX};
 use tokio::sync::oneshot;
 
 /// Requests that may wait for the sequencer before submitters are made to wait (back-pressure).
@@ -88,7 +90,7 @@ impl Default for SequencerConfig {
 /// Why a request was not committed. Nothing of the request was applied.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CommitError {
-    #[error("a request must carry between 1 and {BATCH_EVENTS_MAX} events, not {0}")]
+    #[error("a request must carry between 1 and {BATCH_EVENTS_MAX} events (registrations: {REQUEST_REGISTRATIONS_MAX}), not {0}")]
     RequestSize(usize),
     #[error("the ledger is shutting down")]
     ShuttingDown,
@@ -102,24 +104,38 @@ pub enum CommitError {
 
 pub type CommitResult = Result<Vec<EventResult>, CommitError>;
 
+/// What became of one registration asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationOutcome {
+    /// Committed now, as a new leaf.
+    Created(StoredRegistration),
+    /// The registrant asked before with the same key and the same content: the first
+    /// registration, nothing appended.
+    Exists(StoredRegistration),
+    /// The key was used before for something else: refused, nothing appended.
+    ExistsWithDifferentFields(StoredRegistration),
+}
+
+pub type RegisterResult = Result<Vec<RegistrationOutcome>, CommitError>;
+
 /// The answer to one request, ready once its batch is durable.
 #[derive(Debug)]
-pub struct Ticket(oneshot::Receiver<CommitResult>);
+pub struct Ticket<T = Vec<EventResult>>(oneshot::Receiver<Result<T, CommitError>>);
 
-impl Ticket {
+impl<T> Ticket<T> {
     /// Blocks until the request's batch is durable (or failed). Not for async contexts: await
     /// the ticket there.
-    pub fn wait(self) -> CommitResult {
+    pub fn wait(self) -> Result<T, CommitError> {
         self.0
             .blocking_recv()
             .unwrap_or(Err(CommitError::ShuttingDown))
     }
 }
 
-impl Future for Ticket {
-    type Output = CommitResult;
+impl<T> Future for Ticket<T> {
+    type Output = Result<T, CommitError>;
 
-    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<CommitResult> {
+    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.0)
             .poll(context)
             .map(|received| received.unwrap_or(Err(CommitError::ShuttingDown)))
@@ -131,8 +147,14 @@ pub(crate) struct Request {
     reply: oneshot::Sender<CommitResult>,
 }
 
+pub(crate) struct RegisterRequest {
+    registrations: Vec<NewRegistration>,
+    reply: oneshot::Sender<RegisterResult>,
+}
+
 pub(crate) enum Message {
     Request(Request),
+    Register(RegisterRequest),
     Shutdown,
 }
 
@@ -147,6 +169,9 @@ impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Message::Request(request) => write!(f, "Request({} events)", request.events.len()),
+            Message::Register(request) => {
+                write!(f, "Register({} registrations)", request.registrations.len())
+            }
             Message::Shutdown => f.write_str("Shutdown"),
         }
     }
@@ -160,7 +185,29 @@ impl SequencerHandle {
             return Err(CommitError::RequestSize(events.len()));
         }
         let (reply, receiver) = oneshot::channel();
-        let message = Message::Request(Request { events, reply });
+        self.send(Message::Request(Request { events, reply }))?;
+        Ok(Ticket(receiver))
+    }
+
+    /// Queues registrations (trust-log leaves that are not transfers). They are committed in
+    /// the next batch, which also signs a checkpoint covering them, so their receipts can be
+    /// built as soon as the ticket answers.
+    pub fn register(
+        &self,
+        registrations: Vec<NewRegistration>,
+    ) -> Result<Ticket<Vec<RegistrationOutcome>>, CommitError> {
+        if registrations.is_empty() || registrations.len() > REQUEST_REGISTRATIONS_MAX {
+            return Err(CommitError::RequestSize(registrations.len()));
+        }
+        let (reply, receiver) = oneshot::channel();
+        self.send(Message::Register(RegisterRequest {
+            registrations,
+            reply,
+        }))?;
+        Ok(Ticket(receiver))
+    }
+
+    fn send(&self, message: Message) -> Result<(), CommitError> {
         match self.sender.try_send(message) {
             Ok(()) => {}
             Err(TrySendError::Full(message)) => {
@@ -170,7 +217,7 @@ impl SequencerHandle {
             }
             Err(TrySendError::Disconnected(_)) => return Err(CommitError::ShuttingDown),
         }
-        Ok(Ticket(receiver))
+        Ok(())
     }
 
     /// The pipeline's counters.

@@ -1,7 +1,7 @@
 //! The two threads of the commit pipeline: the sequencer (gather, prefetch, apply) and the
 //! writer (one durable transaction per batch, then the answers).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
 use std::sync::Arc;
@@ -14,13 +14,25 @@ use ledger::{
 };
 use store::{
     CommitBatch, LedgerHead, LogAppend, LogCheckpoint, LogTile, PendingRecord, Store, StoreError,
-    StoreReader, StoreWriter, StoredTransfer,
+    StoreReader, StoreWriter, StoredRegistration, StoredTransfer,
 };
 use tokio::sync::oneshot;
 
 use crate::{
-    CommitError, CommitResult, Message, Metrics, Request, SequencerConfig, QUEUE_REQUESTS_MAX,
+    CommitError, CommitResult, Message, Metrics, RegisterRequest, RegisterResult,
+    RegistrationOutcome, Request, SequencerConfig, QUEUE_REQUESTS_MAX,
 };
+
+/// Registrations one batch may carry.
+const BATCH_REGISTRATIONS_MAX: usize = 1024;
+const _: () = assert!(BATCH_REGISTRATIONS_MAX >= crate::REQUEST_REGISTRATIONS_MAX);
+const _: () = assert!(
+    BATCH_EVENTS_MAX + BATCH_REGISTRATIONS_MAX <= trustlog::APPEND_LEAVES_MAX,
+    "a batch's leaves fit one append"
+);
+
+/// A registration's identity: who asked, and with which idempotency key.
+type RegistrationKey = (u128, String);
 
 /// Batches applied but not yet durable, at most: one being written, one waiting.
 const JOBS_IN_FLIGHT_MAX: usize = 1;
@@ -46,8 +58,20 @@ struct Job {
     balances: Vec<AccountBalance>,
     results: Vec<EventResult>,
     replies: Vec<Reply>,
+    registrations: Vec<StoredRegistration>,
+    registration_replies: Vec<(oneshot::Sender<RegisterResult>, Vec<RegistrationOutcome>)>,
     /// Pending transfers whose hold this batch released.
     expired: u64,
+}
+
+impl Job {
+    /// Answers every request of the job with `error`: nothing of it was committed.
+    fn fail(self, error: &CommitError) {
+        answer_all(self.replies, &Err(error.clone()));
+        for (sender, _) in self.registration_replies {
+            let _ = sender.send(Err(error.clone()));
+        }
+    }
 }
 
 enum Feedback {
@@ -92,6 +116,8 @@ pub(crate) fn start(
         log_edge,
         last_checkpoint_size,
         last_checkpoint_at: 0,
+        registration_id_max: head.registration_id_max,
+        registrations_in_flight: HashMap::new(),
     };
     let sequencer_thread = std::thread::Builder::new()
         .name("ledger-sequencer".into())
@@ -105,6 +131,7 @@ struct InFlight {
     sequence: u64,
     transfers: Vec<u128>,
     pending: Vec<u128>,
+    registrations: Vec<RegistrationKey>,
 }
 
 struct SequencerThread {
@@ -128,6 +155,48 @@ struct SequencerThread {
     last_checkpoint_size: u64,
     /// Clock time of the last checkpoint signed by this process (0: none yet).
     last_checkpoint_at: u64,
+    /// Largest registration id committed or in flight.
+    registration_id_max: u64,
+    /// Registrations of batches in flight, which the store cannot answer for yet.
+    registrations_in_flight: HashMap<RegistrationKey, StoredRegistration>,
+}
+
+/// Requests gathered into one batch.
+#[derive(Default)]
+struct Gathered {
+    requests: Vec<Request>,
+    registers: Vec<RegisterRequest>,
+    events: usize,
+    registrations: usize,
+}
+
+impl Gathered {
+    /// Adds `message` if it fits the batch; gives it back otherwise.
+    fn add(&mut self, message: Message) -> Option<Message> {
+        match message {
+            Message::Request(request) => {
+                if !self.is_empty() && self.events + request.events.len() > BATCH_EVENTS_MAX {
+                    return Some(Message::Request(request));
+                }
+                self.events += request.events.len();
+                self.requests.push(request);
+            }
+            Message::Register(request) => {
+                let count = request.registrations.len();
+                if !self.is_empty() && self.registrations + count > BATCH_REGISTRATIONS_MAX {
+                    return Some(Message::Register(request));
+                }
+                self.registrations += count;
+                self.registers.push(request);
+            }
+            Message::Shutdown => unreachable!("shutdown is not gathered"),
+        }
+        None
+    }
+
+    fn is_empty(&self) -> bool {
+        self.requests.is_empty() && self.registers.is_empty()
+    }
 }
 
 impl SequencerThread {
@@ -137,23 +206,22 @@ impl SequencerThread {
         jobs: SyncSender<Job>,
         feedback: Receiver<Feedback>,
     ) {
-        let mut carried: Option<Request> = None;
+        let mut carried: Option<Message> = None;
         let mut shutting_down = false;
         loop {
             self.absorb_feedback(&feedback);
-            let mut batch = Vec::new();
-            let mut events_count = 0;
-            if let Some(request) = carried.take() {
-                events_count += request.events.len();
-                batch.push(request);
+            let mut batch = Gathered::default();
+            if let Some(message) = carried.take() {
+                let refused = batch.add(message);
+                debug_assert!(refused.is_none(), "an empty batch takes any request");
             } else if !shutting_down {
                 match requests.recv_timeout(self.config.expiry_interval) {
-                    Ok(Message::Request(request)) => {
-                        events_count += request.events.len();
-                        batch.push(request);
-                    }
                     Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
                         shutting_down = true;
+                    }
+                    Ok(message) => {
+                        let refused = batch.add(message);
+                        debug_assert!(refused.is_none(), "an empty batch takes any request");
                     }
                     Err(RecvTimeoutError::Timeout) => {}
                 }
@@ -161,15 +229,13 @@ impl SequencerThread {
             // Group commit: take whatever else is already queued, up to a full batch.
             loop {
                 match requests.try_recv() {
-                    Ok(Message::Request(request)) => {
-                        if events_count + request.events.len() > BATCH_EVENTS_MAX {
-                            carried = Some(request);
+                    Ok(Message::Shutdown) => shutting_down = true,
+                    Ok(message) => {
+                        if let Some(message) = batch.add(message) {
+                            carried = Some(message);
                             break;
                         }
-                        events_count += request.events.len();
-                        batch.push(request);
                     }
-                    Ok(Message::Shutdown) => shutting_down = true,
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
                         shutting_down = true;
@@ -180,7 +246,7 @@ impl SequencerThread {
             let idle = batch.is_empty();
             if let Some(job) = self.apply_batch(batch) {
                 if let Err(mpsc::SendError(job)) = jobs.send(job) {
-                    answer_all(job.replies, &Err(CommitError::ShuttingDown));
+                    job.fail(&CommitError::ShuttingDown);
                 }
             }
             if shutting_down && idle && carried.is_none() {
@@ -229,6 +295,9 @@ impl SequencerThread {
                     self.pending_last_sequence.remove(&id);
                     self.state.pending.remove(&id);
                 }
+            }
+            for key in batch.registrations {
+                self.registrations_in_flight.remove(&key);
             }
         }
     }
@@ -297,6 +366,7 @@ impl SequencerThread {
             sequence,
             transfers: Vec::new(),
             pending: Vec::new(),
+            registrations: Vec::new(),
         });
         Some(Job {
             epoch: self.epoch,
@@ -312,6 +382,8 @@ impl SequencerThread {
             balances: Vec::new(),
             results: Vec::new(),
             replies: Vec::new(),
+            registrations: Vec::new(),
+            registration_replies: Vec::new(),
             expired: 0,
         })
     }
@@ -323,23 +395,39 @@ impl SequencerThread {
         self.next_sequence = head.batches + 1;
         self.timestamp_last = self.timestamp_last.max(head.timestamp_last);
         self.transfer_id_max = head.transfer_id_max;
+        self.registration_id_max = head.registration_id_max;
+        self.registrations_in_flight.clear();
     }
 
-    fn apply_batch(&mut self, requests: Vec<Request>) -> Option<Job> {
+    fn apply_batch(&mut self, gathered: Gathered) -> Option<Job> {
+        let Gathered {
+            requests,
+            registers,
+            ..
+        } = gathered;
         if self.needs_reload {
-            answer_requests(requests, &Err(CommitError::Aborted));
+            answer_requests(requests, registers, &CommitError::Aborted);
             return None;
         }
         let timestamp = self.config.clock.now_nanos().max(self.timestamp_last + 1);
         let expiring = match self.reader.pending_due(timestamp, BATCH_EXPIRIES_MAX) {
             Ok(expiring) => expiring,
             Err(error) => {
-                answer_requests(requests, &Err(CommitError::Store(error)));
+                answer_requests(requests, registers, &CommitError::Store(error));
                 return None;
             }
         };
-        let checkpoint_due = self.checkpoint_due(timestamp);
-        if requests.is_empty() && expiring.is_empty() {
+        let found_registrations = match self.prefetch_registrations(&registers) {
+            Ok(found) => found,
+            Err(error) => {
+                answer_requests(requests, registers, &CommitError::Store(error));
+                return None;
+            }
+        };
+        // Registrations are rare and wait for their receipt: their batch signs a checkpoint.
+        let checkpoint_due = self.checkpoint_due(timestamp)
+            || (self.config.log_signer.is_some() && !registers.is_empty());
+        if requests.is_empty() && registers.is_empty() && expiring.is_empty() {
             return checkpoint_due
                 .then(|| self.checkpoint_job(timestamp))
                 .flatten();
@@ -363,7 +451,8 @@ impl SequencerThread {
             Ok(prefetched) => prefetched,
             Err(error) => {
                 self.events = events;
-                answer_all(replies, &Err(CommitError::Store(error)));
+                answer_all(replies, &Err(CommitError::Store(error.clone())));
+                answer_requests(Vec::new(), registers, &CommitError::Store(error));
                 return None;
             }
         };
@@ -397,13 +486,31 @@ impl SequencerThread {
             leaf_hashes.push(trustlog::leaf_hash(&transfer.log_leaf()));
         }
         let log_size_before = self.log_edge.size();
+        let (registrations, registration_replies, registration_keys) = self.apply_registrations(
+            registers,
+            found_registrations,
+            log_size_before + applied.transfers.len() as u64,
+        );
+        for stored in &registrations {
+            leaf_hashes.push(trustlog::leaf_hash(&stored.registration.log_leaf()));
+        }
+        let timestamp_last = registrations
+            .last()
+            .map_or(applied.timestamp_last, |stored| {
+                stored.registration.timestamp
+            });
+        self.timestamp_last = timestamp_last;
         let appended = match self.log_edge.append(&leaf_hashes) {
             Ok(appended) => appended,
             Err(error) => {
                 // Cannot happen below the log's size limit; refuse rather than commit a
                 // transfer without its leaf. Memory is ahead of the disk now: reload.
                 self.needs_reload = true;
-                answer_all(replies, &Err(CommitError::Log(error.to_string())));
+                let error = CommitError::Log(error.to_string());
+                answer_all(replies, &Err(error.clone()));
+                for (sender, _) in registration_replies {
+                    let _ = sender.send(Err(error.clone()));
+                }
                 return None;
             }
         };
@@ -422,6 +529,7 @@ impl SequencerThread {
                 .map(|transfer| transfer.id)
                 .collect(),
             pending: touched_pending.into_iter().collect(),
+            registrations: registration_keys,
         });
         let account = |id: &u128| *self.state.accounts.get(id).expect("applied accounts exist");
         // In id order, the writer's updates walk the accounts table front to back.
@@ -431,7 +539,7 @@ impl SequencerThread {
         Some(Job {
             epoch: self.epoch,
             sequence,
-            timestamp_last: applied.timestamp_last,
+            timestamp_last,
             accounts_created: applied.accounts_created.iter().map(account).collect(),
             accounts_updated,
             transfers: applied.transfers,
@@ -443,7 +551,84 @@ impl SequencerThread {
             expired: applied.expired.len() as u64,
             results: applied.results,
             replies,
+            registrations,
+            registration_replies,
         })
+    }
+
+    /// Looks up in the store the registrations asked for whose keys no batch in flight holds.
+    fn prefetch_registrations(
+        &mut self,
+        registers: &[RegisterRequest],
+    ) -> Result<HashMap<RegistrationKey, StoredRegistration>, StoreError> {
+        let mut found = HashMap::new();
+        for request in registers {
+            for new in &request.registrations {
+                let key = (new.registrant(), new.idempotency_key().to_owned());
+                if self.registrations_in_flight.contains_key(&key) || found.contains_key(&key) {
+                    continue;
+                }
+                if let Some(stored) = self
+                    .reader
+                    .registration_by_key(new.registrant(), new.idempotency_key())?
+                {
+                    found.insert(key, stored);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Gives each new registration its id, time and leaf (from `first_leaf` on); answers
+    /// repeats with the first registration under their key.
+    #[allow(clippy::type_complexity)]
+    fn apply_registrations(
+        &mut self,
+        registers: Vec<RegisterRequest>,
+        mut found: HashMap<RegistrationKey, StoredRegistration>,
+        first_leaf: u64,
+    ) -> (
+        Vec<StoredRegistration>,
+        Vec<(oneshot::Sender<RegisterResult>, Vec<RegistrationOutcome>)>,
+        Vec<RegistrationKey>,
+    ) {
+        let mut created = Vec::new();
+        let mut replies = Vec::with_capacity(registers.len());
+        let mut keys = Vec::new();
+        for request in registers {
+            let mut outcomes = Vec::with_capacity(request.registrations.len());
+            for new in request.registrations {
+                let key = (new.registrant(), new.idempotency_key().to_owned());
+                let earlier = self
+                    .registrations_in_flight
+                    .get(&key)
+                    .or_else(|| found.get(&key));
+                if let Some(earlier) = earlier {
+                    outcomes.push(if new.same_as(&earlier.registration) {
+                        RegistrationOutcome::Exists(earlier.clone())
+                    } else {
+                        RegistrationOutcome::ExistsWithDifferentFields(earlier.clone())
+                    });
+                    continue;
+                }
+                self.registration_id_max += 1;
+                self.timestamp_last += 1;
+                let stored = StoredRegistration {
+                    registration: new
+                        .to_registration(self.registration_id_max, self.timestamp_last),
+                    leaf_index: first_leaf + created.len() as u64,
+                    idempotency_key: new.idempotency_key().to_owned(),
+                };
+                found.remove(&key);
+                self.registrations_in_flight
+                    .insert(key.clone(), stored.clone());
+                keys.push(key);
+                outcomes.push(RegistrationOutcome::Created(stored.clone()));
+                created.push(stored);
+            }
+            replies.push((request.reply, outcomes));
+        }
+        (created, replies, keys)
     }
 
     /// Loads what the batch names and memory does not hold. Returns the transfer ids loaded
@@ -548,9 +733,12 @@ fn log_tile(write: &trustlog::TileWrite) -> LogTile {
     }
 }
 
-fn answer_requests(requests: Vec<Request>, answer: &CommitResult) {
+fn answer_requests(requests: Vec<Request>, registers: Vec<RegisterRequest>, error: &CommitError) {
     for request in requests {
-        let _ = request.reply.send(answer.clone());
+        let _ = request.reply.send(Err(error.clone()));
+    }
+    for request in registers {
+        let _ = request.reply.send(Err(error.clone()));
     }
 }
 
@@ -569,7 +757,7 @@ fn write_loop(
     let mut epoch = 0;
     while let Ok(job) = jobs.recv() {
         if job.epoch != epoch {
-            answer_all(job.replies, &Err(CommitError::Aborted));
+            job.fail(&CommitError::Aborted);
             continue;
         }
         let batch = CommitBatch {
@@ -580,9 +768,11 @@ fn write_loop(
             transfers: &job.transfers,
             pending: &job.pending,
             balances: &job.balances,
+            registrations: &job.registrations,
             log: LogAppend {
                 size_before: job.log_size_before,
-                size_after: job.log_size_before + job.transfers.len() as u64,
+                size_after: job.log_size_before
+                    + (job.transfers.len() + job.registrations.len()) as u64,
                 tiles: &job.log_tiles,
                 checkpoint: job.checkpoint.as_ref(),
             },
@@ -607,11 +797,14 @@ fn write_loop(
                     let results = job.results[reply.start..reply.start + reply.length].to_vec();
                     let _ = reply.sender.send(Ok(results));
                 }
+                for (sender, outcomes) in job.registration_replies {
+                    let _ = sender.send(Ok(outcomes));
+                }
                 let _ = feedback.send(Feedback::Durable(job.sequence));
             }
             Err(error) => {
                 metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
-                answer_all(job.replies, &Err(CommitError::Store(error)));
+                job.fail(&CommitError::Store(error));
                 epoch += 1;
                 let _ = feedback.send(Feedback::Failed { epoch });
             }

@@ -11,7 +11,7 @@ use ledger::{
     AccountFlags, Currency, Event, EventResult, NewAccount, NewTransfer, PendingStatus,
     TransferFlags,
 };
-use sequencer::{Clock, CommitError, Sequencer, SequencerConfig};
+use sequencer::{Clock, CommitError, RegistrationOutcome, Sequencer, SequencerConfig};
 use store::{
     CommitBatch, InvariantReport, Store, StoreError, StoreErrorKind, StoreReader, StoreResult,
     StoreWriter,
@@ -249,6 +249,12 @@ impl Store for FlakyStore {
     fn reader(&self) -> StoreResult<Box<dyn StoreReader>> {
         self.inner.reader()
     }
+    fn admin(&self) -> StoreResult<Box<dyn store::AdminWriter>> {
+        self.inner.admin()
+    }
+    fn query(&self, sql: &str, limits: store::QueryLimits) -> StoreResult<store::QueryOutput> {
+        self.inner.query(sql, limits)
+    }
     fn backend(&self) -> &'static str {
         "flaky-sqlite"
     }
@@ -320,4 +326,111 @@ fn requests_that_are_empty_or_too_large_are_refused() {
         0,
         "nothing was written"
     );
+}
+
+fn deposit(registrant: u128, key: &str, digest_byte: u8) -> store::NewRegistration {
+    store::NewRegistration::new(
+        store::RegistrationKind::Document,
+        [digest_byte; 32],
+        registrant,
+        "contract 7",
+        key,
+    )
+    .unwrap()
+}
+
+fn signed_config(clock: Arc<ManualClock>) -> SequencerConfig {
+    SequencerConfig {
+        log_signer: Some(Arc::new(
+            trustlog::NoteSigner::from_seed("test-log", &[9; 32]).unwrap(),
+        )),
+        // Only registrations sign checkpoints here (they ask for one each batch).
+        checkpoint_interval: Duration::from_secs(3600),
+        ..config(clock)
+    }
+}
+
+#[test]
+fn registrations_become_leaves_after_the_transfers_and_are_idempotent_per_registrant_and_key() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(directory.path()).unwrap();
+    let clock = Arc::new(ManualClock(AtomicU64::new(1_000_000_000)));
+    let sequencer = Sequencer::start(&store, signed_config(clock.clone())).unwrap();
+    open_world(&store, &sequencer, 2);
+    let handle = sequencer.handle();
+    handle
+        .execute(vec![Event::CreateTransfer(transfer(1, 1, 2, 100))])
+        .unwrap();
+    // Two registrations in one request, and the same key asked twice in it.
+    let outcomes = handle
+        .register(vec![
+            deposit(5, "a", 1),
+            deposit(5, "b", 2),
+            deposit(5, "a", 1),
+        ])
+        .unwrap()
+        .wait()
+        .unwrap();
+    let RegistrationOutcome::Created(first) = &outcomes[0] else {
+        panic!("expected a new registration, got {outcomes:?}");
+    };
+    let RegistrationOutcome::Created(second) = &outcomes[1] else {
+        panic!("expected a new registration, got {outcomes:?}");
+    };
+    assert_eq!(outcomes[2], RegistrationOutcome::Exists(first.clone()));
+    assert_eq!((first.registration.id, first.leaf_index), (1, 1));
+    assert_eq!((second.registration.id, second.leaf_index), (2, 2));
+    assert!(second.registration.timestamp > first.registration.timestamp);
+
+    // The answer comes once the registration is durable and a checkpoint covers it.
+    let mut reader = store.reader().unwrap();
+    assert_eq!(reader.head().unwrap().log_size, 3);
+    assert_eq!(reader.latest_checkpoint().unwrap().unwrap().size, 3);
+    assert_eq!(reader.registration(2).unwrap().unwrap(), second.clone());
+    let mut leaves = Vec::new();
+    reader.leaves(0, 10, &mut leaves).unwrap();
+    assert_eq!(leaves.len(), 3);
+    assert!(matches!(leaves[0], (0, store::LogLeaf::Transfer(_))));
+    assert_eq!(
+        leaves[2],
+        (2, store::LogLeaf::Registration(second.registration.clone()))
+    );
+
+    // A retry with the same key: the first registration, nothing appended. Another
+    // registrant may use the same key. The same key for other content is refused.
+    let outcomes = handle
+        .register(vec![
+            deposit(5, "b", 2),
+            deposit(6, "b", 2),
+            deposit(5, "a", 9),
+        ])
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(outcomes[0], RegistrationOutcome::Exists(second.clone()));
+    assert!(
+        matches!(&outcomes[1], RegistrationOutcome::Created(stored) if stored.registration.id == 3)
+    );
+    assert_eq!(
+        outcomes[2],
+        RegistrationOutcome::ExistsWithDifferentFields(first.clone())
+    );
+    assert_eq!(reader.head().unwrap().log_size, 4);
+
+    // After a restart the sequencer numbers on and still knows the keys.
+    sequencer.shutdown();
+    let sequencer = Sequencer::start(&store, signed_config(clock)).unwrap();
+    let outcomes = sequencer
+        .handle()
+        .register(vec![deposit(5, "a", 1), deposit(5, "c", 3)])
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(outcomes[0], RegistrationOutcome::Exists(first.clone()));
+    assert!(matches!(&outcomes[1], RegistrationOutcome::Created(stored)
+        if stored.registration.id == 4 && stored.leaf_index == 4));
+    assert!(matches!(
+        sequencer.handle().register(Vec::new()),
+        Err(CommitError::RequestSize(0))
+    ));
 }

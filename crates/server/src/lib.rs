@@ -4,10 +4,12 @@
 // An edge of the system: it may read the clock and wait (see clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
+mod auth;
 mod log;
 mod metrics;
 mod problem;
 mod readers;
+mod sql;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,13 +18,14 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use sequencer::SequencerHandle;
 use store::Store;
 use tokio::net::TcpListener;
 
-pub use log::receipt_json;
+pub use auth::{issue_credential, IssueError};
+pub use log::{receipt_json, registration_json, registration_receipt_json};
 pub use problem::ApiError;
 pub use readers::ReaderPool;
 
@@ -30,6 +33,7 @@ pub use readers::ReaderPool;
 #[derive(Debug)]
 pub struct AppState {
     pub sequencer: SequencerHandle,
+    pub store: Arc<dyn Store>,
     pub readers: Arc<ReaderPool>,
     pub backend: &'static str,
     pub started: Instant,
@@ -39,7 +43,8 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, sequencer: SequencerHandle) -> Arc<AppState> {
         Arc::new(AppState {
             backend: store.backend(),
-            readers: Arc::new(ReaderPool::new(store)),
+            readers: Arc::new(ReaderPool::new(store.clone())),
+            store,
             sequencer,
             started: Instant::now(),
         })
@@ -53,6 +58,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/log/checkpoint", get(log::checkpoint))
         .route("/v1/log/receipts/{transfer_id}", get(log::receipt))
+        .route("/v1/log/consistency", get(log::consistency))
+        .route("/v1/log/tile/{*path}", get(log::tile))
+        .route("/v1/log/deposits", post(log::deposit))
+        .route("/v1/log/deposits/{id}", get(log::get_deposit))
+        .route("/v1/sql", post(sql::query))
         .fallback(not_found)
         .with_state(state)
 }
@@ -66,6 +76,22 @@ pub async fn serve(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_renders_civil_utc_times() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            super::rfc3339(951_782_400_000_000_000 + 1_500),
+            "2000-02-29T00:00:00.000001Z"
+        );
+        assert_eq!(
+            super::rfc3339(1_795_305_599_123_456_789),
+            "2026-11-21T23:59:59.123456Z"
+        );
+    }
 }
 
 /// The process is up.
@@ -93,6 +119,36 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::V
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let text = metrics::render(&state);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// RFC 3339 UTC time of a ledger timestamp (nanoseconds since the Unix epoch), to the
+/// microsecond.
+pub fn rfc3339(timestamp_nanos: u64) -> String {
+    let seconds = timestamp_nanos / 1_000_000_000;
+    let micros = (timestamp_nanos % 1_000_000_000) / 1_000;
+    let days = seconds / 86_400;
+    let second_of_day = seconds % 86_400;
+    // Days to a civil date (proleptic Gregorian), counting eras of 400 years from 0000-03-01.
+    let shifted = days + 719_468;
+    let era = shifted / 146_097;
+    let day_of_era = shifted % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        second_of_day / 3_600,
+        second_of_day % 3_600 / 60,
+        second_of_day % 60
+    )
 }
 
 async fn not_found() -> ApiError {

@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct TestApp {
     address: SocketAddr,
+    store: Arc<dyn Store>,
     sequencer: Option<Sequencer>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -30,7 +31,7 @@ async fn spawn_app_with(config: SequencerConfig) -> TestApp {
     let directory = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(directory.path()).unwrap());
     let sequencer = Sequencer::start(store.as_ref(), config).unwrap();
-    let state = AppState::new(store, sequencer.handle());
+    let state = AppState::new(store.clone(), sequencer.handle());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -39,6 +40,7 @@ async fn spawn_app_with(config: SequencerConfig) -> TestApp {
     }));
     TestApp {
         address,
+        store,
         sequencer: Some(sequencer),
         stop: Some(stop),
         server: Some(server),
@@ -50,16 +52,38 @@ struct Answer {
     status: u16,
     content_type: String,
     body: String,
+    bytes: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
+    }
 }
 
 /// A minimal HTTP/1.1 client: one request per connection.
-async fn get(app: &TestApp, path: &str) -> Answer {
+async fn request(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
     let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: tally\r\nConnection: close\r\n\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: tally\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).await.unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a complete response");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let split = raw
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .expect("a complete response");
+    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+    let bytes = raw[split + 4..].to_vec();
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     let content_type = head
         .lines()
@@ -69,8 +93,13 @@ async fn get(app: &TestApp, path: &str) -> Answer {
     Answer {
         status,
         content_type,
-        body: body.to_owned(),
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes,
     }
+}
+
+async fn get(app: &TestApp, path: &str) -> Answer {
+    request(app, "GET", path, &[], "").await
 }
 
 impl TestApp {
@@ -254,5 +283,368 @@ async fn receipts_and_checkpoints_are_served_and_verify() {
     let malformed = get(&app, "/v1/log/receipts/abc").await;
     assert_eq!(malformed.status, 400);
     assert!(malformed.body.contains("invalid_transfer_id"));
+    app.stop().await;
+}
+
+fn decode_hashes(json: &serde_json::Value) -> Vec<trustlog::Hash> {
+    use base64::Engine;
+    json.as_array()
+        .unwrap()
+        .iter()
+        .map(|hash| {
+            base64::engine::general_purpose::STANDARD
+                .decode(hash.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn signed_app_config() -> (SequencerConfig, String) {
+    let signer = trustlog::NoteSigner::from_seed("test-log", &[7u8; 32]).unwrap();
+    let verifier_key = signer.verifier_key_text();
+    let config = SequencerConfig {
+        log_signer: Some(Arc::new(signer)),
+        ..SequencerConfig::default()
+    };
+    (config, verifier_key)
+}
+
+fn token(app: &TestApp, role: store::CredentialRole) -> String {
+    let mut admin = app.store.admin().unwrap();
+    let (_, token) = server::issue_credential(admin.as_mut(), role, "test", 1).unwrap();
+    token
+}
+
+#[tokio::test]
+async fn deposits_are_authenticated_idempotent_and_answered_with_a_receipt() {
+    let (config, verifier_key) = signed_app_config();
+    let app = spawn_app_with(config).await;
+    let depositor = token(&app, store::CredentialRole::Depositor);
+    let auditor = token(&app, store::CredentialRole::Auditor);
+    let bearer = format!("Bearer {depositor}");
+    let digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let body =
+        format!(r#"{{"kind": "document", "digest": "{digest}", "reference": "contract-7"}}"#);
+    let deposit = |headers: Vec<(&'static str, String)>, body: String| {
+        let app = &app;
+        async move {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(name, value)| (*name, value.as_str()))
+                .collect();
+            request(app, "POST", "/v1/log/deposits", &headers, &body).await
+        }
+    };
+
+    // No token, a wrong token, the wrong role: nothing is appended.
+    let anonymous = deposit(vec![("Idempotency-Key", "k1".into())], body.clone()).await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    assert_eq!(anonymous.content_type, "application/problem+json");
+    let forged = depositor[..depositor.len() - 1].to_owned() + "0";
+    let forged = deposit(
+        vec![
+            ("Authorization", format!("Bearer {forged}")),
+            ("Idempotency-Key", "k1".into()),
+        ],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(forged.status, 401, "{}", forged.body);
+    let wrong_role = deposit(
+        vec![
+            ("Authorization", format!("Bearer {auditor}")),
+            ("Idempotency-Key", "k1".into()),
+        ],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(wrong_role.status, 403, "{}", wrong_role.body);
+    let no_key = deposit(vec![("Authorization", bearer.clone())], body.clone()).await;
+    assert_eq!(no_key.status, 400);
+    assert_eq!(no_key.json()["code"], "idempotency_key_required");
+    let bad_digest = deposit(
+        vec![
+            ("Authorization", bearer.clone()),
+            ("Idempotency-Key", "k1".into()),
+        ],
+        body.replace(digest, "abc"),
+    )
+    .await;
+    assert_eq!(bad_digest.json()["code"], "invalid_digest");
+    let bad_kind = deposit(
+        vec![
+            ("Authorization", bearer.clone()),
+            ("Idempotency-Key", "k1".into()),
+        ],
+        body.replace("document", "passport"),
+    )
+    .await;
+    assert_eq!(bad_kind.json()["code"], "invalid_kind");
+    assert_eq!(app.store.reader().unwrap().head().unwrap().log_size, 0);
+
+    // The deposit: 201 with a receipt that verifies offline.
+    let created = deposit(
+        vec![
+            ("Authorization", bearer.clone()),
+            ("Idempotency-Key", "k1".into()),
+        ],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let json = created.json();
+    assert_eq!(json["id"], "reg_1");
+    assert_eq!(json["digest"], digest);
+    assert_eq!(json["reference"], "contract-7");
+    let receipt_json = &json["receipt"];
+    assert_eq!(receipt_json["registration_id"], "1");
+    use base64::Engine;
+    let leaf = base64::engine::general_purpose::STANDARD
+        .decode(receipt_json["leaf"].as_str().unwrap())
+        .unwrap();
+    let registration = store::Registration::from_log_leaf(&leaf).unwrap();
+    assert_eq!(registration.id, 1);
+    assert_eq!(registration.reference, "contract-7");
+    let receipt = trustlog::Receipt {
+        leaf,
+        leaf_index: receipt_json["leaf_index"].as_u64().unwrap(),
+        tree_size: receipt_json["tree_size"].as_u64().unwrap(),
+        inclusion_path: decode_hashes(&receipt_json["inclusion_path"]),
+        checkpoint: receipt_json["checkpoint"].as_str().unwrap().to_owned(),
+    };
+    trustlog::verify_receipt(&receipt, &verifier_key).unwrap();
+
+    // A retry replays the first answer; the key for another document is a conflict.
+    let retried = deposit(
+        vec![
+            ("Authorization", bearer.clone()),
+            ("Idempotency-Key", "k1".into()),
+        ],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    assert_eq!(retried.json()["id"], "reg_1");
+    let reused = deposit(
+        vec![
+            ("Authorization", bearer.clone()),
+            ("Idempotency-Key", "k1".into()),
+        ],
+        body.replace("contract-7", "contract-8"),
+    )
+    .await;
+    assert_eq!(reused.status, 409);
+    assert_eq!(reused.json()["code"], "idempotency_key_reused");
+    assert_eq!(app.store.reader().unwrap().head().unwrap().log_size, 1);
+
+    let fetched = request(
+        &app,
+        "GET",
+        "/v1/log/deposits/reg_1",
+        &[("Authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(fetched.status, 200, "{}", fetched.body);
+    assert_eq!(fetched.json()["digest"], digest);
+    let other = token(&app, store::CredentialRole::Depositor);
+    let foreign = request(
+        &app,
+        "GET",
+        "/v1/log/deposits/reg_1",
+        &[("Authorization", &format!("Bearer {other}"))],
+        "",
+    )
+    .await;
+    assert_eq!(foreign.status, 404);
+
+    // A revoked token stops working at once.
+    let id: u64 = depositor.split('_').nth(1).unwrap().parse().unwrap();
+    assert!(app.store.admin().unwrap().revoke_credential(id, 2).unwrap());
+    let revoked = request(
+        &app,
+        "GET",
+        "/v1/log/deposits/reg_1",
+        &[("Authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(revoked.status, 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn consistency_proofs_and_tiles_let_anyone_audit_the_log() {
+    let (config, verifier_key) = signed_app_config();
+    let app = spawn_app_with(config).await;
+    let handle = app.sequencer.as_ref().unwrap().handle();
+    let currency = Currency::parse("CNY").unwrap();
+    let account = |id| {
+        Event::CreateAccount(NewAccount {
+            id,
+            currency,
+            kind: 1,
+            flags: AccountFlags::empty(),
+            user_data: 0,
+        })
+    };
+    let first: Vec<Event> = [account(1), account(2)]
+        .into_iter()
+        .chain((1..=3u128).map(|id| Event::CreateTransfer(NewTransfer::new(id, 1, 2, 5, currency))))
+        .collect();
+    let handle_first = handle.clone();
+    tokio::task::spawn_blocking(move || handle_first.execute(first))
+        .await
+        .unwrap()
+        .unwrap();
+    let old_note = get(&app, "/v1/log/checkpoint").await.body;
+    let old = trustlog::Checkpoint::parse(
+        &trustlog::verify_note(&old_note, &verifier_key)
+            .unwrap()
+            .text,
+    )
+    .unwrap();
+    assert_eq!(old.size(), 3);
+    // Wait out the checkpoint interval so the next batch signs a new one.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let second: Vec<Event> = (4..=300u128)
+        .map(|id| Event::CreateTransfer(NewTransfer::new(id, 2, 1, 1, currency)))
+        .collect();
+    tokio::task::spawn_blocking(move || handle.execute(second))
+        .await
+        .unwrap()
+        .unwrap();
+    let new_note = get(&app, "/v1/log/checkpoint").await.body;
+    let new = trustlog::Checkpoint::parse(
+        &trustlog::verify_note(&new_note, &verifier_key)
+            .unwrap()
+            .text,
+    )
+    .unwrap();
+    assert_eq!(new.size(), 300);
+
+    let answer = get(&app, "/v1/log/consistency?from=3&to=300").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let proof = decode_hashes(&answer.json()["proof"]);
+    trustlog::verify_consistency(3, 300, old.root(), new.root(), &proof).unwrap();
+    let mut forged = proof.clone();
+    forged[0][0] ^= 1;
+    assert!(trustlog::verify_consistency(3, 300, old.root(), new.root(), &forged).is_err());
+    for bad in [
+        "/v1/log/consistency?from=300&to=3",
+        "/v1/log/consistency?from=1&to=301",
+        "/v1/log/consistency?from=x",
+    ] {
+        let refused = get(&app, bad).await;
+        assert_eq!(refused.status, 400, "{bad}: {}", refused.body);
+        assert_eq!(refused.json()["code"], "invalid_range");
+    }
+
+    // Tiles at their C2SP paths: the full first tile of leaf hashes, the partial right edge,
+    // and the entry bundle whose leaves hash to the tile.
+    let full = get(&app, "/v1/log/tile/0/000").await;
+    assert_eq!(full.status, 200);
+    assert_eq!(full.bytes.len(), 256 * 32);
+    let partial = get(&app, "/v1/log/tile/0/001.p/44").await;
+    assert_eq!(partial.status, 200);
+    assert_eq!(partial.bytes.len(), 44 * 32);
+    assert_eq!(get(&app, "/v1/log/tile/0/001.p/45").await.status, 404);
+    assert_eq!(get(&app, "/v1/log/tile/0/001").await.status, 404);
+    assert_eq!(
+        get(&app, "/v1/log/tile/0/1").await.status,
+        404,
+        "non-canonical path"
+    );
+    let bundle = get(&app, "/v1/log/tile/entries/000").await;
+    assert_eq!(bundle.status, 200);
+    let entries = trustlog::decode_entry_bundle(&bundle.bytes, 256).unwrap();
+    for (index, entry) in entries.iter().enumerate() {
+        assert_eq!(
+            &full.bytes[index * 32..(index + 1) * 32],
+            &trustlog::leaf_hash(entry)[..],
+            "leaf {index}"
+        );
+    }
+    let level_one = get(&app, "/v1/log/tile/1/000.p/1").await;
+    assert_eq!(level_one.status, 200);
+    let first_tile: Vec<trustlog::Hash> = full
+        .bytes
+        .chunks(32)
+        .map(|hash| hash.try_into().unwrap())
+        .collect();
+    let mut level = first_tile;
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|pair| trustlog::node_hash(&pair[0], &pair[1]))
+            .collect();
+    }
+    assert_eq!(level_one.bytes, level[0].to_vec());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn auditors_query_read_only_sql_with_limits() {
+    let (config, _) = signed_app_config();
+    let app = spawn_app_with(config).await;
+    let auditor = format!("Bearer {}", token(&app, store::CredentialRole::Auditor));
+    let depositor = format!("Bearer {}", token(&app, store::CredentialRole::Depositor));
+    let sql = |authorization: String, body: &'static str| {
+        let app = &app;
+        async move {
+            request(
+                app,
+                "POST",
+                "/v1/sql",
+                &[("Authorization", &authorization)],
+                body,
+            )
+            .await
+        }
+    };
+    let answer = sql(
+        auditor.clone(),
+        r#"{"query": "SELECT role, label FROM api_credentials ORDER BY id"}"#,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let json = answer.json();
+    assert_eq!(json["columns"], serde_json::json!(["role", "label"]));
+    assert_eq!(json["rows"][0], serde_json::json!(["auditor", "test"]));
+    assert_eq!(json["truncated"], false);
+    let limited = sql(
+        auditor.clone(),
+        r#"{"query": "SELECT id FROM api_credentials", "limit": 1}"#,
+    )
+    .await;
+    assert_eq!(limited.json()["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(limited.json()["truncated"], true);
+    let write = sql(
+        auditor.clone(),
+        r#"{"query": "DELETE FROM api_credentials"}"#,
+    )
+    .await;
+    assert_eq!(write.status, 400);
+    assert_eq!(write.json()["code"], "query_refused");
+    let endless = sql(
+        auditor.clone(),
+        r#"{"query": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"}"#,
+    )
+    .await;
+    assert_eq!(endless.status, 400);
+    assert!(endless.body.contains("ran longer than"), "{}", endless.body);
+    let too_many = sql(auditor.clone(), r#"{"query": "SELECT 1", "limit": 10001}"#).await;
+    assert_eq!(too_many.json()["code"], "invalid_limit");
+    let forbidden = sql(depositor, r#"{"query": "SELECT 1"}"#).await;
+    assert_eq!(forbidden.status, 403);
+    let anonymous = request(&app, "POST", "/v1/sql", &[], r#"{"query": "SELECT 1"}"#).await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(
+        app.store.admin().unwrap().credentials().unwrap().len(),
+        2,
+        "nothing was deleted"
+    );
     app.stop().await;
 }

@@ -5,6 +5,7 @@
 // An edge of the system: it may read the clock and wait (see clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
+mod admin;
 mod checkpoint;
 mod history;
 mod migrations;
@@ -18,9 +19,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags};
-use store::{Store, StoreError, StoreErrorKind, StoreReader, StoreResult, StoreWriter};
+use store::{
+    AdminWriter, Store, StoreError, StoreErrorKind, StoreReader, StoreResult, StoreWriter,
+};
 
-pub use query::{query_read_only, QueryOutput, Value};
+pub use query::query_read_only;
+pub use store::{QueryLimits, QueryOutput, Value};
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "tally.sqlite";
@@ -212,6 +216,17 @@ impl Store for SqliteStore {
             .pragma_update(None, "query_only", true)
             .map_err(map_error)?;
         Ok(Box::new(reader::SqliteReader::new(connection)))
+    }
+
+    fn admin(&self) -> StoreResult<Box<dyn AdminWriter>> {
+        Ok(Box::new(admin::SqliteAdmin::new(open_connection(
+            &self.path, false,
+        )?)))
+    }
+
+    fn query(&self, sql: &str, limits: QueryLimits) -> StoreResult<QueryOutput> {
+        let connection = self.read_only_connection()?;
+        query::query_read_only(&connection, sql, limits)
     }
 
     fn backend(&self) -> &'static str {

@@ -20,6 +20,11 @@ pub(crate) const LEDGER: Migrations = &[
         "trust_log",
         include_str!("../migrations/ledger/0002_trust_log.sql"),
     ),
+    (
+        3,
+        "registrations",
+        include_str!("../migrations/ledger/0003_registrations.sql"),
+    ),
 ];
 /// The history database.
 pub(crate) const HISTORY: Migrations = &[(

@@ -3,33 +3,19 @@
 //! action other than reading (no writes, no pragmas, no ATTACH, no schema changes).
 
 use std::path::Path;
+use std::time::Instant;
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
-use store::{StoreError, StoreErrorKind, StoreResult};
+use store::{
+    QueryLimits, QueryOutput, StoreError, StoreErrorKind, StoreResult, Value, QUERY_TEXT_BYTES_MAX,
+};
 
 use crate::map_error;
 
-/// Most rows one query may return; past it the query is refused with advice to add a LIMIT.
-pub const QUERY_ROWS_MAX: usize = 1_000_000;
-/// Longest query text accepted.
-pub const QUERY_TEXT_BYTES_MAX: usize = 64 * 1024;
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Null,
-    Integer(i64),
-    Real(f64),
-    Text(String),
-    Blob(Vec<u8>),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueryOutput {
-    pub columns: Vec<String>,
-    pub rows: Vec<Vec<Value>>,
-}
+/// SQLite virtual-machine steps between two looks at the clock of a time-limited query.
+const PROGRESS_STEPS: i32 = 10_000;
 
 fn authorize(context: AuthContext<'_>) -> Authorization {
     match context.action {
@@ -94,8 +80,33 @@ pub(crate) fn read_only_connection(path: &Path, history_path: &Path) -> StoreRes
     Ok(connection)
 }
 
-/// Runs one read-only statement and returns all its rows.
-pub fn query_read_only(connection: &Connection, sql: &str) -> StoreResult<QueryOutput> {
+/// Runs one read-only statement and returns its rows, within `limits`.
+pub fn query_read_only(
+    connection: &Connection,
+    sql: &str,
+    limits: QueryLimits,
+) -> StoreResult<QueryOutput> {
+    let deadline = limits.time_max.map(|time_max| Instant::now() + time_max);
+    connection.progress_handler(
+        PROGRESS_STEPS,
+        deadline.map(|deadline| move || Instant::now() >= deadline),
+    );
+    let output = run_query(connection, sql, limits.rows_max);
+    connection.progress_handler(PROGRESS_STEPS, None::<fn() -> bool>);
+    output.map_err(|error| {
+        if error.message.contains("interrupted") {
+            let seconds = limits.time_max.map_or(0.0, |time| time.as_secs_f64());
+            StoreError::new(
+                StoreErrorKind::Refused,
+                format!("the query ran longer than {seconds} s and was stopped; narrow it or add a LIMIT"),
+            )
+        } else {
+            error
+        }
+    })
+}
+
+fn run_query(connection: &Connection, sql: &str, rows_max: usize) -> StoreResult<QueryOutput> {
     if sql.len() > QUERY_TEXT_BYTES_MAX {
         return Err(StoreError::new(
             StoreErrorKind::Refused,
@@ -131,12 +142,11 @@ pub fn query_read_only(connection: &Connection, sql: &str) -> StoreResult<QueryO
     let column_count = columns.len();
     let mut rows = statement.query([]).map_err(map_error)?;
     let mut output = Vec::new();
+    let mut truncated = false;
     while let Some(row) = rows.next().map_err(map_error)? {
-        if output.len() == QUERY_ROWS_MAX {
-            return Err(StoreError::new(
-                StoreErrorKind::Refused,
-                format!("the query returns more than {QUERY_ROWS_MAX} rows; add a LIMIT"),
-            ));
+        if output.len() == rows_max {
+            truncated = true;
+            break;
         }
         let mut values = Vec::with_capacity(column_count);
         for index in 0..column_count {
@@ -153,5 +163,6 @@ pub fn query_read_only(connection: &Connection, sql: &str) -> StoreResult<QueryO
     Ok(QueryOutput {
         columns,
         rows: output,
+        truncated,
     })
 }

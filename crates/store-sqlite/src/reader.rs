@@ -6,7 +6,8 @@ use ledger::{
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use store::{
     from_i64, BalanceMismatch, CurrencyTotals, HistoryCounts, HistoryQuery, LedgerHead,
-    LogCheckpoint, StoreError, StoreReader, StoreResult, StoredTransfer, HISTORY_PAGE_LIMIT_MAX,
+    LogCheckpoint, LogLeaf, Registration, RegistrationKind, StoreError, StoreReader, StoreResult,
+    StoredRegistration, StoredTransfer, HISTORY_PAGE_LIMIT_MAX, LEAVES_RANGE_MAX,
 };
 
 use crate::history::history_slice;
@@ -141,12 +142,28 @@ fn clamp_limit(limit: usize) -> i64 {
 
 impl StoreReader for SqliteReader {
     fn head(&mut self) -> StoreResult<LedgerHead> {
-        let (batches, timestamp_last, transfer_id_max, log_size): (i64, i64, i64, i64) = self
+        let (batches, timestamp_last, transfer_id_max, log_size, registration_id_max): (
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+        ) = self
             .connection
             .query_row(
-                "SELECT batches, timestamp_last, transfer_id_max, log_size FROM ledger_head",
+                "SELECT batches, timestamp_last, transfer_id_max, log_size,
+                    (SELECT coalesce(max(id), 0) FROM registrations)
+                 FROM ledger_head",
                 [],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                },
             )
             .map_err(map_error)?;
         Ok(LedgerHead {
@@ -155,6 +172,8 @@ impl StoreReader for SqliteReader {
             transfer_id_max: from_i64(transfer_id_max, "transfer_id_max")?,
             log_size: u64::try_from(log_size)
                 .map_err(|_| StoreError::corrupt("negative log size"))?,
+            registration_id_max: u64::try_from(registration_id_max)
+                .map_err(|_| StoreError::corrupt("negative registration id"))?,
         })
     }
 
@@ -607,9 +626,170 @@ impl StoreReader for SqliteReader {
         }
         Ok(())
     }
+
+    fn checkpoint(&mut self, size: u64) -> StoreResult<Option<LogCheckpoint>> {
+        let Ok(size) = i64::try_from(size) else {
+            return Ok(None);
+        };
+        Ok(self
+            .checkpoints_where(&format!("WHERE size = {size}"))?
+            .pop())
+    }
+
+    fn cosignatures(&mut self, size: u64) -> StoreResult<Vec<String>> {
+        let Ok(size) = i64::try_from(size) else {
+            return Ok(Vec::new());
+        };
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT line FROM log_cosignatures WHERE size = ?1 ORDER BY witness")
+            .map_err(map_error)?;
+        let lines = statement
+            .query_map([size], |row| row.get::<_, String>(0))
+            .map_err(map_error)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_error)?;
+        Ok(lines)
+    }
+
+    fn registration(&mut self, id: u64) -> StoreResult<Option<StoredRegistration>> {
+        let Ok(id) = i64::try_from(id) else {
+            return Ok(None);
+        };
+        self.registrations_where("WHERE id = ?1", &[&id])
+            .map(|mut found| found.pop())
+    }
+
+    fn registration_by_key(
+        &mut self,
+        registrant: u128,
+        idempotency_key: &str,
+    ) -> StoreResult<Option<StoredRegistration>> {
+        let Ok(registrant) = i64::try_from(registrant) else {
+            return Ok(None);
+        };
+        self.registrations_where(
+            "WHERE registrant = ?1 AND idempotency_key = ?2",
+            &[&registrant, &idempotency_key],
+        )
+        .map(|mut found| found.pop())
+    }
+
+    fn visit_registrations(
+        &mut self,
+        visit: &mut dyn FnMut(&StoredRegistration),
+    ) -> StoreResult<()> {
+        let mut statement = self
+            .connection
+            .prepare_cached(&format!(
+                "SELECT {REGISTRATION_COLUMNS} FROM registrations ORDER BY id"
+            ))
+            .map_err(map_error)?;
+        let mut rows = statement.query([]).map_err(map_error)?;
+        while let Some(row) = rows.next().map_err(map_error)? {
+            visit(&registration_from_row(row)?);
+        }
+        Ok(())
+    }
+
+    fn credential(&mut self, id: u64) -> StoreResult<Option<store::Credential>> {
+        crate::admin::load_credential(&self.connection, id)
+    }
+
+    fn leaves(&mut self, from: u64, to: u64, out: &mut Vec<(u64, LogLeaf)>) -> StoreResult<()> {
+        if from >= to {
+            return Ok(());
+        }
+        let to = to.min(from.saturating_add(LEAVES_RANGE_MAX));
+        let (Ok(from), Ok(to)) = (i64::try_from(from), i64::try_from(to)) else {
+            return Ok(());
+        };
+        let start = out.len();
+        {
+            let mut statement = self
+                .connection
+                .prepare_cached(&format!(
+                    "SELECT {TRANSFER_COLUMNS}, t.leaf_index FROM transfers t
+                     WHERE t.leaf_index >= ?1 AND t.leaf_index < ?2"
+                ))
+                .map_err(map_error)?;
+            let mut rows = statement.query([from, to]).map_err(map_error)?;
+            while let Some(row) = rows.next().map_err(map_error)? {
+                let transfer = transfer_from_row(row).map_err(map_error)??;
+                let leaf_index: i64 = row.get(11).map_err(map_error)?;
+                out.push((leaf_number(leaf_index)?, LogLeaf::Transfer(transfer)));
+            }
+        }
+        for stored in
+            self.registrations_where("WHERE leaf_index >= ?1 AND leaf_index < ?2", &[&from, &to])?
+        {
+            out.push((
+                stored.leaf_index,
+                LogLeaf::Registration(stored.registration),
+            ));
+        }
+        out[start..].sort_unstable_by_key(|(index, _)| *index);
+        Ok(())
+    }
+}
+
+const REGISTRATION_COLUMNS: &str =
+    "id, kind, digest, registrant, reference, timestamp, leaf_index, idempotency_key";
+
+fn leaf_number(value: i64) -> StoreResult<u64> {
+    u64::try_from(value).map_err(|_| StoreError::corrupt("negative leaf index"))
+}
+
+/// A row of `SELECT {REGISTRATION_COLUMNS}`.
+fn registration_from_row(row: &Row<'_>) -> StoreResult<StoredRegistration> {
+    let id: i64 = row.get(0).map_err(map_error)?;
+    let kind: i64 = row.get(1).map_err(map_error)?;
+    let digest: Vec<u8> = row.get(2).map_err(map_error)?;
+    let registrant: i64 = row.get(3).map_err(map_error)?;
+    let reference: String = row.get(4).map_err(map_error)?;
+    let timestamp_value: i64 = row.get(5).map_err(map_error)?;
+    let leaf_index: i64 = row.get(6).map_err(map_error)?;
+    let idempotency_key: String = row.get(7).map_err(map_error)?;
+    let kind = u16::try_from(kind)
+        .ok()
+        .and_then(RegistrationKind::from_code)
+        .ok_or_else(|| StoreError::corrupt(format!("registration {id} has unknown kind {kind}")))?;
+    Ok(StoredRegistration {
+        registration: Registration {
+            id: u64::try_from(id).map_err(|_| StoreError::corrupt("negative registration id"))?,
+            kind,
+            digest: digest
+                .try_into()
+                .map_err(|_| StoreError::corrupt(format!("registration {id}: digest length")))?,
+            registrant: from_i64(registrant, "registrant")?,
+            reference,
+            timestamp: timestamp(timestamp_value)?,
+        },
+        leaf_index: leaf_number(leaf_index)?,
+        idempotency_key,
+    })
 }
 
 impl SqliteReader {
+    fn registrations_where(
+        &mut self,
+        clause: &str,
+        parameters: &[&dyn rusqlite::ToSql],
+    ) -> StoreResult<Vec<StoredRegistration>> {
+        let mut statement = self
+            .connection
+            .prepare_cached(&format!(
+                "SELECT {REGISTRATION_COLUMNS} FROM registrations {clause}"
+            ))
+            .map_err(map_error)?;
+        let mut rows = statement.query(parameters).map_err(map_error)?;
+        let mut found = Vec::new();
+        while let Some(row) = rows.next().map_err(map_error)? {
+            found.push(registration_from_row(row)?);
+        }
+        Ok(found)
+    }
+
     fn checkpoints_where(&mut self, clause: &str) -> StoreResult<Vec<LogCheckpoint>> {
         let mut statement = self
             .connection

@@ -226,6 +226,7 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
                 .map_err(map_error)?;
         }
     }
+    insert_registrations(connection, batch)?;
     write_log(connection, batch)?;
     let advanced = connection
         .prepare_cached(
@@ -256,12 +257,43 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
     Ok(())
 }
 
+/// The batch's registrations; their leaves follow the transfers' leaves.
+fn insert_registrations(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<()> {
+    if batch.registrations.is_empty() {
+        return Ok(());
+    }
+    let mut insert = connection
+        .prepare_cached(
+            "INSERT INTO registrations (id, kind, digest, registrant, reference, timestamp,
+                leaf_index, idempotency_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(map_error)?;
+    let first_leaf = batch.log.size_before + batch.transfers.len() as u64;
+    for (position, stored) in batch.registrations.iter().enumerate() {
+        assert_eq!(stored.leaf_index, first_leaf + position as u64);
+        let registration = &stored.registration;
+        insert
+            .execute(params![
+                i64::try_from(registration.id).expect("registration ids fit i64"),
+                registration.kind.code(),
+                &registration.digest[..],
+                to_i64(registration.registrant),
+                registration.reference,
+                timestamp_i64(registration.timestamp),
+                i64::try_from(stored.leaf_index).expect("log size fits i64"),
+                stored.idempotency_key,
+            ])
+            .map_err(map_error)?;
+    }
+    Ok(())
+}
+
 /// The batch's trust-log tiles and checkpoint.
 fn write_log(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<()> {
     assert_eq!(
         batch.log.size_after - batch.log.size_before,
-        batch.transfers.len() as u64,
-        "one leaf per transfer"
+        (batch.transfers.len() + batch.registrations.len()) as u64,
+        "one leaf per transfer and per registration"
     );
     if !batch.log.tiles.is_empty() {
         let mut upsert = connection

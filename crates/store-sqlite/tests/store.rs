@@ -4,6 +4,18 @@ use ledger::{Account, AccountFlags, Currency, PendingStatus, Transfer, TransferF
 use store::{CommitBatch, HistoryQuery, PendingRecord, Store, StoreErrorKind};
 use store_sqlite::{query_read_only, SqliteStore, Value};
 
+/// A query with generous limits, as `tally sql` runs it.
+fn query(connection: &rusqlite::Connection, sql: &str) -> store::StoreResult<store::QueryOutput> {
+    query_read_only(
+        connection,
+        sql,
+        store::QueryLimits {
+            rows_max: 1_000_000,
+            time_max: None,
+        },
+    )
+}
+
 fn cny() -> Currency {
     Currency::parse("CNY").unwrap()
 }
@@ -125,7 +137,7 @@ fn history_pages_in_time_order_across_merges() {
     assert!(other.iter().all(|transfer| transfer.debit_account_id == 3));
     // Auditors get the same history through SQL.
     let connection = store.read_only_connection().unwrap();
-    let output = query_read_only(
+    let output = query(
         &connection,
         "SELECT count(*), min(timestamp), max(timestamp) FROM account_history WHERE account_id = 2",
     )
@@ -138,7 +150,7 @@ fn history_pages_in_time_order_across_merges() {
             Value::Integer(100 + 149 * 10)
         ]
     );
-    let balances = query_read_only(
+    let balances = query(
         &connection,
         "SELECT debits_posted, credits_posted FROM accounts WHERE id IN (1, 2) ORDER BY id",
     )
@@ -236,7 +248,7 @@ fn pending_status_and_due_list() {
     );
     // The expiry time written first is kept when the status changes.
     let connection = store.read_only_connection().unwrap();
-    let output = query_read_only(
+    let output = query(
         &connection,
         "SELECT status, expires_at FROM pending_transfers WHERE id = 10",
     )
@@ -297,15 +309,46 @@ fn read_only_sql_refuses_every_write() {
         "ATTACH DATABASE ':memory:' AS other",
         "SELECT load_extension('x')",
     ] {
-        let error = query_read_only(&connection, statement).unwrap_err();
+        let error = query(&connection, statement).unwrap_err();
         assert!(
             error.kind == StoreErrorKind::Refused || error.message.contains("not authorized"),
             "{statement}: {error:?}"
         );
     }
-    let output = query_read_only(&connection, "SELECT count(*) FROM transfers").unwrap();
+    let output = query(&connection, "SELECT count(*) FROM transfers").unwrap();
     assert_eq!(output.rows[0][0], Value::Integer(6));
     assert_eq!(output.columns, vec!["count(*)".to_owned()]);
+
+    // Auditors over HTTP get a row limit and a time limit.
+    let limited = query_read_only(
+        &connection,
+        "SELECT id FROM transfers ORDER BY id",
+        store::QueryLimits {
+            rows_max: 2,
+            time_max: Some(std::time::Duration::from_secs(5)),
+        },
+    )
+    .unwrap();
+    assert_eq!(limited.rows.len(), 2);
+    assert!(limited.truncated);
+    let endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) \
+                   SELECT count(*) FROM n";
+    let error = query_read_only(
+        &connection,
+        endless,
+        store::QueryLimits {
+            rows_max: 10,
+            time_max: Some(std::time::Duration::from_millis(200)),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(error.kind, StoreErrorKind::Refused);
+    assert!(error.message.contains("ran longer than"), "{error:?}");
+    // The connection is usable again after an interrupted query.
+    assert_eq!(
+        query(&connection, "SELECT 1").unwrap().rows[0][0],
+        Value::Integer(1)
+    );
 }
 
 #[test]
@@ -361,7 +404,7 @@ fn a_hot_account_history_is_merged_early_and_stays_complete() {
     }
     let connection = store.read_only_connection().unwrap();
     // The hot slice was merged before the round robin reached it: little is left recent.
-    let recent = query_read_only(&connection, "SELECT coalesce(sum(json_array_length(postings)), 0) FROM history.account_postings_recent WHERE slice = 1").unwrap();
+    let recent = query(&connection, "SELECT coalesce(sum(json_array_length(postings)), 0) FROM history.account_postings_recent WHERE slice = 1").unwrap();
     let Value::Integer(recent_count) = recent.rows[0][0] else {
         panic!("{recent:?}")
     };
@@ -434,7 +477,7 @@ fn a_history_one_batch_behind_the_ledger_catches_up_when_the_writer_starts() {
         "rebuilt from the ledger's last batch"
     );
     let connection = store.read_only_connection().unwrap();
-    let output = query_read_only(&connection, "SELECT count(*) FROM account_history").unwrap();
+    let output = query(&connection, "SELECT count(*) FROM account_history").unwrap();
     assert_eq!(output.rows[0][0], Value::Integer(40));
 }
 
@@ -454,7 +497,7 @@ fn a_history_one_batch_ahead_of_the_ledger_drops_that_batch() {
     // Readers already leave out what the ledger has not committed.
     assert_eq!(history_count(&store, 2), 5);
     let connection = store.read_only_connection().unwrap();
-    let output = query_read_only(
+    let output = query(
         &connection,
         "SELECT count(*) FROM account_history WHERE transfer_id = 777",
     )

@@ -7,6 +7,19 @@
 //! Writes go through exactly one [`StoreWriter`] per process (owned by the sequencer); reads
 //! through any number of [`StoreReader`]s.
 
+mod access;
+mod query;
+mod registration;
+
+pub use query::{QueryLimits, QueryOutput, Value, QUERY_TEXT_BYTES_MAX};
+
+pub use access::{AdminWriter, Credential, CredentialRole, NewCredential};
+pub use registration::{
+    NewRegistration, Registration, RegistrationInputError, RegistrationKind, StoredRegistration,
+    IDEMPOTENCY_KEY_BYTES_MAX, LOG_LEAF_REGISTRATION, REGISTRATION_ENCODING_VERSION,
+    REGISTRATION_LEAF_BYTES_MAX, REGISTRATION_REFERENCE_BYTES_MAX, REQUEST_REGISTRATIONS_MAX,
+};
+
 use ledger::{Account, AccountBalance, Currency, PendingStatus, Transfer};
 
 /// How many account ids or transfer ids one prefetch query may carry.
@@ -63,8 +76,10 @@ pub struct CommitBatch<'a> {
     /// The final status of each pending transfer created or settled by the batch.
     pub pending: &'a [PendingRecord],
     pub balances: &'a [AccountBalance],
+    /// Registrations committed by this batch; their leaves follow the transfers' leaves.
+    pub registrations: &'a [StoredRegistration],
     /// The trust log grown by this batch: one leaf per transfer, in the order of `transfers`,
-    /// written in this same transaction.
+    /// then one per registration, written in this same transaction.
     pub log: LogAppend<'a>,
 }
 
@@ -119,6 +134,8 @@ pub struct LedgerHead {
     pub transfer_id_max: u128,
     /// Leaves in the trust log.
     pub log_size: u64,
+    /// The largest registration id committed (0: none yet).
+    pub registration_id_max: u64,
 }
 
 /// Per-currency sums over all accounts, for the invariant debits == credits.
@@ -161,6 +178,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The one writer. A backend may refuse a second concurrent writer.
     fn writer(&self) -> StoreResult<Box<dyn StoreWriter>>;
     fn reader(&self) -> StoreResult<Box<dyn StoreReader>>;
+    /// Writes outside the ledger's batches: credentials, witness cosignatures.
+    fn admin(&self) -> StoreResult<Box<dyn AdminWriter>>;
+    /// Runs one read-only SQL statement (auditors), the read-only rule enforced by the engine.
+    /// Blocks: call it off the async runtime.
+    fn query(&self, sql: &str, limits: QueryLimits) -> StoreResult<QueryOutput>;
     /// `"sqlite"`, `"postgres"`.
     fn backend(&self) -> &'static str;
 }
@@ -207,6 +229,47 @@ pub trait StoreReader: Send {
     fn visit_transfers(&mut self, visit: &mut dyn FnMut(u64, &Transfer)) -> StoreResult<()>;
     /// Every stored checkpoint, oldest first.
     fn checkpoints(&mut self) -> StoreResult<Vec<LogCheckpoint>>;
+    /// The checkpoint signed at exactly `size` leaves.
+    fn checkpoint(&mut self, size: u64) -> StoreResult<Option<LogCheckpoint>>;
+    /// Witness cosignature lines stored for the checkpoint of `size` leaves.
+    fn cosignatures(&mut self, size: u64) -> StoreResult<Vec<String>>;
+    fn registration(&mut self, id: u64) -> StoreResult<Option<StoredRegistration>>;
+    /// The registration a registrant asked for with `idempotency_key`.
+    fn registration_by_key(
+        &mut self,
+        registrant: u128,
+        idempotency_key: &str,
+    ) -> StoreResult<Option<StoredRegistration>>;
+    /// Calls `visit` with every registration, in id order, for audits.
+    fn visit_registrations(
+        &mut self,
+        visit: &mut dyn FnMut(&StoredRegistration),
+    ) -> StoreResult<()>;
+    /// An API credential, for authenticating a request.
+    fn credential(&mut self, id: u64) -> StoreResult<Option<Credential>>;
+    /// Appends the leaves numbered `from..to` (at most [`LEAVES_RANGE_MAX`]) to `out`, in leaf
+    /// order, each with its number; a leaf whose row is missing is simply absent.
+    fn leaves(&mut self, from: u64, to: u64, out: &mut Vec<(u64, LogLeaf)>) -> StoreResult<()>;
+}
+
+/// Most leaves one [`StoreReader::leaves`] call returns.
+pub const LEAVES_RANGE_MAX: u64 = 1 << 16;
+
+/// What a trust-log leaf records, as read back from the rows it was derived from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogLeaf {
+    Transfer(Transfer),
+    Registration(Registration),
+}
+
+impl LogLeaf {
+    /// The leaf's bytes, re-derived from the row.
+    pub fn bytes(&self) -> Vec<u8> {
+        match self {
+            LogLeaf::Transfer(transfer) => transfer.log_leaf().to_vec(),
+            LogLeaf::Registration(registration) => registration.log_leaf(),
+        }
+    }
 }
 
 /// Converts an id or an amount for a backend that stores signed 64-bit integers.

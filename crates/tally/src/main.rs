@@ -3,6 +3,7 @@
 // An edge of the system: it may read the clock and wait (see clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
+mod admin;
 mod bench;
 mod demo;
 mod log;
@@ -44,6 +45,9 @@ enum Command {
     /// Measure the ledger.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Operator tasks: API credentials.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
         Command::Sql(args) => sql::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Log(command) => log::run(command),
+        Command::Admin(command) => admin::run(command),
         Command::Bench(BenchCommand::Ledger(args)) => bench::run(args),
         Command::Bench(BenchCommand::Push(args)) => push::run(args),
     };

@@ -8,6 +8,9 @@ use store_sqlite::{QueryOutput, SqliteStore, Value};
 
 use crate::DataArgs;
 
+/// Most rows the command prints; past it the query is refused with advice to add a LIMIT.
+const QUERY_ROWS_MAX: usize = 1_000_000;
+
 #[derive(Debug, Args)]
 pub struct SqlArgs {
     #[command(flatten)]
@@ -26,7 +29,15 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
     let directory = args.data.directory();
     let store = SqliteStore::open_existing(&directory)?;
     let connection = store.read_only_connection()?;
-    let output = store_sqlite::query_read_only(&connection, &args.query)?;
+    let limits = store::QueryLimits {
+        rows_max: QUERY_ROWS_MAX,
+        time_max: None,
+    };
+    let output = store_sqlite::query_read_only(&connection, &args.query, limits)?;
+    anyhow::ensure!(
+        !output.truncated,
+        "the query returns more than {QUERY_ROWS_MAX} rows; add a LIMIT"
+    );
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.json {

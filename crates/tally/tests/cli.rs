@@ -399,3 +399,62 @@ fn receipts_verify_offline_and_tampered_ones_do_not() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// The independent verifier in `tools/tlog-verify`, written from RFC 9162, RFC 8032 and the
+/// C2SP specifications in another language, shares no code with Tally.
+fn independent_verifier(arguments: &[&str]) -> Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tools/tlog-verify/tlog_verify.py");
+    Command::new("python3")
+        .arg(script)
+        .args(arguments)
+        .output()
+        .expect("python3 runs the independent verifier")
+}
+
+#[test]
+fn receipts_verify_with_an_independently_written_verifier() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path().join("demo");
+    assert!(demo(&data).status.success());
+    let data_text = data.to_str().unwrap();
+    let verifier_key = text(&tally(&["log", "key", "--data", data_text]).stdout)
+        .trim()
+        .to_owned();
+    let file = directory.path().join("receipt.json");
+    for transfer_id in ["1", "3", "6"] {
+        let receipt = tally(&["log", "receipt", "--data", data_text, transfer_id]);
+        assert!(receipt.status.success(), "{}", text(&receipt.stderr));
+        std::fs::write(&file, &receipt.stdout).unwrap();
+        let verified =
+            independent_verifier(&["receipt", file.to_str().unwrap(), "--vkey", &verifier_key]);
+        assert!(
+            verified.status.success(),
+            "{}{}",
+            text(&verified.stdout),
+            text(&verified.stderr)
+        );
+        assert!(
+            text(&verified.stdout).starts_with(&format!("ok: transfer {transfer_id} ")),
+            "{}",
+            text(&verified.stdout)
+        );
+    }
+    // A changed amount is caught by the independent verifier too.
+    let receipt = tally(&["log", "receipt", "--data", data_text, "3"]);
+    let mut json: serde_json::Value = serde_json::from_slice(&receipt.stdout).unwrap();
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut leaf = engine.decode(json["leaf"].as_str().unwrap()).unwrap();
+    leaf[64] ^= 1; // the low byte of the amount
+    json["leaf"] = serde_json::Value::from(engine.encode(&leaf));
+    std::fs::write(&file, json.to_string()).unwrap();
+    let refused =
+        independent_verifier(&["receipt", file.to_str().unwrap(), "--vkey", &verifier_key]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("inclusion proof"),
+        "{}",
+        text(&refused.stderr)
+    );
+}

@@ -111,7 +111,15 @@ fn acknowledged_transfers_survive_sigkill() {
                         (SELECT 2 * count(*) FROM transfers),
                         (SELECT count(*) FROM account_history h JOIN transfers t ON t.id = h.transfer_id
                           WHERE h.account_id IN (t.debit_account_id, t.credit_account_id))";
-    let output = store_sqlite::query_read_only(&connection, query).unwrap();
+    let output = store_sqlite::query_read_only(
+        &connection,
+        query,
+        store::QueryLimits {
+            rows_max: 10_000_000,
+            time_max: None,
+        },
+    )
+    .unwrap();
     let row = &output.rows[0];
     assert_eq!(row[0], row[1], "history entries vs. twice the transfers");
     assert_eq!(

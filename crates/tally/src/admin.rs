@@ -1,0 +1,110 @@
+//! `tally admin`: operator tasks on the store — API credentials for auditors and depositors.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use store::{CredentialRole, Store};
+use store_sqlite::SqliteStore;
+
+use crate::DataArgs;
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// API credentials (`Authorization: Bearer <token>`).
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialsCommand {
+    /// Create a credential and print its token (shown once; only its digest is stored).
+    Create(CreateArgs),
+    /// List credentials (never their secrets).
+    List(DataArgs),
+    /// Revoke a credential: its token stops working at once.
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// auditor (read-only SQL), depositor (certificate deposit), operator (both).
+    #[arg(long)]
+    role: String,
+    /// Who it is for, e.g. "Audit firm X".
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// The credential, as `key_<n>` or `<n>`.
+    id: String,
+}
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+pub fn run(command: AdminCommand) -> anyhow::Result<()> {
+    let AdminCommand::Credentials(command) = command;
+    match command {
+        CredentialsCommand::Create(args) => {
+            let role = CredentialRole::from_name(&args.role).with_context(|| {
+                format!(
+                    "unknown role {:?}: use auditor, depositor or operator",
+                    args.role
+                )
+            })?;
+            let store = SqliteStore::open_existing(&args.data.directory())?;
+            let mut admin = store.admin()?;
+            let (id, token) =
+                server::issue_credential(admin.as_mut(), role, &args.label, now_seconds())?;
+            eprintln!(
+                "created key_{id} ({}); the token is shown only now:",
+                role.name()
+            );
+            println!("{token}");
+            Ok(())
+        }
+        CredentialsCommand::List(data) => {
+            let store = SqliteStore::open_existing(&data.directory())?;
+            let credentials = store.admin()?.credentials()?;
+            println!("{:<10} {:<10} {:<8} label", "id", "role", "status");
+            for credential in credentials {
+                let status = if credential.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<10} {:<10} {:<8} {}",
+                    format!("key_{}", credential.id),
+                    credential.role.name(),
+                    status,
+                    credential.label
+                );
+            }
+            Ok(())
+        }
+        CredentialsCommand::Revoke(args) => {
+            let number: u64 = args
+                .id
+                .strip_prefix("key_")
+                .unwrap_or(&args.id)
+                .parse()
+                .with_context(|| format!("{:?} is not a credential id (key_<n>)", args.id))?;
+            let store = SqliteStore::open_existing(&args.data.directory())?;
+            anyhow::ensure!(
+                store.admin()?.revoke_credential(number, now_seconds())?,
+                "no active credential key_{number}"
+            );
+            println!("revoked key_{number}");
+            Ok(())
+        }
+    }
+}
