@@ -12,8 +12,9 @@ use ledger::{
     Account, AccountFlags, Currency, Event, EventResult, NewAccount, NewTransfer, PendingStatus,
     TransferFlags,
 };
-use sequencer::{Sequencer, SequencerHandle};
-use store::{InvariantReport, Store, StoreReader};
+use sequencer::{RegistrationOutcome, Sequencer, SequencerHandle};
+use sha2::{Digest, Sha256};
+use store::{InvariantReport, NewRegistration, RegistrationKind, Store, StoreReader};
 use store_sqlite::SqliteStore;
 
 #[derive(Debug, Args)]
@@ -165,7 +166,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let mut reader = store.reader()?;
     let report = InvariantReport::check(reader.as_mut())?;
-    println!("10. Checking the ledger's invariants on what is on disk:");
+    println!("11. Checking the ledger's invariants on what is on disk:");
     for totals in &report.totals {
         println!(
             "     {}: {} accounts, debits {} = credits {} (posted), pending {} = {}",
@@ -202,7 +203,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("     ✓ the invariants hold: every debit has its credit, no wallet is negative,");
     println!("       and the reserve mirrors exactly what the platform owes.");
     println!();
-    println!("11. Every transfer is also a leaf of the operator's tamper-evident log. Here is the");
+    println!("12. Every transfer is also a leaf of the operator's tamper-evident log. Here is the");
     println!(
         "    receipt of Alice's lunch payment, checked offline with the operator's public key:"
     );
@@ -432,6 +433,33 @@ fn story(world: &mut World) -> anyhow::Result<u128> {
         transfers.len() == balances.len(),
         "history and transfers disagree"
     );
+    println!();
+
+    println!("10. Noodle Bar deposits the fingerprint (SHA-256) of its signed supply contract in");
+    println!("    the log: anyone can later prove the document existed, unchanged, by now.");
+    let contract = b"Supply contract between Noodle Bar and Green Farm, 2026-11";
+    let digest: [u8; 32] = Sha256::digest(contract).into();
+    let deposit = NewRegistration::new(
+        RegistrationKind::Document,
+        digest,
+        0,
+        "noodle-bar/contract-2026-11",
+        "demo-contract",
+    )?;
+    let outcomes = world.handle.register(vec![deposit.clone()])?.wait()?;
+    let Some(RegistrationOutcome::Created(stored)) = outcomes.first() else {
+        bail!("the deposit was not registered: {outcomes:?}");
+    };
+    println!(
+        "     registration {} is leaf {} of the log; asking again with the same key:",
+        stored.registration.id, stored.leaf_index
+    );
+    let again = world.handle.register(vec![deposit])?.wait()?;
+    ensure!(
+        again == vec![RegistrationOutcome::Exists(stored.clone())],
+        "a repeated deposit was appended again: {again:?}"
+    );
+    println!("     the same registration, nothing appended.");
     println!();
     Ok(payment.id)
 }

@@ -40,7 +40,7 @@ fn check_log(
         {
             if checkpoint.root != edge.root() {
                 problems.push(format!(
-                    "checkpoint at size {} does not match the transfers' tree",
+                    "checkpoint at size {} does not match the tree rebuilt from the transfers and registrations",
                     checkpoint.size
                 ));
             }
@@ -70,8 +70,27 @@ fn check_log(
             )),
         }
     })?;
+    reader.visit_registrations(&mut |stored| {
+        let leaf_index = stored.leaf_index;
+        let id = stored.registration.id;
+        let slot = usize::try_from(leaf_index)
+            .ok()
+            .filter(|slot| *slot < slots);
+        match slot {
+            Some(slot) if !filled[slot] => {
+                filled[slot] = true;
+                leaf_hashes[slot] = trustlog::leaf_hash(&stored.registration.log_leaf());
+            }
+            Some(_) => leaves_problems.push(format!(
+                "leaf {leaf_index} is claimed twice (again by registration {id})"
+            )),
+            None => leaves_problems.push(format!(
+                "registration {id} claims leaf {leaf_index}, beyond the log's size {log_size}"
+            )),
+        }
+    })?;
     if let Some(missing) = filled.iter().position(|slot| !slot) {
-        leaves_problems.push(format!("leaf {missing} has no transfer"));
+        leaves_problems.push(format!("leaf {missing} has no transfer or registration"));
     }
     leaves_problems.truncate(FINDINGS_MAX);
     // Append up to each checkpoint's size in turn, to compare its root there.
@@ -140,11 +159,11 @@ fn check_log(
     checkpoint_problems.truncate(FINDINGS_MAX);
     Ok(vec![
         Check {
-            name: "every transfer is a leaf of the log, in order",
+            name: "every transfer and registration is a leaf of the log, in order",
             problems: leaves_problems,
         },
         Check {
-            name: "the stored tree matches the transfers",
+            name: "the stored tree matches the transfers and registrations",
             problems: tile_problems,
         },
         Check {

@@ -290,6 +290,8 @@ fn verify_passes_a_sound_ledger_and_names_each_kind_of_tampering() {
         ("a changed balance", "UPDATE accounts SET credits_posted = credits_posted + 500 WHERE id = 1001", "per currency, debits equal credits"),
         ("a moved transfer", "UPDATE transfers SET credit_account_id = 999 WHERE id = 5", "every transfer names existing accounts of its currency"),
         ("a rewritten checkpoint", "UPDATE log_checkpoints SET root = zeroblob(32)", "every checkpoint is signed and matches the transfers"),
+        ("a changed deposit", "UPDATE registrations SET digest = zeroblob(32)", "the stored tree matches the transfers and registrations"),
+        ("a deleted deposit", "DELETE FROM registrations", "has no transfer or registration"),
         ("a rewritten tile", "UPDATE log_tiles SET hashes = zeroblob(length(hashes)) WHERE level = 0", "the stored tree matches the transfers"),
         (
             "a transfer and its balances rewritten together",
@@ -403,8 +405,8 @@ fn receipts_verify_offline_and_tampered_ones_do_not() {
 /// The independent verifier in `tools/tlog-verify`, written from RFC 9162, RFC 8032 and the
 /// C2SP specifications in another language, shares no code with Tally.
 fn independent_verifier(arguments: &[&str]) -> Output {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tools/tlog-verify/tlog_verify.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/tlog-verify/tlog_verify.py");
     Command::new("python3")
         .arg(script)
         .args(arguments)
