@@ -5,9 +5,9 @@ use ledger::{
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use store::{
-    from_i64, BalanceMismatch, CurrencyTotals, HistoryCounts, HistoryQuery, LedgerHead,
-    LogCheckpoint, LogLeaf, Registration, RegistrationKind, StoreError, StoreReader, StoreResult,
-    StoredRegistration, StoredTransfer, HISTORY_PAGE_LIMIT_MAX, LEAVES_RANGE_MAX,
+    from_i64, CurrencyTotals, HistoryCounts, HistoryQuery, LedgerHead, LogCheckpoint, LogLeaf,
+    Registration, RegistrationKind, StoreError, StoreReader, StoreResult, StoredRegistration,
+    StoredTransfer, HISTORY_PAGE_LIMIT_MAX, LEAVES_RANGE_MAX,
 };
 
 use crate::history::history_slice;
@@ -467,89 +467,6 @@ impl StoreReader for SqliteReader {
         Ok(ids)
     }
 
-    fn balance_mismatches(&mut self, limit: usize) -> StoreResult<Vec<BalanceMismatch>> {
-        // Posted: single-phase transfers and posts (flags without pending 2 and void 8);
-        // pending: pending transfers (flag 2) whose status is still 'pending'.
-        let mut statement = self
-            .connection
-            .prepare_cached(
-                "WITH movements AS (
-                    SELECT t.debit_account_id AS account,
-                           CASE WHEN t.flags & 2 != 0 AND p.status = 'pending' THEN t.amount ELSE 0 END AS debits_pending,
-                           CASE WHEN t.flags & 10 = 0 THEN t.amount ELSE 0 END AS debits_posted,
-                           0 AS credits_pending, 0 AS credits_posted
-                      FROM transfers t LEFT JOIN pending_transfers p ON p.id = t.id
-                    UNION ALL
-                    SELECT t.credit_account_id, 0, 0,
-                           CASE WHEN t.flags & 2 != 0 AND p.status = 'pending' THEN t.amount ELSE 0 END,
-                           CASE WHEN t.flags & 10 = 0 THEN t.amount ELSE 0 END
-                      FROM transfers t LEFT JOIN pending_transfers p ON p.id = t.id
-                 ),
-                 sums AS (
-                    SELECT account, sum(debits_pending) AS dpe_exact, sum(debits_posted) AS dpo_exact,
-                           sum(credits_pending) AS cpe_exact, sum(credits_posted) AS cpo_exact
-                      FROM movements GROUP BY account
-                 )
-                 SELECT a.id, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted,
-                        coalesce(s.dpe_exact, 0), coalesce(s.dpo_exact, 0),
-                        coalesce(s.cpe_exact, 0), coalesce(s.cpo_exact, 0)
-                   FROM accounts a LEFT JOIN sums s ON s.account = a.id
-                  WHERE a.debits_pending != coalesce(s.dpe_exact, 0)
-                     OR a.debits_posted != coalesce(s.dpo_exact, 0)
-                     OR a.credits_pending != coalesce(s.cpe_exact, 0)
-                     OR a.credits_posted != coalesce(s.cpo_exact, 0)
-                  ORDER BY a.id LIMIT ?1",
-            )
-            .map_err(map_error)?;
-        let rows = statement
-            .query_map([limit as i64], |row| {
-                let mut values = [0i64; 9];
-                for (index, value) in values.iter_mut().enumerate() {
-                    *value = row.get(index)?;
-                }
-                Ok(values)
-            })
-            .map_err(map_error)?;
-        let mut mismatches = Vec::new();
-        for row in rows {
-            let values = row.map_err(map_error)?;
-            let mut stored = [0u128; 4];
-            let mut from_transfers = [0u128; 4];
-            for index in 0..4 {
-                stored[index] = from_i64(values[1 + index], "balance")?;
-                from_transfers[index] = from_i64(values[5 + index], "sum of transfers")?;
-            }
-            mismatches.push(BalanceMismatch {
-                account_id: from_i64(values[0], "account id")?,
-                stored,
-                from_transfers,
-            });
-        }
-        Ok(mismatches)
-    }
-
-    fn transfers_with_bad_accounts(&mut self, limit: usize) -> StoreResult<Vec<u128>> {
-        let mut statement = self
-            .connection
-            .prepare_cached(
-                "SELECT t.id FROM transfers t
-                   LEFT JOIN accounts d ON d.id = t.debit_account_id
-                   LEFT JOIN accounts c ON c.id = t.credit_account_id
-                  WHERE d.id IS NULL OR c.id IS NULL
-                     OR d.currency != t.currency OR c.currency != t.currency
-                  ORDER BY t.id LIMIT ?1",
-            )
-            .map_err(map_error)?;
-        let rows = statement
-            .query_map([limit as i64], |row| row.get::<_, i64>(0))
-            .map_err(map_error)?;
-        let mut ids = Vec::new();
-        for row in rows {
-            ids.push(from_i64(row.map_err(map_error)?, "transfer id")?);
-        }
-        Ok(ids)
-    }
-
     fn history_counts(&mut self) -> StoreResult<HistoryCounts> {
         let committed_batches = i64::try_from(self.head()?.batches).unwrap_or(i64::MAX);
         let (transfers, postings): (i64, i64) = self
@@ -606,7 +523,23 @@ impl StoreReader for SqliteReader {
         self.checkpoints_where("ORDER BY size")
     }
 
-    fn visit_transfers(&mut self, visit: &mut dyn FnMut(u64, &Transfer)) -> StoreResult<()> {
+    fn visit_transfers(&mut self, visit: &mut dyn FnMut(&StoredTransfer)) -> StoreResult<()> {
+        // The statuses first (one small table), so the big scan needs no join.
+        let mut statuses: ledger::IdMap<PendingStatus> = ledger::IdMap::default();
+        {
+            let mut statement = self
+                .connection
+                .prepare_cached("SELECT id, status FROM pending_transfers")
+                .map_err(map_error)?;
+            let mut rows = statement.query([]).map_err(map_error)?;
+            while let Some(row) = rows.next().map_err(map_error)? {
+                let id: i64 = row.get(0).map_err(map_error)?;
+                let status: Option<String> = row.get(1).map_err(map_error)?;
+                if let Some(status) = pending_status(status)? {
+                    statuses.insert(from_i64(id, "pending transfer id")?, status);
+                }
+            }
+        }
         let mut statement = self
             .connection
             .prepare_cached(&format!(
@@ -622,7 +555,23 @@ impl StoreReader for SqliteReader {
                 .ok_or_else(|| {
                     StoreError::corrupt(format!("transfer {} has no leaf", transfer.id))
                 })?;
-            visit(leaf_index, &transfer);
+            visit(&StoredTransfer {
+                pending_status: statuses.get(&transfer.id).copied(),
+                transfer,
+                leaf_index,
+            });
+        }
+        Ok(())
+    }
+
+    fn visit_accounts(&mut self, visit: &mut dyn FnMut(&Account)) -> StoreResult<()> {
+        let mut statement = self
+            .connection
+            .prepare_cached(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts"))
+            .map_err(map_error)?;
+        let mut rows = statement.query([]).map_err(map_error)?;
+        while let Some(row) = rows.next().map_err(map_error)? {
+            visit(&account_from_row(row).map_err(map_error)??);
         }
         Ok(())
     }

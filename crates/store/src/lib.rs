@@ -8,12 +8,14 @@
 //! through any number of [`StoreReader`]s.
 
 mod access;
+mod audit;
 mod query;
 mod registration;
 
 pub use query::{QueryLimits, QueryOutput, Value, QUERY_TEXT_BYTES_MAX};
 
 pub use access::{AdminWriter, Credential, CredentialRole, NewCredential};
+pub use audit::LedgerAudit;
 pub use registration::{
     NewRegistration, Registration, RegistrationInputError, RegistrationKind, StoredRegistration,
     IDEMPOTENCY_KEY_BYTES_MAX, LOG_LEAF_REGISTRATION, REGISTRATION_ENCODING_VERSION,
@@ -211,11 +213,6 @@ pub trait StoreReader: Send {
     fn currency_totals(&mut self) -> StoreResult<Vec<CurrencyTotals>>;
     /// Ids of accounts whose balances break their flags (there should be none).
     fn accounts_violating_flags(&mut self, limit: usize) -> StoreResult<Vec<u128>>;
-    /// Accounts whose stored balances differ from what their transfers add up to (there
-    /// should be none), `limit` at most, lowest id first.
-    fn balance_mismatches(&mut self, limit: usize) -> StoreResult<Vec<BalanceMismatch>>;
-    /// Transfers that name a missing account or another currency than their accounts'.
-    fn transfers_with_bad_accounts(&mut self, limit: usize) -> StoreResult<Vec<u128>>;
     /// How many transfers the ledger holds, and how many postings its history index holds
     /// (there should be two per transfer).
     fn history_counts(&mut self) -> StoreResult<HistoryCounts>;
@@ -224,9 +221,11 @@ pub trait StoreReader: Send {
     fn log_tile(&mut self, level: u8, index: u64, width: u16) -> StoreResult<Option<Vec<u8>>>;
     /// The latest signed checkpoint.
     fn latest_checkpoint(&mut self) -> StoreResult<Option<LogCheckpoint>>;
-    /// Calls `visit` with every transfer and its leaf number, in storage order (not leaf
-    /// order): one pass over the table, for audits.
-    fn visit_transfers(&mut self, visit: &mut dyn FnMut(u64, &Transfer)) -> StoreResult<()>;
+    /// Calls `visit` with every transfer, its pending status and its leaf number, in storage
+    /// order (not leaf order): one pass over the table, for audits.
+    fn visit_transfers(&mut self, visit: &mut dyn FnMut(&StoredTransfer)) -> StoreResult<()>;
+    /// Calls `visit` with every account: one pass over the table, for audits.
+    fn visit_accounts(&mut self, visit: &mut dyn FnMut(&Account)) -> StoreResult<()>;
     /// Every stored checkpoint, oldest first.
     fn checkpoints(&mut self) -> StoreResult<Vec<LogCheckpoint>>;
     /// The checkpoint signed at exactly `size` leaves.

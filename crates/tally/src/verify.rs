@@ -1,14 +1,21 @@
 //! `tally verify`: checks the ledger from what is on disk, and names the first broken thing.
 
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
 use anyhow::Context;
 use clap::Args;
 use store::{Store, StoreReader};
 use store_sqlite::SqliteStore;
 
+use crate::progress::Progress;
 use crate::DataArgs;
 
 /// How many broken items of one kind are listed.
 const FINDINGS_MAX: usize = 10;
+/// Transfers handed from the reading thread to the auditing thread at a time.
+const CHUNK_TRANSFERS: usize = 4096;
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -23,53 +30,70 @@ pub struct VerifyArgs {
     vkey: Option<String>,
 }
 
-/// Rebuilds the trust log from the transfers and checks the stored tiles and checkpoints.
-fn check_log(
+/// One pass over the rows: every account, every transfer (for the balances and its leaf),
+/// every registration (for its leaf). Returns the ledger's checks and the leaf hashes placed by
+/// leaf number, with the problems found placing them.
+fn pass_over_rows(
     reader: &mut dyn StoreReader,
     log_size: u64,
-    verifier_key: Option<&str>,
-) -> anyhow::Result<Vec<Check>> {
-    let checkpoints = reader.checkpoints()?;
+    counter: &AtomicU64,
+) -> anyhow::Result<(Vec<Check>, Vec<trustlog::Hash>, Vec<String>)> {
+    let mut audit = store::LedgerAudit::new(FINDINGS_MAX);
+    reader.visit_accounts(&mut |account| audit.add_account(account))?;
     let mut leaves_problems = Vec::new();
-    let mut checkpoint_problems = Vec::new();
-    let mut edge = trustlog::RightEdge::empty();
-    let mut pending_checkpoints = checkpoints.iter().peekable();
-    let mut check_root_at = |edge: &trustlog::RightEdge, problems: &mut Vec<String>| {
-        while let Some(checkpoint) =
-            pending_checkpoints.next_if(|checkpoint| checkpoint.size == edge.size())
-        {
-            if checkpoint.root != edge.root() {
-                problems.push(format!(
-                    "checkpoint at size {} does not match the tree rebuilt from the transfers and registrations",
-                    checkpoint.size
-                ));
-            }
-        }
-    };
     // One pass over the transfers, placing each leaf hash at its index (32 bytes a leaf),
     // then one pass over the leaves in order.
     let slots = usize::try_from(log_size).context("the log is too large to verify in memory")?;
     let mut leaf_hashes: Vec<trustlog::Hash> = vec![[0; 32]; slots];
     let mut filled = vec![false; slots];
-    reader.visit_transfers(&mut |leaf_index, transfer| {
-        let slot = usize::try_from(leaf_index)
-            .ok()
-            .filter(|slot| *slot < slots);
-        match slot {
-            Some(slot) if !filled[slot] => {
-                filled[slot] = true;
-                leaf_hashes[slot] = trustlog::leaf_hash(&transfer.log_leaf());
+    // The reader decodes rows on this thread while a second thread adds them up and hashes
+    // their leaves: the two halves of the work take about as long as each other.
+    let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<store::StoredTransfer>>(4);
+    let visited = std::thread::scope(|scope| {
+        let consumer = scope.spawn(|| {
+            for chunk in received {
+                for stored in &chunk {
+                    audit.add_transfer(stored);
+                    let transfer = &stored.transfer;
+                    let leaf_index = stored.leaf_index;
+                    let slot = usize::try_from(leaf_index)
+                        .ok()
+                        .filter(|slot| *slot < slots);
+                    match slot {
+                        Some(slot) if !filled[slot] => {
+                            filled[slot] = true;
+                            leaf_hashes[slot] = trustlog::leaf_hash(&transfer.log_leaf());
+                        }
+                        Some(_) => leaves_problems.push(format!(
+                            "leaf {leaf_index} is claimed twice (again by transfer {})",
+                            transfer.id
+                        )),
+                        None => leaves_problems.push(format!(
+                            "transfer {} claims leaf {leaf_index}, beyond the log's size {log_size}",
+                            transfer.id
+                        )),
+                    }
+                }
+                counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             }
-            Some(_) => leaves_problems.push(format!(
-                "leaf {leaf_index} is claimed twice (again by transfer {})",
-                transfer.id
-            )),
-            None => leaves_problems.push(format!(
-                "transfer {} claims leaf {leaf_index}, beyond the log's size {log_size}",
-                transfer.id
-            )),
-        }
+        });
+        let mut chunk = Vec::with_capacity(CHUNK_TRANSFERS);
+        let visited = reader.visit_transfers(&mut |stored| {
+            chunk.push(*stored);
+            if chunk.len() == CHUNK_TRANSFERS {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_TRANSFERS));
+                // The consumer only stops early by panicking, which the join reports.
+                let _ = chunks.send(full);
+            }
+        });
+        let _ = chunks.send(chunk);
+        drop(chunks);
+        consumer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the audit thread panicked"))?;
+        anyhow::Ok(visited)
     })?;
+    visited?;
     reader.visit_registrations(&mut |stored| {
         let leaf_index = stored.leaf_index;
         let id = stored.registration.id;
@@ -93,18 +117,75 @@ fn check_log(
         leaves_problems.push(format!("leaf {missing} has no transfer or registration"));
     }
     leaves_problems.truncate(FINDINGS_MAX);
-    // Append up to each checkpoint's size in turn, to compare its root there.
+    let ledger_checks = vec![
+        Check {
+            name: "every transfer names existing accounts of its currency",
+            problems: audit
+                .transfers_with_bad_accounts()
+                .iter()
+                .map(|id| format!("transfer {id} names a missing account or another currency"))
+                .collect(),
+        },
+        Check {
+            name: "every balance equals the sum of its transfers",
+            problems: audit
+                .balance_mismatches()
+                .iter()
+                .map(|mismatch| {
+                    format!(
+                        "account {}: stored (debits pending/posted, credits pending/posted) {:?}, its transfers add up to {:?}",
+                        mismatch.account_id, mismatch.stored, mismatch.from_transfers
+                    )
+                })
+                .collect(),
+        },
+    ];
+    Ok((ledger_checks, leaf_hashes, leaves_problems))
+}
+
+/// Rebuilds the trust log from the leaf hashes and checks the stored tiles and checkpoints.
+fn check_log(
+    reader: &mut dyn StoreReader,
+    log_size: u64,
+    leaf_hashes: &[trustlog::Hash],
+    leaves_problems: Vec<String>,
+    verifier_key: Option<&str>,
+) -> anyhow::Result<Vec<Check>> {
+    let checkpoints = reader.checkpoints()?;
+    let mut checkpoint_problems = Vec::new();
+    let mut edge = trustlog::RightEdge::empty();
+    let mut pending_checkpoints = checkpoints.iter().peekable();
+    let mut check_root_at = |edge: &trustlog::RightEdge, problems: &mut Vec<String>| {
+        while let Some(checkpoint) =
+            pending_checkpoints.next_if(|checkpoint| checkpoint.size == edge.size())
+        {
+            if checkpoint.root != edge.root() {
+                problems.push(format!(
+                    "checkpoint at size {} does not match the tree rebuilt from the transfers and registrations",
+                    checkpoint.size
+                ));
+            }
+        }
+    };
+
+    // Append up to each checkpoint's size in turn, to compare its root there. Checkpoints come
+    // sorted by size, and the tree holds `start` leaves at the top of each round.
+    let sizes: Vec<u64> = checkpoints
+        .iter()
+        .map(|checkpoint| checkpoint.size)
+        .collect();
+    let mut next_size = 0;
     let mut start = 0;
     while start < leaf_hashes.len() {
-        let boundary = checkpoints
-            .iter()
-            .map(|checkpoint| checkpoint.size)
-            .find(|size| {
-                *size > edge.size() && *size < edge.size() + (leaf_hashes.len() - start) as u64
-            });
+        while sizes
+            .get(next_size)
+            .is_some_and(|size| *size <= start as u64)
+        {
+            next_size += 1;
+        }
         let limit = start + trustlog::APPEND_LEAVES_MAX.min(leaf_hashes.len() - start);
-        let end = boundary.map_or(limit, |size| {
-            (start + (size - edge.size()) as usize).min(limit)
+        let end = sizes.get(next_size).map_or(limit, |size| {
+            usize::try_from(*size).map_or(limit, |size| size.min(limit))
         });
         edge = edge
             .append(&leaf_hashes[start..end])
@@ -178,7 +259,8 @@ struct Check {
     problems: Vec<String>,
 }
 
-fn run_checks(reader: &mut dyn StoreReader) -> anyhow::Result<Vec<Check>> {
+/// The checks SQL answers best, run on their own reader beside the pass over the rows.
+fn sql_checks(reader: &mut dyn StoreReader) -> anyhow::Result<Vec<Check>> {
     let mut checks = Vec::new();
     let totals = reader.currency_totals()?;
     checks.push(Check {
@@ -206,27 +288,6 @@ fn run_checks(reader: &mut dyn StoreReader) -> anyhow::Result<Vec<Check>> {
             .map(|id| format!("account {id} breaks its flags"))
             .collect(),
     });
-    checks.push(Check {
-        name: "every transfer names existing accounts of its currency",
-        problems: reader
-            .transfers_with_bad_accounts(FINDINGS_MAX)?
-            .iter()
-            .map(|id| format!("transfer {id} names a missing account or another currency"))
-            .collect(),
-    });
-    checks.push(Check {
-        name: "every balance equals the sum of its transfers",
-        problems: reader
-            .balance_mismatches(FINDINGS_MAX)?
-            .iter()
-            .map(|mismatch| {
-                format!(
-                    "account {}: stored (debits pending/posted, credits pending/posted) {:?}, its transfers add up to {:?}",
-                    mismatch.account_id, mismatch.stored, mismatch.from_transfers
-                )
-            })
-            .collect(),
-    });
     let history = reader.history_counts()?;
     checks.push(Check {
         name: "the history index holds every transfer twice",
@@ -245,26 +306,57 @@ fn run_checks(reader: &mut dyn StoreReader) -> anyhow::Result<Vec<Check>> {
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
     let store = SqliteStore::open_existing(&args.data.directory())?;
     let mut reader = store.reader()?;
     let head = reader.head()?;
-    let mut checks = run_checks(reader.as_mut())?;
     let verifier_key = match &args.vkey {
         Some(key) => Some(key.clone()),
         None => crate::log::load_signer(&args.data.directory())
             .ok()
             .map(|signer| signer.verifier_key_text()),
     };
-    checks.extend(check_log(
+    let sql_store = store.clone();
+    let sql_thread = std::thread::spawn(move || -> anyhow::Result<Vec<Check>> {
+        let mut reader = sql_store.reader()?;
+        sql_checks(reader.as_mut())
+    });
+    let progress = Progress::start(
+        "verifying leaves",
+        head.log_size,
+        !args.json && std::io::stderr().is_terminal(),
+    );
+    let (ledger_checks, leaf_hashes, leaves_problems) =
+        pass_over_rows(reader.as_mut(), head.log_size, &progress.counter())?;
+    let log_checks = check_log(
         reader.as_mut(),
         head.log_size,
+        &leaf_hashes,
+        leaves_problems,
         verifier_key.as_deref(),
-    )?);
+    )?;
+    progress.counter().store(head.log_size, Ordering::Relaxed);
+    drop(progress);
+    let mut checks = sql_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the SQL checks panicked"))??;
+    // In the order a reader thinks about them: money first, then the index, then the log.
+    let history_check = checks
+        .pop()
+        .expect("the history check is the last SQL check");
+    checks.extend(ledger_checks);
+    checks.push(history_check);
+    checks.extend(log_checks);
+    let elapsed = started.elapsed().as_secs_f64();
+    let leaves_per_second = head.log_size as f64 / elapsed.max(1e-9);
     let holds = checks.iter().all(|check| check.problems.is_empty());
     if args.json {
         let report = serde_json::json!({
             "ok": holds,
             "batches": head.batches,
+            "leaves": head.log_size,
+            "elapsed_seconds": elapsed,
+            "leaves_per_second": leaves_per_second.round(),
             "checks": checks.iter().map(|check| serde_json::json!({
                 "check": check.name,
                 "ok": check.problems.is_empty(),
@@ -298,7 +390,10 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
         );
     }
     if !args.json {
-        println!("everything holds");
+        println!(
+            "everything holds ({} leaves in {elapsed:.2} s, {:.0} leaves/s)",
+            head.log_size, leaves_per_second
+        );
     }
     Ok(())
 }

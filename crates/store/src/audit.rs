@@ -1,0 +1,190 @@
+//! The ledger's invariants re-derived from the rows, in one pass over the transfers: every
+//! balance equals what its transfers add up to, and every transfer names existing accounts of
+//! its currency. Pure: the caller feeds it what it reads.
+
+use ledger::{Account, IdMap, PendingStatus, TransferFlags};
+
+use crate::{BalanceMismatch, StoredTransfer};
+
+/// Sums per account, built from every transfer.
+#[derive(Debug, Default)]
+pub struct LedgerAudit {
+    /// Stored account, and debits pending/posted, credits pending/posted from its transfers.
+    accounts: IdMap<(Account, [u128; 4])>,
+    bad_transfers: Vec<u128>,
+    findings_max: usize,
+}
+
+const DEBITS_PENDING: usize = 0;
+const DEBITS_POSTED: usize = 1;
+const CREDITS_PENDING: usize = 2;
+const CREDITS_POSTED: usize = 3;
+
+impl LedgerAudit {
+    /// An audit of `accounts`; each list of findings keeps its first `findings_max`.
+    pub fn new(findings_max: usize) -> LedgerAudit {
+        LedgerAudit {
+            findings_max,
+            ..LedgerAudit::default()
+        }
+    }
+
+    pub fn add_account(&mut self, account: &Account) {
+        self.accounts.insert(account.id, (*account, [0; 4]));
+    }
+
+    /// Adds one transfer: posted amounts of single-phase and posting transfers, pending
+    /// amounts of pending transfers still pending; voids move nothing.
+    pub fn add_transfer(&mut self, stored: &StoredTransfer) {
+        let transfer = &stored.transfer;
+        let still_pending = transfer.flags.contains(TransferFlags::PENDING)
+            && stored.pending_status == Some(PendingStatus::Pending);
+        let posted = !transfer.flags.contains(TransferFlags::PENDING)
+            && !transfer.flags.contains(TransferFlags::VOID_PENDING);
+        let sides = [
+            (transfer.debit_account_id, DEBITS_PENDING, DEBITS_POSTED),
+            (transfer.credit_account_id, CREDITS_PENDING, CREDITS_POSTED),
+        ];
+        let mut names_bad_account = false;
+        for (account_id, pending_slot, posted_slot) in sides {
+            match self.accounts.get_mut(&account_id) {
+                Some((account, sums)) if account.currency == transfer.currency => {
+                    if still_pending {
+                        sums[pending_slot] += transfer.amount;
+                    }
+                    if posted {
+                        sums[posted_slot] += transfer.amount;
+                    }
+                }
+                _ => names_bad_account = true,
+            }
+        }
+        if names_bad_account && self.bad_transfers.len() < self.findings_max {
+            self.bad_transfers.push(transfer.id);
+        }
+    }
+
+    /// Transfers that name a missing account or another currency than their accounts'.
+    pub fn transfers_with_bad_accounts(&self) -> &[u128] {
+        &self.bad_transfers
+    }
+
+    /// Accounts whose stored balances differ from what their transfers add up to, lowest id
+    /// first.
+    pub fn balance_mismatches(&self) -> Vec<BalanceMismatch> {
+        let mut mismatches: Vec<BalanceMismatch> = self
+            .accounts
+            .values()
+            .filter_map(|(account, sums)| {
+                let stored = [
+                    account.debits_pending,
+                    account.debits_posted,
+                    account.credits_pending,
+                    account.credits_posted,
+                ];
+                (stored != *sums).then_some(BalanceMismatch {
+                    account_id: account.id,
+                    stored,
+                    from_transfers: *sums,
+                })
+            })
+            .collect();
+        mismatches.sort_unstable_by_key(|mismatch| mismatch.account_id);
+        mismatches.truncate(self.findings_max);
+        mismatches
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger::{AccountFlags, Currency, NewTransfer, Transfer};
+
+    fn account(id: u128, currency: &str, balances: [u128; 4]) -> Account {
+        Account {
+            id,
+            currency: Currency::parse(currency).unwrap(),
+            kind: 1,
+            flags: AccountFlags::empty(),
+            user_data: 0,
+            debits_pending: balances[0],
+            debits_posted: balances[1],
+            credits_pending: balances[2],
+            credits_posted: balances[3],
+            timestamp: 1,
+        }
+    }
+
+    fn stored(
+        id: u128,
+        amount: u128,
+        flags: TransferFlags,
+        status: Option<PendingStatus>,
+    ) -> StoredTransfer {
+        let new = NewTransfer::new(id, 1, 2, amount, Currency::parse("CNY").unwrap());
+        StoredTransfer {
+            transfer: Transfer {
+                id,
+                debit_account_id: new.debit_account_id,
+                credit_account_id: new.credit_account_id,
+                amount,
+                currency: new.currency,
+                pending_id: 0,
+                user_data: 0,
+                timeout_seconds: 0,
+                kind: 0,
+                flags,
+                timestamp: id as u64,
+            },
+            pending_status: status,
+            leaf_index: id as u64,
+        }
+    }
+
+    #[test]
+    fn balances_that_match_their_transfers_pass_and_others_are_named() {
+        let mut audit = LedgerAudit::new(10);
+        // 100 posted, a hold of 30 still pending, a hold of 20 posted by a post of 15, a void.
+        audit.add_account(&account(1, "CNY", [30, 115, 0, 0]));
+        audit.add_account(&account(2, "CNY", [0, 0, 30, 115]));
+        audit.add_transfer(&stored(1, 100, TransferFlags::empty(), None));
+        audit.add_transfer(&stored(
+            2,
+            30,
+            TransferFlags::PENDING,
+            Some(PendingStatus::Pending),
+        ));
+        audit.add_transfer(&stored(
+            3,
+            20,
+            TransferFlags::PENDING,
+            Some(PendingStatus::Posted),
+        ));
+        audit.add_transfer(&stored(4, 15, TransferFlags::POST_PENDING, None));
+        audit.add_transfer(&stored(
+            5,
+            9,
+            TransferFlags::PENDING,
+            Some(PendingStatus::Voided),
+        ));
+        audit.add_transfer(&stored(6, 9, TransferFlags::VOID_PENDING, None));
+        assert!(audit.balance_mismatches().is_empty());
+        assert!(audit.transfers_with_bad_accounts().is_empty());
+
+        audit.add_transfer(&stored(7, 1, TransferFlags::empty(), None));
+        let mismatches = audit.balance_mismatches();
+        assert_eq!(mismatches.len(), 2);
+        assert_eq!(mismatches[0].account_id, 1);
+        assert_eq!(mismatches[0].stored, [30, 115, 0, 0]);
+        assert_eq!(mismatches[0].from_transfers, [30, 116, 0, 0]);
+    }
+
+    #[test]
+    fn transfers_naming_missing_accounts_or_another_currency_are_named() {
+        let mut audit = LedgerAudit::new(10);
+        audit.add_account(&account(1, "CNY", [0; 4]));
+        audit.add_account(&account(2, "USD", [0; 4]));
+        audit.add_transfer(&stored(1, 5, TransferFlags::empty(), None));
+        assert_eq!(audit.transfers_with_bad_accounts(), &[1]);
+    }
+}
