@@ -10,6 +10,7 @@ mod metrics;
 mod problem;
 mod readers;
 mod sql;
+pub mod workers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,22 +38,38 @@ pub struct AppState {
     pub readers: Arc<ReaderPool>,
     pub backend: &'static str,
     pub started: Instant,
+    /// The background workers' counters.
+    pub workers: Arc<workers::WorkerMetrics>,
+    /// When this node witnesses other institutions' logs: `POST /v1/witness/add-checkpoint`.
+    pub witness: Option<Arc<witness::Witness>>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, sequencer: SequencerHandle) -> Arc<AppState> {
+        Self::with_workers(store, sequencer, workers::WorkerMetrics::new(), None)
+    }
+
+    pub fn with_workers(
+        store: Arc<dyn Store>,
+        sequencer: SequencerHandle,
+        workers: Arc<workers::WorkerMetrics>,
+        witness: Option<Arc<witness::Witness>>,
+    ) -> Arc<AppState> {
         Arc::new(AppState {
             backend: store.backend(),
             readers: Arc::new(ReaderPool::new(store.clone())),
             store,
             sequencer,
             started: Instant::now(),
+            workers,
+            witness,
         })
     }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let witness = state.witness.clone();
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -64,7 +81,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/log/deposits/{id}", get(log::get_deposit))
         .route("/v1/sql", post(sql::query))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state);
+    match witness {
+        Some(witness) => router.nest("/v1/witness", witness::router(witness)),
+        None => router,
+    }
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and finishes the requests in flight.
@@ -76,22 +97,6 @@ pub async fn serve(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339_renders_civil_utc_times() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(
-            super::rfc3339(951_782_400_000_000_000 + 1_500),
-            "2000-02-29T00:00:00.000001Z"
-        );
-        assert_eq!(
-            super::rfc3339(1_795_305_599_123_456_789),
-            "2026-11-21T23:59:59.123456Z"
-        );
-    }
 }
 
 /// The process is up.
@@ -153,4 +158,20 @@ pub fn rfc3339(timestamp_nanos: u64) -> String {
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such endpoint.")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_renders_civil_utc_times() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            super::rfc3339(951_782_400_000_000_000 + 1_500),
+            "2000-02-29T00:00:00.000001Z"
+        );
+        assert_eq!(
+            super::rfc3339(1_795_305_599_123_456_789),
+            "2026-11-21T23:59:59.123456Z"
+        );
+    }
 }

@@ -40,6 +40,50 @@ pub(crate) fn render(state: &AppState) -> String {
         "Batches whose write failed.",
         Metrics::read(&metrics.commit_failures),
     );
+    let workers = &state.workers;
+    let read =
+        |value: &std::sync::atomic::AtomicU64| value.load(std::sync::atomic::Ordering::Relaxed);
+    counter(
+        "tally_witness_cosignatures_total",
+        "Witness cosignatures collected and stored for the log's checkpoints.",
+        read(&workers.cosignatures_stored),
+    );
+    counter(
+        "tally_witness_failures_total",
+        "Checkpoint submissions a witness refused or did not answer.",
+        read(&workers.cosigning_failures),
+    );
+    counter(
+        "tally_audit_runs_total",
+        "Self-audits of the trust log run.",
+        read(&workers.audit_runs),
+    );
+    counter(
+        "tally_audit_failures_total",
+        "Self-audits that found the trust log and the ledger's rows disagreeing.",
+        read(&workers.audit_failures),
+    );
+    let mut gauge = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    };
+    gauge(
+        "tally_audit_ok",
+        "1 while the last self-audit held, 0 after one failed.",
+        read(&workers.audit_ok),
+    );
+    gauge(
+        "tally_audit_verified_leaves",
+        "Leaves of the trust log the self-audit has re-derived and found matching.",
+        read(&workers.audit_verified_leaves),
+    );
+    gauge(
+        "tally_audit_last_run_timestamp_seconds",
+        "Unix time of the last self-audit.",
+        read(&workers.audit_last_run_seconds),
+    );
     let name = "tally_ledger_commit_duration_seconds";
     let _ = writeln!(
         text,

@@ -648,3 +648,79 @@ async fn auditors_query_read_only_sql_with_limits() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_self_audit_follows_the_log_and_catches_a_rewritten_row() {
+    let (config, verifier_key) = signed_app_config();
+    let app = spawn_app_with(config).await;
+    let handle = app.sequencer.as_ref().unwrap().handle();
+    let currency = Currency::parse("CNY").unwrap();
+    let account = |id| {
+        Event::CreateAccount(NewAccount {
+            id,
+            currency,
+            kind: 1,
+            flags: AccountFlags::empty(),
+            user_data: 0,
+        })
+    };
+    let transfers = |ids: std::ops::RangeInclusive<u128>| -> Vec<Event> {
+        ids.map(|id| Event::CreateTransfer(NewTransfer::new(id, 1, 2, 5, currency)))
+            .collect()
+    };
+    let first: Vec<Event> = [account(1), account(2)]
+        .into_iter()
+        .chain(transfers(1..=10))
+        .collect();
+    let submit = |events: Vec<Event>| {
+        let handle = handle.clone();
+        async move {
+            tokio::task::spawn_blocking(move || handle.execute(events))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    submit(first).await;
+    let store = app.store.clone();
+    let mut audit = server::workers::SelfAudit::new(verifier_key.clone());
+    let run = |audit: &mut server::workers::SelfAudit| {
+        let mut reader = store.reader().unwrap();
+        audit.run(reader.as_mut())
+    };
+    assert_eq!(run(&mut audit), Ok(10));
+    assert_eq!(audit.verified_size(), 10);
+
+    // The log grows; the next run verifies only the new stretch and follows it.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    submit(transfers(11..=20)).await;
+    assert_eq!(run(&mut audit), Ok(20));
+
+    // Someone rewrites a row of the next stretch: the next run says so.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    submit(transfers(21..=30)).await;
+    let path = app._directory.path().join("tally.sqlite");
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    connection
+        .execute("UPDATE transfers SET amount = 6 WHERE id = 25", [])
+        .unwrap();
+    drop(connection);
+    let problem = run(&mut audit).unwrap_err();
+    assert!(problem.contains("do not lead to the root"), "{problem}");
+    assert_eq!(
+        audit.verified_size(),
+        20,
+        "a failed run verifies nothing more"
+    );
+    // A fresh audit from the first leaf finds it too; with another key, the signature fails.
+    let mut fresh = server::workers::SelfAudit::new(verifier_key);
+    assert!(run(&mut fresh).is_err());
+    let other_key = trustlog::NoteSigner::from_seed("test-log", &[8u8; 32])
+        .unwrap()
+        .verifier_key_text();
+    let mut wrong_key = server::workers::SelfAudit::new(other_key);
+    assert!(run(&mut wrong_key)
+        .unwrap_err()
+        .contains("checkpoint at size 30"));
+    app.stop().await;
+}

@@ -16,6 +16,8 @@ use crate::DataArgs;
 
 /// The operator's signing key, beside the store, readable by its owner only.
 pub const SIGNER_KEY_FILE_NAME: &str = "log-signer.key";
+/// This node's witness key (when it witnesses other logs), beside the store, owner-only.
+pub const WITNESS_KEY_FILE_NAME: &str = "witness.key";
 /// Largest receipt file `verify-receipt` reads.
 const RECEIPT_BYTES_MAX: u64 = 64 * 1024;
 
@@ -27,6 +29,9 @@ pub enum LogCommand {
     Receipt(ReceiptArgs),
     /// Verify a receipt offline with nothing but the file and the verifier key.
     VerifyReceipt(VerifyReceiptArgs),
+    /// Print this node's witness key (`name+keyid+base64(0x04 || public key)`), creating it on
+    /// first use: give it to the logs this node witnesses.
+    WitnessKey(DataArgs),
 }
 
 #[derive(Debug, Args)]
@@ -57,6 +62,11 @@ pub fn run(command: LogCommand) -> anyhow::Result<()> {
             let store = SqliteStore::open_existing(&args.data.directory())?;
             let receipt = receipt(&store, args.transfer_id)?;
             println!("{}", serde_json::to_string_pretty(&receipt)?);
+            Ok(())
+        }
+        LogCommand::WitnessKey(data) => {
+            let cosigner = load_or_create_cosigner(&data.directory())?;
+            println!("{}", cosigner.verifier_key_text());
             Ok(())
         }
         LogCommand::VerifyReceipt(args) => {
@@ -111,6 +121,49 @@ pub fn load_or_create_signer(directory: &Path) -> anyhow::Result<NoteSigner> {
     writeln!(file, "{}", signer.signer_key_text())?;
     file.sync_all()?;
     Ok(signer)
+}
+
+/// Loads this node's witness key, creating it (from the operating system's randomness,
+/// owner-only permissions) the first time. The file holds the key's name and its seed in hex.
+pub fn load_or_create_cosigner(directory: &Path) -> anyhow::Result<trustlog::Cosigner> {
+    let path = directory.join(WITNESS_KEY_FILE_NAME);
+    if !path.exists() {
+        std::fs::create_dir_all(directory)?;
+        let mut random = [0u8; 36];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut source| source.read_exact(&mut random))
+            .context("reading the operating system's randomness")?;
+        let name = format!("tally-witness-{}", hex(&random[32..]));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        writeln!(file, "{name} {}", hex(&random[..32]))?;
+        file.sync_all()?;
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let (name, seed_hex) = text
+        .trim()
+        .split_once(' ')
+        .with_context(|| format!("{}: expected `<name> <hex seed>`", path.display()))?;
+    ensure!(
+        seed_hex.len() == 64,
+        "{}: the seed is not 32 bytes",
+        path.display()
+    );
+    let mut seed = [0u8; 32];
+    for (index, pair) in seed_hex.as_bytes().chunks(2).enumerate() {
+        seed[index] = u8::from_str_radix(std::str::from_utf8(pair)?, 16)
+            .with_context(|| format!("{}: the seed is not hex", path.display()))?;
+    }
+    trustlog::Cosigner::from_seed(name, &seed).map_err(|error| anyhow::anyhow!("{error}"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 pub fn receipt(store: &SqliteStore, transfer_id: u128) -> anyhow::Result<serde_json::Value> {

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -22,7 +23,21 @@ pub struct ServeArgs {
     /// Address to listen on (port 0: any free port; the chosen address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// A witness that cosigns this log's checkpoints, as `<its witness key>@<its URL>`, e.g.
+    /// `tally-witness-1a2b+89abcdef+BASE64@http://10.0.0.2:8080/v1/witness` (repeatable).
+    #[arg(long = "witness", value_name = "KEY@URL")]
+    witnesses: Vec<String>,
+    /// Witness another institution's log: its verifier key (repeatable). Serves
+    /// `POST /v1/witness/add-checkpoint`, cosigning with this node's witness key.
+    #[arg(long = "witness-for", value_name = "LOG_KEY")]
+    witness_for: Vec<String>,
+    /// Seconds between two self-audits of the trust log.
+    #[arg(long, default_value_t = server::workers::AUDIT_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    audit_interval_seconds: u64,
 }
+
+/// How often the log looks for a new checkpoint to send to its witnesses.
+const COSIGNING_INTERVAL: Duration = Duration::from_millis(500);
 
 fn init_logging() {
     // TALLY_LOG=debug|info|warn|error; structured fields, one line per event.
@@ -60,8 +75,58 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
     let directory = args.data.directory();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&directory)?);
-    let sequencer = Sequencer::start(store.as_ref(), crate::sequencer_config(&directory)?)?;
-    let state = AppState::new(store.clone(), sequencer.handle());
+    let config = crate::sequencer_config(&directory)?;
+    let verifier_key = config
+        .log_signer
+        .as_ref()
+        .map(|signer| signer.verifier_key_text())
+        .context("the log has no signing key")?;
+    let targets = args
+        .witnesses
+        .iter()
+        .map(|text| server::workers::WitnessTarget::parse(text))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| anyhow::anyhow!("--witness {error}"))?;
+    let witness = if args.witness_for.is_empty() {
+        None
+    } else {
+        let cosigner = crate::log::load_or_create_cosigner(&directory)?;
+        let logs = args
+            .witness_for
+            .iter()
+            .map(|key| {
+                let name = key.split('+').next().unwrap_or_default().to_owned();
+                witness::KnownLog {
+                    origin: name,
+                    verifier_key_text: key.clone(),
+                }
+            })
+            .collect();
+        tracing::info!(key = %cosigner.verifier_key_text(), "witnessing {} log(s)", args.witness_for.len());
+        Some(Arc::new(
+            witness::Witness::open(&directory.join("witness.sqlite"), cosigner, logs)
+                .map_err(|error| anyhow::anyhow!("--witness-for: {error}"))?,
+        ))
+    };
+    let sequencer = Sequencer::start(store.as_ref(), config)?;
+    let metrics = server::workers::WorkerMetrics::new();
+    let state = AppState::with_workers(store.clone(), sequencer.handle(), metrics.clone(), witness);
+    let audit = server::workers::start_self_audit(
+        store.clone(),
+        server::workers::SelfAudit::new(verifier_key),
+        metrics.clone(),
+        Duration::from_secs(args.audit_interval_seconds),
+    )?;
+    let cosigning = if targets.is_empty() {
+        None
+    } else {
+        Some(server::workers::start_cosigning(
+            store.clone(),
+            targets,
+            metrics,
+            COSIGNING_INTERVAL,
+        )?)
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(HTTP_WORKER_THREADS)
         .enable_all()
@@ -76,6 +141,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("listening on http://{address}");
         server::serve(listener, state, shutdown_signal()).await.context("serving HTTP")
     })?;
+    drop(cosigning);
+    drop(audit);
     // Everything queued is committed and answered before the process ends.
     sequencer.shutdown();
     tracing::info!("stopped; the ledger is drained");

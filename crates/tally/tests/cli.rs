@@ -1,5 +1,8 @@
 //! The `tally` command as a person uses it: exit codes, messages, and what ends up on disk.
 
+// Tests drive real processes and time.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -459,4 +462,171 @@ fn receipts_verify_with_an_independently_written_verifier() {
         "{}",
         text(&refused.stderr)
     );
+}
+
+/// A `tally serve` child process, stopped with SIGTERM when dropped.
+struct Node {
+    child: std::process::Child,
+    address: String,
+}
+
+impl Node {
+    fn start(data: &Path, extra: &[&str]) -> Node {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+                data.to_str().unwrap(),
+            ])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("{line}"))
+            .to_owned();
+        Node { child, address }
+    }
+
+    /// The body of a GET.
+    fn get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&self.address).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: tally\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {response}");
+        body.to_owned()
+    }
+
+    /// Waits until `condition` holds for the body of `path`.
+    fn wait_for(&self, path: &str, condition: impl Fn(&str) -> bool) -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let body = self.get(path);
+            if condition(&body) {
+                return body;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "{path} never got there: {body}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn signature_lines(note: &str) -> usize {
+    note.lines()
+        .filter(|line| line.starts_with('\u{2014}'))
+        .count()
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no metric {name}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_witness_cosigns_a_log_and_refuses_a_fork_of_it() {
+    let directory = tempfile::tempdir().unwrap();
+    let log = directory.path().join("log");
+    let fork = directory.path().join("fork");
+    let witness = directory.path().join("witness");
+    // The log, and a fork of it: the same operator key, other leaves at the same size.
+    assert!(demo(&log).status.success());
+    std::fs::create_dir_all(&fork).unwrap();
+    std::fs::copy(log.join("log-signer.key"), fork.join("log-signer.key")).unwrap();
+    assert!(demo(&fork).status.success());
+    let log_key = text(&tally(&["log", "key", "--data", log.to_str().unwrap()]).stdout)
+        .trim()
+        .to_owned();
+    let witness_key = tally(&["log", "witness-key", "--data", witness.to_str().unwrap()]);
+    assert!(
+        witness_key.status.success(),
+        "{}",
+        text(&witness_key.stderr)
+    );
+    let witness_key = text(&witness_key.stdout).trim().to_owned();
+    assert!(witness_key.starts_with("tally-witness-"), "{witness_key}");
+
+    let witness_node = Node::start(&witness, &["--witness-for", &log_key]);
+    let target = format!("{witness_key}@http://{}/v1/witness", witness_node.address);
+    let log_node = Node::start(&log, &["--witness", &target]);
+    let note = log_node.wait_for("/v1/log/checkpoint", |note| signature_lines(note) == 2);
+    let verified = trustlog::verify_note_with(
+        &note,
+        &[
+            trustlog::NoteVerifier::parse(&log_key).unwrap(),
+            trustlog::NoteVerifier::parse(&witness_key).unwrap(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(verified.signatures.len(), 2);
+
+    // A receipt under the cosigned checkpoint verifies with the independent verifier, which
+    // also checks the witness's cosignature.
+    let receipt = log_node.get("/v1/log/receipts/6");
+    let file = directory.path().join("receipt.json");
+    std::fs::write(&file, &receipt).unwrap();
+    let checked = independent_verifier(&[
+        "receipt",
+        file.to_str().unwrap(),
+        "--vkey",
+        &log_key,
+        "--witness-vkey",
+        &witness_key,
+    ]);
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        text(&checked.stdout),
+        text(&checked.stderr)
+    );
+
+    // The self-audit re-derived every leaf of the log.
+    let metrics = log_node.wait_for("/metrics", |text| {
+        metric(text, "tally_audit_runs_total") >= 1
+    });
+    assert_eq!(metric(&metrics, "tally_audit_ok"), 1);
+    assert_eq!(metric(&metrics, "tally_audit_verified_leaves"), 12);
+    assert_eq!(metric(&metrics, "tally_witness_cosignatures_total"), 1);
+
+    // The fork asks the same witness: refused, never cosigned.
+    let fork_node = Node::start(&fork, &["--witness", &target]);
+    let fork_metrics = fork_node.wait_for("/metrics", |text| {
+        metric(text, "tally_witness_failures_total") >= 1
+    });
+    assert_eq!(metric(&fork_metrics, "tally_witness_cosignatures_total"), 0);
+    assert_eq!(signature_lines(&fork_node.get("/v1/log/checkpoint")), 1);
+    drop(fork_node);
+    // The witness still stands by the log it cosigned.
+    assert_eq!(signature_lines(&log_node.get("/v1/log/checkpoint")), 2);
 }

@@ -1,0 +1,358 @@
+//! Background workers of `tally serve`: collecting witness cosignatures for the log's
+//! checkpoints, and the self-audit that re-verifies the newest stretch of the log.
+//!
+//! Both are plain threads (their work is blocking: SQLite, a blocking HTTP client), each woken
+//! by its interval or stopped through a channel, and both report through [`WorkerMetrics`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use store::{Store, StoreReader};
+
+/// Counters and gauges of the background workers, rendered in `/metrics`.
+#[derive(Debug, Default)]
+pub struct WorkerMetrics {
+    pub cosignatures_stored: AtomicU64,
+    pub cosigning_failures: AtomicU64,
+    pub audit_runs: AtomicU64,
+    pub audit_failures: AtomicU64,
+    /// Leaves the self-audit has re-derived and found matching (a gauge).
+    pub audit_verified_leaves: AtomicU64,
+    /// 1 while the last audit held, 0 after one failed (a gauge); 1 before the first run.
+    pub audit_ok: AtomicU64,
+    /// Unix seconds of the last audit run (a gauge).
+    pub audit_last_run_seconds: AtomicU64,
+}
+
+impl WorkerMetrics {
+    pub fn new() -> Arc<WorkerMetrics> {
+        let metrics = WorkerMetrics::default();
+        metrics.audit_ok.store(1, Ordering::Relaxed);
+        Arc::new(metrics)
+    }
+}
+
+/// A running worker thread; dropping it stops it and waits for it.
+#[derive(Debug)]
+pub struct Worker {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    fn spawn(
+        name: &str,
+        body: impl FnOnce(Receiver<()>) + Send + 'static,
+    ) -> std::io::Result<Worker> {
+        let (stop, stopped) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || body(stopped))?;
+        Ok(Worker {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Waits `interval` or until told to stop; `false` when it is time to stop.
+fn wait(stopped: &Receiver<()>, interval: Duration) -> bool {
+    matches!(
+        stopped.recv_timeout(interval),
+        Err(RecvTimeoutError::Timeout)
+    )
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// A witness the log asks to cosign its checkpoints.
+#[derive(Debug)]
+pub struct WitnessTarget {
+    pub name: String,
+    pub client: witness::WitnessClient,
+}
+
+/// How long the log waits for a witness's answer.
+pub const WITNESS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest pause after repeated failures of one witness.
+const WITNESS_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+impl WitnessTarget {
+    /// `<witness verifier key>@<URL of its submission prefix>`, e.g.
+    /// `bank-b+1a2b3c4d+BASE64@http://10.0.0.2:8080/v1/witness`.
+    pub fn parse(text: &str) -> Result<WitnessTarget, String> {
+        let (key, url) = text
+            .split_once('@')
+            .ok_or_else(|| format!("{text:?}: expected <witness verifier key>@<URL>"))?;
+        let client = witness::WitnessClient::new(url, key, WITNESS_TIMEOUT)
+            .map_err(|error| format!("witness {key}: {error}"))?;
+        Ok(WitnessTarget {
+            name: client.verifier().name().to_owned(),
+            client,
+        })
+    }
+}
+
+/// Submits each new signed checkpoint to every witness and stores the cosignatures they
+/// return beside the log's own signature.
+pub fn start_cosigning(
+    store: Arc<dyn Store>,
+    targets: Vec<WitnessTarget>,
+    metrics: Arc<WorkerMetrics>,
+    interval: Duration,
+) -> std::io::Result<Worker> {
+    Worker::spawn("witness-cosigning", move |stopped| {
+        // Per witness: the size it holds as far as we know, and when to try again.
+        let mut known: Vec<Option<u64>> = vec![None; targets.len()];
+        let mut backoff: Vec<(Duration, u32)> = vec![(Duration::ZERO, 0); targets.len()];
+        let mut reader: Option<Box<dyn StoreReader>> = None;
+        loop {
+            if reader.is_none() {
+                reader = store.reader().ok();
+            }
+            if let Some(reader) = reader.as_mut() {
+                cosign_round(
+                    &store,
+                    reader.as_mut(),
+                    &targets,
+                    &mut known,
+                    &mut backoff,
+                    &metrics,
+                    interval,
+                );
+            }
+            if !wait(&stopped, interval) {
+                return;
+            }
+        }
+    })
+}
+
+fn cosign_round(
+    store: &Arc<dyn Store>,
+    reader: &mut dyn StoreReader,
+    targets: &[WitnessTarget],
+    known: &mut [Option<u64>],
+    backoff: &mut [(Duration, u32)],
+    metrics: &WorkerMetrics,
+    interval: Duration,
+) {
+    let checkpoint = match reader.latest_checkpoint() {
+        Ok(Some(checkpoint)) => checkpoint,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(%error, "cosigning: reading the latest checkpoint");
+            return;
+        }
+    };
+    for (index, target) in targets.iter().enumerate() {
+        if known[index] == Some(checkpoint.size) {
+            continue;
+        }
+        let (wait_left, failures) = &mut backoff[index];
+        if !wait_left.is_zero() {
+            *wait_left = wait_left.saturating_sub(interval);
+            continue;
+        }
+        let cell = std::cell::RefCell::new(&mut *reader);
+        let proof_for = |old: u64, new: u64| {
+            sequencer::consistency_proof(*cell.borrow_mut(), old, new)
+                .map_err(|error| error.to_string())
+        };
+        match witness::cosign(
+            &target.client,
+            &checkpoint.note,
+            checkpoint.size,
+            known[index],
+            proof_for,
+        ) {
+            Ok((line, size)) => {
+                known[index] = Some(size);
+                *failures = 0;
+                let stored = store.admin().and_then(|mut admin| {
+                    admin.add_cosignature(checkpoint.size, &target.name, &line, unix_seconds())
+                });
+                match stored {
+                    Ok(()) => {
+                        metrics.cosignatures_stored.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(witness = %target.name, size = checkpoint.size, "checkpoint cosigned");
+                    }
+                    Err(error) => {
+                        metrics.cosigning_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(%error, witness = %target.name, "storing a cosignature");
+                    }
+                }
+            }
+            Err(error) => {
+                metrics.cosigning_failures.fetch_add(1, Ordering::Relaxed);
+                *failures = failures.saturating_add(1);
+                let pause = interval
+                    .saturating_mul(2u32.saturating_pow((*failures).min(16)))
+                    .min(WITNESS_BACKOFF_MAX);
+                *wait_left = pause;
+                if let witness::ClientError::Conflict { size } = &error {
+                    known[index] = Some(*size);
+                }
+                tracing::warn!(%error, witness = %target.name, size = checkpoint.size,
+                    retry_in_s = pause.as_secs(), "a witness refused or did not answer");
+            }
+        }
+    }
+}
+
+/// Default time between two self-audits.
+pub const AUDIT_INTERVAL: Duration = Duration::from_secs(600);
+
+/// What the self-audit has verified so far: the tree rebuilt from the leaves up to a size.
+#[derive(Debug)]
+pub struct SelfAudit {
+    verifier_key: String,
+    edge: trustlog::RightEdge,
+}
+
+impl SelfAudit {
+    /// An audit that starts from the log's first leaf and checks checkpoint signatures with
+    /// `verifier_key` (the operator's).
+    pub fn new(verifier_key: String) -> SelfAudit {
+        SelfAudit {
+            verifier_key,
+            edge: trustlog::RightEdge::empty(),
+        }
+    }
+
+    /// Leaves verified so far.
+    pub fn verified_size(&self) -> u64 {
+        self.edge.size()
+    }
+
+    /// Re-derives the leaves appended since the last run from their rows, rebuilds the tree up
+    /// to the latest checkpoint, and checks that checkpoint: its signature, its root against
+    /// the rebuilt tree (which also proves it consistent with every checkpoint checked
+    /// before), and the stored tiles' root at its size. Returns the checkpoint's size.
+    pub fn run(&mut self, reader: &mut dyn StoreReader) -> Result<u64, String> {
+        let Some(checkpoint) = reader
+            .latest_checkpoint()
+            .map_err(|error| error.to_string())?
+        else {
+            return Ok(self.edge.size());
+        };
+        if checkpoint.size < self.edge.size() {
+            return Err(format!(
+                "the latest checkpoint (size {}) is smaller than one already verified (size {})",
+                checkpoint.size,
+                self.edge.size()
+            ));
+        }
+        let note = trustlog::verify_note(&checkpoint.note, &self.verifier_key)
+            .map_err(|error| format!("checkpoint at size {}: {error}", checkpoint.size))?;
+        let body = trustlog::Checkpoint::parse(&note.text)
+            .map_err(|error| format!("checkpoint at size {}: {error}", checkpoint.size))?;
+        if body.size() != checkpoint.size || *body.root() != checkpoint.root {
+            return Err(format!(
+                "checkpoint at size {}: its signed text names another size or root",
+                checkpoint.size
+            ));
+        }
+        let mut edge = self.edge.clone();
+        let mut leaves = Vec::new();
+        while edge.size() < checkpoint.size {
+            let from = edge.size();
+            let to = checkpoint
+                .size
+                .min(from + trustlog::APPEND_LEAVES_MAX as u64);
+            leaves.clear();
+            reader
+                .leaves(from, to, &mut leaves)
+                .map_err(|error| error.to_string())?;
+            let mut hashes = Vec::with_capacity(leaves.len());
+            for (expected, (index, leaf)) in (from..to).zip(&leaves) {
+                if *index != expected {
+                    return Err(format!("leaf {expected} has no transfer or registration"));
+                }
+                hashes.push(trustlog::leaf_hash(&leaf.bytes()));
+            }
+            if hashes.len() as u64 != to - from {
+                return Err(format!(
+                    "leaf {} has no transfer or registration",
+                    from + hashes.len() as u64
+                ));
+            }
+            edge = edge
+                .append(&hashes)
+                .map_err(|error| error.to_string())?
+                .edge;
+        }
+        if edge.root() != checkpoint.root {
+            return Err(format!(
+                "the leaves re-derived from the rows do not lead to the root of the checkpoint at size {}",
+                checkpoint.size
+            ));
+        }
+        let tiles_root = {
+            let tiles = sequencer::StoreTiles::new(reader);
+            trustlog::RightEdge::from_tiles(checkpoint.size, &tiles).map(|stored| stored.root())
+        };
+        match tiles_root {
+            Ok(root) if root == checkpoint.root => {}
+            Ok(_) => {
+                return Err(format!(
+                    "the stored tiles do not lead to the root of the checkpoint at size {}",
+                    checkpoint.size
+                ))
+            }
+            Err(error) => return Err(format!("the stored tiles cannot be read: {error}")),
+        }
+        self.edge = edge;
+        Ok(checkpoint.size)
+    }
+}
+
+/// Runs the self-audit now and then every `interval`, reporting through `metrics` and the log.
+pub fn start_self_audit(
+    store: Arc<dyn Store>,
+    mut audit: SelfAudit,
+    metrics: Arc<WorkerMetrics>,
+    interval: Duration,
+) -> std::io::Result<Worker> {
+    Worker::spawn("self-audit", move |stopped| loop {
+        let outcome = store
+            .reader()
+            .map_err(|error| error.to_string())
+            .and_then(|mut reader| audit.run(reader.as_mut()));
+        metrics.audit_runs.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .audit_last_run_seconds
+            .store(unix_seconds(), Ordering::Relaxed);
+        match outcome {
+            Ok(size) => {
+                metrics.audit_verified_leaves.store(size, Ordering::Relaxed);
+                metrics.audit_ok.store(1, Ordering::Relaxed);
+                tracing::info!(verified_leaves = size, "self-audit: the trust log holds");
+            }
+            Err(problem) => {
+                metrics.audit_failures.fetch_add(1, Ordering::Relaxed);
+                metrics.audit_ok.store(0, Ordering::Relaxed);
+                tracing::error!(%problem, "SELF-AUDIT FAILED: the trust log does not match the ledger's rows; run `tally verify` and investigate");
+            }
+        }
+        if !wait(&stopped, interval) {
+            return;
+        }
+    })
+}
