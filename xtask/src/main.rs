@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use ledger_sim::{Failure, Options, Report, Simulator, BATCH_EVENTS_MAX, BATCH_EVENTS_MAX_DEFAULT};
 
 /// Events in a `cargo xtask sim` run unless `--events` says otherwise.
@@ -101,9 +101,74 @@ fn demo(arguments: &[String]) -> Result<ExitCode> {
     })
 }
 
+/// Installs a Debian package when its command is missing (CI starts from a bare machine).
+fn ensure_installed(command: &str, package: &str) -> Result<()> {
+    let present = Command::new(command)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if present {
+        return Ok(());
+    }
+    println!("xtask test: installing {package} (needed for {command})");
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0");
+    let run = |arguments: &[&str]| -> Result<()> {
+        let mut command = if is_root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.arg("apt-get");
+            sudo
+        };
+        let status = command
+            .args(arguments)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("could not run apt-get")?;
+        ensure!(
+            status.success(),
+            "apt-get {} failed ({status})",
+            arguments.join(" ")
+        );
+        Ok(())
+    };
+    run(&["update"])?;
+    run(&["install", "-y", "--no-install-recommends", package])
+        .with_context(|| format!("install {package} (Debian) and run again"))
+}
+
+/// The independent receipt verifier's own tests (Python, standard library only).
+fn python_tests() -> Result<(u64, u64)> {
+    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/tlog-verify");
+    let output = Command::new("python3")
+        .args(["-m", "unittest", "discover", "-s"])
+        .arg(&directory)
+        .output()
+        .context("could not run python3")?;
+    let report = String::from_utf8_lossy(&output.stderr);
+    print!("{report}");
+    let ran: u64 = report
+        .lines()
+        .find_map(|line| line.strip_prefix("Ran "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or(0);
+    if output.status.success() && ran > 0 {
+        Ok((ran, 0))
+    } else {
+        Ok((0, ran.max(1)))
+    }
+}
+
 fn test() -> Result<ExitCode> {
     // Later steps go here, first: e.g. installing and starting a PostgreSQL server for the
     // store-postgres tests once that crate exists.
+    ensure_installed("python3", "python3")?;
 
     let arguments = SimArguments {
         seed: random_seed(),
@@ -120,7 +185,7 @@ fn test() -> Result<ExitCode> {
         return Ok(code);
     }
 
-    println!("xtask test: step 2/2: cargo test --workspace --all-targets");
+    println!("xtask test: step 2/3: cargo test --workspace --all-targets");
     let mut child = cargo()
         .args(["test", "--workspace", "--all-targets"])
         .stdout(Stdio::piped())
@@ -139,9 +204,16 @@ fn test() -> Result<ExitCode> {
         }
     }
     let status = child.wait().context("waiting for cargo")?;
+    println!("xtask test: step 3/3: the independent receipt verifier (tools/tlog-verify)");
+    let (python_passed, python_failed) = python_tests()?;
+    passed += python_passed;
+    failed += python_failed;
     println!("xtask test: {passed} passed, {failed} failed");
     if !status.success() {
         bail!("cargo test --workspace failed ({status})");
+    }
+    if python_failed > 0 {
+        bail!("the independent verifier's tests failed");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -73,7 +73,8 @@ fn account_from_row(row: &Row<'_>) -> rusqlite::Result<Decoded<Account>> {
 /// Reads the columns of `TRANSFER_COLUMNS` starting at `offset`.
 fn transfer_from_row(row: &Row<'_>) -> rusqlite::Result<Decoded<Transfer>> {
     let integers: [i64; 4] = [row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?];
-    let currency_text: String = row.get(4)?;
+    // Borrowed from the row: no allocation for the three letters of every transfer read.
+    let currency = currency(row.get_ref(4)?.as_str()?);
     let pending_id: Option<i64> = row.get(5)?;
     let user_data: i64 = row.get(6)?;
     let timeout_seconds: u32 = row.get(7)?;
@@ -86,7 +87,7 @@ fn transfer_from_row(row: &Row<'_>) -> rusqlite::Result<Decoded<Transfer>> {
             debit_account_id: from_i64(integers[1], "debit_account_id")?,
             credit_account_id: from_i64(integers[2], "credit_account_id")?,
             amount: from_i64(integers[3], "amount")?,
-            currency: currency(&currency_text)?,
+            currency: currency?,
             pending_id: from_i64(pending_id.unwrap_or(0), "pending_id")?,
             user_data: from_i64(user_data, "user_data")?,
             timeout_seconds,

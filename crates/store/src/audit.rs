@@ -9,8 +9,12 @@ use crate::{BalanceMismatch, StoredTransfer};
 /// Sums per account, built from every transfer.
 #[derive(Debug, Default)]
 pub struct LedgerAudit {
-    /// Stored account, and debits pending/posted, credits pending/posted from its transfers.
-    accounts: IdMap<(Account, [u128; 4])>,
+    /// Account id → its place in `accounts` and `sums`: the map stays small, so the two
+    /// lookups per transfer mostly hit the cache.
+    places: IdMap<u32>,
+    accounts: Vec<Account>,
+    /// Per account: debits pending/posted, credits pending/posted from its transfers.
+    sums: Vec<[u128; 4]>,
     bad_transfers: Vec<u128>,
     findings_max: usize,
 }
@@ -30,7 +34,11 @@ impl LedgerAudit {
     }
 
     pub fn add_account(&mut self, account: &Account) {
-        self.accounts.insert(account.id, (*account, [0; 4]));
+        let place = u32::try_from(self.accounts.len()).expect("fewer than 2^32 accounts");
+        if self.places.insert(account.id, place).is_none() {
+            self.accounts.push(*account);
+            self.sums.push([0; 4]);
+        }
     }
 
     /// Adds one transfer: posted amounts of single-phase and posting transfers, pending
@@ -47,8 +55,10 @@ impl LedgerAudit {
         ];
         let mut names_bad_account = false;
         for (account_id, pending_slot, posted_slot) in sides {
-            match self.accounts.get_mut(&account_id) {
-                Some((account, sums)) if account.currency == transfer.currency => {
+            let place = self.places.get(&account_id).map(|place| *place as usize);
+            match place {
+                Some(place) if self.accounts[place].currency == transfer.currency => {
+                    let sums = &mut self.sums[place];
                     if still_pending {
                         sums[pending_slot] += transfer.amount;
                     }
@@ -74,7 +84,8 @@ impl LedgerAudit {
     pub fn balance_mismatches(&self) -> Vec<BalanceMismatch> {
         let mut mismatches: Vec<BalanceMismatch> = self
             .accounts
-            .values()
+            .iter()
+            .zip(&self.sums)
             .filter_map(|(account, sums)| {
                 let stored = [
                     account.debits_pending,

@@ -157,7 +157,8 @@ pub fn storage_bytes_written() -> u64 {
         .unwrap_or(0)
 }
 
-fn percentile(sorted: &[u64], per_mille: usize) -> f64 {
+/// The value at `per_mille` of `sorted`, divided by 1,000 (microseconds to milliseconds).
+pub(crate) fn percentile(sorted: &[u64], per_mille: usize) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

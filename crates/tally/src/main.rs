@@ -5,6 +5,7 @@
 
 mod admin;
 mod bench;
+mod bench_receipts;
 mod demo;
 mod log;
 mod progress;
@@ -54,6 +55,8 @@ enum Command {
 enum BenchCommand {
     /// Push transfers through the same sequencer and store the server uses, durably.
     Ledger(bench::LedgerArgs),
+    /// Build receipts for random transfers of an existing store and time each.
+    Receipts(bench_receipts::ReceiptsArgs),
     /// Push transfers until stopped, appending each acknowledged transfer id to a file
     /// (used by the crash tests).
     #[command(hide = true)]
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
         Command::Log(command) => log::run(command),
         Command::Admin(command) => admin::run(command),
         Command::Bench(BenchCommand::Ledger(args)) => bench::run(args),
+        Command::Bench(BenchCommand::Receipts(args)) => bench_receipts::run(args),
         Command::Bench(BenchCommand::Push(args)) => push::run(args),
     };
     match outcome {

@@ -36,8 +36,9 @@ pub struct VerifyArgs {
 fn pass_over_rows(
     reader: &mut dyn StoreReader,
     log_size: u64,
+    tree: &mut TreeBuilder,
     counter: &AtomicU64,
-) -> anyhow::Result<(Vec<Check>, Vec<trustlog::Hash>, Vec<String>)> {
+) -> anyhow::Result<(Vec<Check>, Vec<String>)> {
     let mut audit = store::LedgerAudit::new(FINDINGS_MAX);
     reader.visit_accounts(&mut |account| audit.add_account(account))?;
     let mut leaves_problems = Vec::new();
@@ -46,8 +47,32 @@ fn pass_over_rows(
     let slots = usize::try_from(log_size).context("the log is too large to verify in memory")?;
     let mut leaf_hashes: Vec<trustlog::Hash> = vec![[0; 32]; slots];
     let mut filled = vec![false; slots];
-    // The reader decodes rows on this thread while a second thread adds them up and hashes
-    // their leaves: the two halves of the work take about as long as each other.
+    reader.visit_registrations(&mut |stored| {
+        let leaf_index = stored.leaf_index;
+        let id = stored.registration.id;
+        let slot = usize::try_from(leaf_index)
+            .ok()
+            .filter(|slot| *slot < slots);
+        match slot {
+            Some(slot) if !filled[slot] => {
+                filled[slot] = true;
+                leaf_hashes[slot] = trustlog::leaf_hash(&stored.registration.log_leaf());
+            }
+            Some(_) => leaves_problems.push(format!(
+                "leaf {leaf_index} is claimed twice (again by registration {id})"
+            )),
+            None => leaves_problems.push(format!(
+                "registration {id} claims leaf {leaf_index}, beyond the log's size {log_size}"
+            )),
+        }
+    })?;
+    // The reader decodes rows on this thread while a second thread adds them up, hashes their
+    // leaves and grows the tree as the leaves become contiguous: the two halves of the work
+    // take about as long as each other.
+    let mut contiguous = 0;
+    while contiguous < slots && filled[contiguous] {
+        contiguous += 1;
+    }
     let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<store::StoredTransfer>>(4);
     let visited = std::thread::scope(|scope| {
         let consumer = scope.spawn(|| {
@@ -75,7 +100,12 @@ fn pass_over_rows(
                     }
                 }
                 counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                while contiguous < slots && filled[contiguous] {
+                    contiguous += 1;
+                }
+                tree.append_until(&leaf_hashes, contiguous)?;
             }
+            anyhow::Ok(())
         });
         let mut chunk = Vec::with_capacity(CHUNK_TRANSFERS);
         let visited = reader.visit_transfers(&mut |stored| {
@@ -90,29 +120,12 @@ fn pass_over_rows(
         drop(chunks);
         consumer
             .join()
-            .map_err(|_| anyhow::anyhow!("the audit thread panicked"))?;
+            .map_err(|_| anyhow::anyhow!("the audit thread panicked"))??;
         anyhow::Ok(visited)
     })?;
     visited?;
-    reader.visit_registrations(&mut |stored| {
-        let leaf_index = stored.leaf_index;
-        let id = stored.registration.id;
-        let slot = usize::try_from(leaf_index)
-            .ok()
-            .filter(|slot| *slot < slots);
-        match slot {
-            Some(slot) if !filled[slot] => {
-                filled[slot] = true;
-                leaf_hashes[slot] = trustlog::leaf_hash(&stored.registration.log_leaf());
-            }
-            Some(_) => leaves_problems.push(format!(
-                "leaf {leaf_index} is claimed twice (again by registration {id})"
-            )),
-            None => leaves_problems.push(format!(
-                "registration {id} claims leaf {leaf_index}, beyond the log's size {log_size}"
-            )),
-        }
-    })?;
+    // Leaves after a hole (reported below) are appended now.
+    tree.append_until(&leaf_hashes, slots)?;
     if let Some(missing) = filled.iter().position(|slot| !slot) {
         leaves_problems.push(format!("leaf {missing} has no transfer or registration"));
     }
@@ -140,67 +153,91 @@ fn pass_over_rows(
                 .collect(),
         },
     ];
-    Ok((ledger_checks, leaf_hashes, leaves_problems))
+    Ok((ledger_checks, leaves_problems))
+}
+
+/// The tree rebuilt from the leaf hashes, grown as they arrive, with its root at every
+/// checkpoint's size.
+struct TreeBuilder {
+    edge: trustlog::RightEdge,
+    /// Checkpoint sizes, ascending, and the next one to reach.
+    sizes: Vec<u64>,
+    next_size: usize,
+    roots: Vec<(u64, trustlog::Hash)>,
+}
+
+impl TreeBuilder {
+    fn new(sizes: Vec<u64>) -> TreeBuilder {
+        let mut tree = TreeBuilder {
+            edge: trustlog::RightEdge::empty(),
+            sizes,
+            next_size: 0,
+            roots: Vec::new(),
+        };
+        tree.note_root();
+        tree
+    }
+
+    /// Records the root when the tree has a checkpoint's size.
+    fn note_root(&mut self) {
+        while self
+            .sizes
+            .get(self.next_size)
+            .is_some_and(|size| *size <= self.edge.size())
+        {
+            if self.sizes[self.next_size] == self.edge.size() {
+                self.roots.push((self.edge.size(), self.edge.root()));
+            }
+            self.next_size += 1;
+        }
+    }
+
+    /// Appends `leaf_hashes[size..upto]`, stopping at each checkpoint size on the way.
+    fn append_until(&mut self, leaf_hashes: &[trustlog::Hash], upto: usize) -> anyhow::Result<()> {
+        let mut start = usize::try_from(self.edge.size())?;
+        while start < upto {
+            let limit = start + trustlog::APPEND_LEAVES_MAX.min(upto - start);
+            let end = self.sizes.get(self.next_size).map_or(limit, |size| {
+                usize::try_from(*size).map_or(limit, |size| size.min(limit))
+            });
+            self.edge = self
+                .edge
+                .append(&leaf_hashes[start..end])
+                .map_err(|error| anyhow::anyhow!("{error}"))?
+                .edge;
+            self.note_root();
+            start = end;
+        }
+        Ok(())
+    }
 }
 
 /// Rebuilds the trust log from the leaf hashes and checks the stored tiles and checkpoints.
 fn check_log(
     reader: &mut dyn StoreReader,
     log_size: u64,
-    leaf_hashes: &[trustlog::Hash],
+    tree: &TreeBuilder,
+    checkpoints: &[store::LogCheckpoint],
     leaves_problems: Vec<String>,
     verifier_key: Option<&str>,
 ) -> anyhow::Result<Vec<Check>> {
-    let checkpoints = reader.checkpoints()?;
     let mut checkpoint_problems = Vec::new();
-    let mut edge = trustlog::RightEdge::empty();
-    let mut pending_checkpoints = checkpoints.iter().peekable();
-    let mut check_root_at = |edge: &trustlog::RightEdge, problems: &mut Vec<String>| {
-        while let Some(checkpoint) =
-            pending_checkpoints.next_if(|checkpoint| checkpoint.size == edge.size())
-        {
-            if checkpoint.root != edge.root() {
-                problems.push(format!(
-                    "checkpoint at size {} does not match the tree rebuilt from the transfers and registrations",
-                    checkpoint.size
-                ));
-            }
+    let edge = &tree.edge;
+    let roots: std::collections::HashMap<u64, trustlog::Hash> =
+        tree.roots.iter().copied().collect();
+    for checkpoint in checkpoints {
+        match roots.get(&checkpoint.size) {
+            Some(root) if *root == checkpoint.root => {}
+            Some(_) => checkpoint_problems.push(format!(
+                "checkpoint at size {} does not match the tree rebuilt from the transfers and registrations",
+                checkpoint.size
+            )),
+            None => checkpoint_problems.push(format!(
+                "checkpoint at size {} is beyond the log rebuilt from the transfers (size {})",
+                checkpoint.size,
+                edge.size()
+            )),
         }
-    };
-
-    // Append up to each checkpoint's size in turn, to compare its root there. Checkpoints come
-    // sorted by size, and the tree holds `start` leaves at the top of each round.
-    let sizes: Vec<u64> = checkpoints
-        .iter()
-        .map(|checkpoint| checkpoint.size)
-        .collect();
-    let mut next_size = 0;
-    let mut start = 0;
-    while start < leaf_hashes.len() {
-        while sizes
-            .get(next_size)
-            .is_some_and(|size| *size <= start as u64)
-        {
-            next_size += 1;
-        }
-        let limit = start + trustlog::APPEND_LEAVES_MAX.min(leaf_hashes.len() - start);
-        let end = sizes.get(next_size).map_or(limit, |size| {
-            usize::try_from(*size).map_or(limit, |size| size.min(limit))
-        });
-        edge = edge
-            .append(&leaf_hashes[start..end])
-            .map_err(|error| anyhow::anyhow!("{error}"))?
-            .edge;
-        check_root_at(&edge, &mut checkpoint_problems);
-        start = end;
-    }
-    check_root_at(&edge, &mut checkpoint_problems);
-    for checkpoint in pending_checkpoints {
-        checkpoint_problems.push(format!(
-            "checkpoint at size {} is beyond the log rebuilt from the transfers (size {})",
-            checkpoint.size,
-            edge.size()
-        ));
     }
     let tiles_root = {
         let tiles = sequencer::StoreTiles::new(reader);
@@ -218,7 +255,7 @@ fn check_log(
         None => checkpoint_problems
             .push("no verifier key to check checkpoint signatures with (give --vkey)".to_owned()),
         Some(key) => {
-            for checkpoint in &checkpoints {
+            for checkpoint in checkpoints {
                 let verdict = trustlog::verify_note(&checkpoint.note, key)
                     .map_err(|error| error.to_string())
                     .and_then(|note| {
@@ -326,12 +363,24 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
         head.log_size,
         !args.json && std::io::stderr().is_terminal(),
     );
-    let (ledger_checks, leaf_hashes, leaves_problems) =
-        pass_over_rows(reader.as_mut(), head.log_size, &progress.counter())?;
+    let checkpoints = reader.checkpoints()?;
+    let mut tree = TreeBuilder::new(
+        checkpoints
+            .iter()
+            .map(|checkpoint| checkpoint.size)
+            .collect(),
+    );
+    let (ledger_checks, leaves_problems) = pass_over_rows(
+        reader.as_mut(),
+        head.log_size,
+        &mut tree,
+        &progress.counter(),
+    )?;
     let log_checks = check_log(
         reader.as_mut(),
         head.log_size,
-        &leaf_hashes,
+        &tree,
+        &checkpoints,
         leaves_problems,
         verifier_key.as_deref(),
     )?;
