@@ -655,19 +655,51 @@ impl StoreReader for SqliteReader {
             return Ok(());
         };
         let start = out.len();
+        // The batches' runs of leaves that overlap [from, to): which transfer each leaf is.
+        let mut wanted: Vec<(u64, u128)> = Vec::new();
         {
             let mut statement = self
                 .connection
-                .prepare_cached(&format!(
-                    "SELECT {TRANSFER_COLUMNS}, t.leaf_index FROM transfers t
-                     WHERE t.leaf_index >= ?1 AND t.leaf_index < ?2"
-                ))
+                .prepare_cached(
+                    "SELECT leaf_first, transfer_ids FROM log_leaf_runs
+                      WHERE leaf_first < ?2
+                        AND leaf_first >= coalesce(
+                            (SELECT max(leaf_first) FROM log_leaf_runs WHERE leaf_first <= ?1), 0)
+                      ORDER BY leaf_first",
+                )
                 .map_err(map_error)?;
             let mut rows = statement.query([from, to]).map_err(map_error)?;
             while let Some(row) = rows.next().map_err(map_error)? {
-                let transfer = transfer_from_row(row).map_err(map_error)??;
-                let leaf_index: i64 = row.get(11).map_err(map_error)?;
-                out.push((leaf_number(leaf_index)?, LogLeaf::Transfer(transfer)));
+                let first = leaf_number(row.get(0).map_err(map_error)?)?;
+                let ids = row
+                    .get_ref(1)
+                    .map_err(map_error)?
+                    .as_blob()
+                    .map_err(|error| map_error(error.into()))?;
+                if ids.len() % 8 != 0 {
+                    return Err(StoreError::corrupt(format!(
+                        "the leaf run at {first} is not a list of 8-byte ids"
+                    )));
+                }
+                for (position, id) in ids.chunks_exact(8).enumerate() {
+                    let leaf = first + position as u64;
+                    if (from as u64..to as u64).contains(&leaf) {
+                        let id = i64::from_le_bytes(id.try_into().expect("8 bytes"));
+                        wanted.push((leaf, from_i64(id, "transfer id")?));
+                    }
+                }
+            }
+        }
+        let ids: Vec<u128> = wanted.iter().map(|(_, id)| *id).collect();
+        let mut found = Vec::with_capacity(ids.len());
+        self.load_transfers(&ids, &mut found)?;
+        let by_id: ledger::IdMap<Transfer> = found
+            .into_iter()
+            .map(|stored| (stored.transfer.id, stored.transfer))
+            .collect();
+        for (leaf, id) in wanted {
+            if let Some(transfer) = by_id.get(&id) {
+                out.push((leaf, LogLeaf::Transfer(*transfer)));
             }
         }
         for stored in

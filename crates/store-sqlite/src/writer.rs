@@ -227,6 +227,16 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
         }
     }
     insert_registrations(connection, batch)?;
+    if !batch.transfers.is_empty() {
+        connection
+            .prepare_cached("INSERT INTO log_leaf_runs (leaf_first, transfer_ids) VALUES (?1, ?2)")
+            .map_err(map_error)?
+            .execute(params![
+                i64::try_from(batch.log.size_before).expect("log size fits i64"),
+                &last_batch_transfers
+            ])
+            .map_err(map_error)?;
+    }
     write_log(connection, batch)?;
     let advanced = connection
         .prepare_cached(

@@ -183,6 +183,28 @@ fn bench_reports_json_and_refuses_bad_arguments() {
         text(&count.stdout).lines().nth(1).unwrap(),
         report["transfers"].to_string()
     );
+    // Receipts for random leaves of that store, each one built from the stored tiles. The
+    // store is also a sound one: `verify` says so, and the self-audit's ranges read back.
+    let receipts = tally(&[
+        "bench",
+        "receipts",
+        "--data",
+        data.to_str().unwrap(),
+        "--samples",
+        "200",
+        "--json",
+    ]);
+    assert!(receipts.status.success(), "{}", text(&receipts.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&receipts.stdout).unwrap();
+    assert_eq!(report["samples"], 200);
+    assert!(report["leaves"].as_u64().unwrap() >= 20_000);
+    let latency = &report["latency_ms"];
+    assert!(latency["p50"].as_f64().unwrap() <= latency["p99"].as_f64().unwrap());
+    let verified = tally(&["verify", "--data", data.to_str().unwrap(), "--json"]);
+    assert!(verified.status.success(), "{}", text(&verified.stderr));
+    let verified: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(verified["ok"], true);
+    assert!(verified["leaves"].as_u64().unwrap() >= 20_000);
     // Running it again on the same store is refused: it needs a fresh one.
     let again = tally(&[
         "bench",

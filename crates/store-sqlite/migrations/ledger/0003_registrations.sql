@@ -14,9 +14,14 @@ CREATE TABLE registrations (
     UNIQUE (registrant, idempotency_key)
 ) STRICT;
 
--- Leaf number -> transfer, for entry bundles and the self-audit's ranges. Leaf numbers grow
--- with every batch, so the index is only ever appended at its right edge.
-CREATE UNIQUE INDEX transfers_by_leaf ON transfers (leaf_index);
+-- Leaf number -> transfer, for entry bundles and the self-audit's ranges: one row per batch,
+-- its first leaf and its transfers' ids in leaf order (8-byte little-endian integers). One
+-- row a batch costs far less than an index entry a transfer (measured: ~9 % of the CPU of a
+-- commit).
+CREATE TABLE log_leaf_runs (
+    leaf_first   INTEGER PRIMARY KEY,
+    transfer_ids BLOB    NOT NULL
+) STRICT;
 
 -- Witness cosignature lines (C2SP tlog-cosignature) for stored checkpoints.
 CREATE TABLE log_cosignatures (
