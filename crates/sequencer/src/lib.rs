@@ -155,6 +155,8 @@ pub(crate) struct RegisterRequest {
 pub(crate) enum Message {
     Request(Request),
     Register(RegisterRequest),
+    /// Sign a checkpoint at the next opportunity, whatever the interval (if the log grew).
+    Checkpoint,
     Shutdown,
 }
 
@@ -172,6 +174,7 @@ impl std::fmt::Debug for Message {
             Message::Register(request) => {
                 write!(f, "Register({} registrations)", request.registrations.len())
             }
+            Message::Checkpoint => f.write_str("Checkpoint"),
             Message::Shutdown => f.write_str("Shutdown"),
         }
     }
@@ -205,6 +208,13 @@ impl SequencerHandle {
             reply,
         }))?;
         Ok(Ticket(receiver))
+    }
+
+    /// Asks for a checkpoint of everything committed so far, signed at the next opportunity
+    /// rather than when the interval ends. Returns at once; the checkpoint appears in the store
+    /// once it is durable.
+    pub fn request_checkpoint(&self) -> Result<(), CommitError> {
+        self.send(Message::Checkpoint)
     }
 
     fn send(&self, message: Message) -> Result<(), CommitError> {

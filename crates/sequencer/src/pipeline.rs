@@ -168,6 +168,7 @@ struct Gathered {
     registers: Vec<RegisterRequest>,
     events: usize,
     registrations: usize,
+    checkpoint_requested: bool,
 }
 
 impl Gathered {
@@ -189,13 +190,14 @@ impl Gathered {
                 self.registrations += count;
                 self.registers.push(request);
             }
+            Message::Checkpoint => self.checkpoint_requested = true,
             Message::Shutdown => unreachable!("shutdown is not gathered"),
         }
         None
     }
 
     fn is_empty(&self) -> bool {
-        self.requests.is_empty() && self.registers.is_empty()
+        self.requests.is_empty() && self.registers.is_empty() && !self.checkpoint_requested
     }
 }
 
@@ -403,6 +405,7 @@ impl SequencerThread {
         let Gathered {
             requests,
             registers,
+            checkpoint_requested,
             ..
         } = gathered;
         if self.needs_reload {
@@ -426,7 +429,8 @@ impl SequencerThread {
         };
         // Registrations are rare and wait for their receipt: their batch signs a checkpoint.
         let checkpoint_due = self.checkpoint_due(timestamp)
-            || (self.config.log_signer.is_some() && !registers.is_empty());
+            || (self.config.log_signer.is_some()
+                && (!registers.is_empty() || checkpoint_requested));
         if requests.is_empty() && registers.is_empty() && expiring.is_empty() {
             return checkpoint_due
                 .then(|| self.checkpoint_job(timestamp))

@@ -73,7 +73,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/v1/log/checkpoint", get(log::checkpoint))
+        .route(
+            "/v1/log/checkpoint",
+            get(log::checkpoint).post(log::sign_checkpoint),
+        )
         .route("/v1/log/receipts/{transfer_id}", get(log::receipt))
         .route("/v1/log/consistency", get(log::consistency))
         .route("/v1/log/tile/{*path}", get(log::tile))

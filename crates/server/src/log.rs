@@ -403,3 +403,61 @@ fn tile_response(tile: &trustlog::Tile, body: Vec<u8>) -> Response {
     )
         .into_response()
 }
+
+/// How long `POST /v1/log/checkpoint` waits for the checkpoint it asked for.
+const CHECKPOINT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const CHECKPOINT_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// `POST /v1/log/checkpoint` (operators): a checkpoint of everything committed so far, signed
+/// now instead of at the end of the interval.
+pub(crate) async fn sign_checkpoint(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    crate::auth::authenticate(&state, &headers, store::CredentialRole::Operator).await?;
+    let unavailable = |error: store::StoreError| {
+        tracing::error!(%error, "reading the log for a checkpoint");
+        ApiError::unavailable("the store does not answer")
+    };
+    let log_size = state
+        .readers
+        .run(|reader| reader.head())
+        .await
+        .map_err(unavailable)?
+        .log_size;
+    state.sequencer.request_checkpoint().map_err(|error| {
+        tracing::error!(%error, "asking for a checkpoint");
+        ApiError::unavailable("the ledger is not accepting requests")
+    })?;
+    let started = std::time::Instant::now();
+    loop {
+        let note = state
+            .readers
+            .run(move |reader| match reader.latest_checkpoint()? {
+                Some(checkpoint) if checkpoint.size >= log_size => {
+                    sequencer::cosigned_note(reader, &checkpoint).map(Some)
+                }
+                _ => Ok(None),
+            })
+            .await
+            .map_err(unavailable)?;
+        if let Some(note) = note {
+            return Ok(
+                ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response(),
+            );
+        }
+        if log_size == 0 {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_checkpoint",
+                "The log is empty: there is nothing to sign yet.",
+            ));
+        }
+        if started.elapsed() > CHECKPOINT_WAIT {
+            return Err(ApiError::unavailable(
+                "the checkpoint was not signed in time; try again",
+            ));
+        }
+        tokio::time::sleep(CHECKPOINT_POLL).await;
+    }
+}

@@ -726,3 +726,73 @@ async fn the_self_audit_follows_the_log_and_catches_a_rewritten_row() {
         .contains("checkpoint at size 30"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn operators_get_a_checkpoint_on_demand() {
+    let (mut config, verifier_key) = signed_app_config();
+    config.checkpoint_interval = std::time::Duration::from_secs(3600);
+    let app = spawn_app_with(config).await;
+    let handle = app.sequencer.as_ref().unwrap().handle();
+    let currency = Currency::parse("CNY").unwrap();
+    let account = |id| {
+        Event::CreateAccount(NewAccount {
+            id,
+            currency,
+            kind: 1,
+            flags: AccountFlags::empty(),
+            user_data: 0,
+        })
+    };
+    let operator = format!("Bearer {}", token(&app, store::CredentialRole::Operator));
+    let auditor = format!("Bearer {}", token(&app, store::CredentialRole::Auditor));
+    let empty = request(
+        &app,
+        "POST",
+        "/v1/log/checkpoint",
+        &[("Authorization", &operator)],
+        "",
+    )
+    .await;
+    assert_eq!(empty.status, 404, "{}", empty.body);
+    // The first batch is signed at once; the second waits for the interval (an hour here).
+    for events in [
+        vec![
+            account(1),
+            account(2),
+            Event::CreateTransfer(NewTransfer::new(1, 1, 2, 5, currency)),
+        ],
+        vec![Event::CreateTransfer(NewTransfer::new(
+            2, 1, 2, 5, currency,
+        ))],
+    ] {
+        let handle = handle.clone();
+        tokio::task::spawn_blocking(move || handle.execute(events))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let latest = get(&app, "/v1/log/checkpoint").await.body;
+    assert!(latest.starts_with("test-log\n1\n"), "{latest}");
+    let refused = request(
+        &app,
+        "POST",
+        "/v1/log/checkpoint",
+        &[("Authorization", &auditor)],
+        "",
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+    let signed = request(
+        &app,
+        "POST",
+        "/v1/log/checkpoint",
+        &[("Authorization", &operator)],
+        "",
+    )
+    .await;
+    assert_eq!(signed.status, 200, "{}", signed.body);
+    let note = trustlog::verify_note(&signed.body, &verifier_key).unwrap();
+    assert!(note.text.starts_with("test-log\n2\n"), "{}", note.text);
+    assert_eq!(get(&app, "/v1/log/checkpoint").await.body, signed.body);
+    app.stop().await;
+}
