@@ -38,8 +38,11 @@ pub enum LogCommand {
 pub struct ReceiptArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// The transfer's id.
-    transfer_id: u128,
+    /// The id is a registration's (a deposited document's), not a transfer's.
+    #[arg(long)]
+    registration: bool,
+    /// The transfer's id (or the registration's, with --registration).
+    id: u128,
 }
 
 #[derive(Debug, Args)]
@@ -60,7 +63,19 @@ pub fn run(command: LogCommand) -> anyhow::Result<()> {
         }
         LogCommand::Receipt(args) => {
             let store = SqliteStore::open_existing(&args.data.directory())?;
-            let receipt = receipt(&store, args.transfer_id)?;
+            let receipt = if args.registration {
+                let id = u64::try_from(args.id).context("no such registration")?;
+                let mut reader = store.reader()?;
+                let stored = reader
+                    .registration(id)?
+                    .with_context(|| format!("no registration {id}"))?;
+                let receipt = sequencer::registration_receipt(reader.as_mut(), id)?;
+                let mut json = server::registration_receipt_json(id, &receipt);
+                json["kind"] = serde_json::Value::from(stored.registration.kind.name());
+                json
+            } else {
+                receipt(&store, args.id)?
+            };
             println!("{}", serde_json::to_string_pretty(&receipt)?);
             Ok(())
         }
@@ -232,9 +247,35 @@ pub fn verify_receipt(text: &str, verifier_key: &str) -> anyhow::Result<String> 
     };
     let checkpoint = trustlog::verify_receipt(&receipt, verifier_key)
         .map_err(|error| anyhow::anyhow!("the receipt does not verify: {error}"))?;
-    // The leaf must be the transfer the receipt names.
+    // The leaf must be the transfer or registration the receipt names.
+    if leaf.first() == Some(&store::LOG_LEAF_REGISTRATION) {
+        let registration = store::Registration::from_log_leaf(&leaf)
+            .context("the leaf is not a valid registration encoding")?;
+        let named = field("registration_id")?
+            .as_str()
+            .and_then(|text| text.parse::<u64>().ok());
+        ensure!(
+            named == Some(registration.id),
+            "the receipt names registration {named:?} but its leaf is registration {}",
+            registration.id
+        );
+        return Ok(format!(
+            "receipt verifies: registration {} ({} {}, reference {:?}) is leaf {} of the log {} at size {}",
+            registration.id,
+            registration.kind.name(),
+            registration
+                .digest
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect::<String>(),
+            registration.reference,
+            receipt.leaf_index,
+            checkpoint.origin(),
+            checkpoint.size()
+        ));
+    }
     if leaf.first() != Some(&ledger::LOG_LEAF_TRANSFER) {
-        bail!("the leaf is not a transfer");
+        bail!("the leaf is neither a transfer nor a registration");
     }
     let transfer = ledger::Transfer::decode(&leaf[1..])
         .context("the leaf is not a valid transfer encoding")?;

@@ -467,6 +467,36 @@ fn receipts_verify_with_an_independently_written_verifier() {
             text(&verified.stdout)
         );
     }
+    // The demo's deposited document: its receipt verifies with both verifiers.
+    let receipt = tally(&["log", "receipt", "--data", data_text, "--registration", "1"]);
+    assert!(receipt.status.success(), "{}", text(&receipt.stderr));
+    std::fs::write(&file, &receipt.stdout).unwrap();
+    let ours = tally(&[
+        "log",
+        "verify-receipt",
+        file.to_str().unwrap(),
+        "--vkey",
+        &verifier_key,
+    ]);
+    assert!(ours.status.success(), "{}", text(&ours.stderr));
+    assert!(
+        text(&ours.stdout).contains("registration 1 (document "),
+        "{}",
+        text(&ours.stdout)
+    );
+    let theirs =
+        independent_verifier(&["receipt", file.to_str().unwrap(), "--vkey", &verifier_key]);
+    assert!(
+        theirs.status.success(),
+        "{}{}",
+        text(&theirs.stdout),
+        text(&theirs.stderr)
+    );
+    assert!(
+        text(&theirs.stdout).starts_with("ok: registration 1 "),
+        "{}",
+        text(&theirs.stdout)
+    );
     // A changed amount is caught by the independent verifier too.
     let receipt = tally(&["log", "receipt", "--data", data_text, "3"]);
     let mut json: serde_json::Value = serde_json::from_slice(&receipt.stdout).unwrap();
