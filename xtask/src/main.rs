@@ -176,7 +176,7 @@ fn test() -> Result<ExitCode> {
         batch_events_max: BATCH_EVENTS_MAX_DEFAULT,
     };
     println!(
-        "xtask test: step 1/2: simulator, seed {} (~{TEST_SIM_BATCHES} batches); to repeat it: {}",
+        "xtask test: step 1/3: simulator, seed {} (~{TEST_SIM_BATCHES} batches); to repeat it: {}",
         arguments.seed,
         arguments.command()
     );
