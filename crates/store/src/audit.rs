@@ -13,8 +13,13 @@ pub struct LedgerAudit {
     /// lookups per transfer mostly hit the cache.
     places: IdMap<u32>,
     accounts: Vec<Account>,
-    /// Per account: debits pending/posted, credits pending/posted from its transfers.
-    sums: Vec<[u128; 4]>,
+    /// Per account, its currency: kept apart from the accounts so the per-transfer check reads
+    /// 3 bytes an account, not a whole account (measured: the cache misses dominated).
+    currencies: Vec<ledger::Currency>,
+    /// Per account: debits pending/posted, credits pending/posted from its transfers. 64 bits
+    /// are enough: every stored balance is below 2^63, so sums of a sound ledger are too, and a
+    /// sum that saturates differs from its balance anyway.
+    sums: Vec<[u64; 4]>,
     bad_transfers: Vec<u128>,
     findings_max: usize,
 }
@@ -37,6 +42,7 @@ impl LedgerAudit {
         let place = u32::try_from(self.accounts.len()).expect("fewer than 2^32 accounts");
         if self.places.insert(account.id, place).is_none() {
             self.accounts.push(*account);
+            self.currencies.push(account.currency);
             self.sums.push([0; 4]);
         }
     }
@@ -53,17 +59,18 @@ impl LedgerAudit {
             (transfer.debit_account_id, DEBITS_PENDING, DEBITS_POSTED),
             (transfer.credit_account_id, CREDITS_PENDING, CREDITS_POSTED),
         ];
+        let amount = u64::try_from(transfer.amount).unwrap_or(u64::MAX);
         let mut names_bad_account = false;
         for (account_id, pending_slot, posted_slot) in sides {
             let place = self.places.get(&account_id).map(|place| *place as usize);
             match place {
-                Some(place) if self.accounts[place].currency == transfer.currency => {
+                Some(place) if self.currencies[place] == transfer.currency => {
                     let sums = &mut self.sums[place];
                     if still_pending {
-                        sums[pending_slot] += transfer.amount;
+                        sums[pending_slot] = sums[pending_slot].saturating_add(amount);
                     }
                     if posted {
-                        sums[posted_slot] += transfer.amount;
+                        sums[posted_slot] = sums[posted_slot].saturating_add(amount);
                     }
                 }
                 _ => names_bad_account = true,
@@ -93,10 +100,11 @@ impl LedgerAudit {
                     account.credits_pending,
                     account.credits_posted,
                 ];
-                (stored != *sums).then_some(BalanceMismatch {
+                let from_transfers = sums.map(u128::from);
+                (stored != from_transfers).then_some(BalanceMismatch {
                     account_id: account.id,
                     stored,
-                    from_transfers: *sums,
+                    from_transfers,
                 })
             })
             .collect();

@@ -221,9 +221,16 @@ pub trait StoreReader: Send {
     fn log_tile(&mut self, level: u8, index: u64, width: u16) -> StoreResult<Option<Vec<u8>>>;
     /// The latest signed checkpoint.
     fn latest_checkpoint(&mut self) -> StoreResult<Option<LogCheckpoint>>;
-    /// Calls `visit` with every transfer, its pending status and its leaf number, in storage
-    /// order (not leaf order): one pass over the table, for audits.
-    fn visit_transfers(&mut self, visit: &mut dyn FnMut(&StoredTransfer)) -> StoreResult<()>;
+    /// Calls `visit` with every transfer whose id is in `ids`, its pending status and its leaf
+    /// number, in storage order (not leaf order): one pass over the table, for audits. Disjoint
+    /// ranges on several readers split the pass between threads.
+    fn visit_transfers(
+        &mut self,
+        ids: std::ops::RangeInclusive<u128>,
+        visit: &mut dyn FnMut(&StoredTransfer),
+    ) -> StoreResult<()>;
+    /// The smallest transfer id committed (0: none yet), to split audits into ranges.
+    fn transfer_id_min(&mut self) -> StoreResult<u128>;
     /// Calls `visit` with every account: one pass over the table, for audits.
     fn visit_accounts(&mut self, visit: &mut dyn FnMut(&Account)) -> StoreResult<()>;
     /// Every stored checkpoint, oldest first.

@@ -35,6 +35,8 @@ pub struct VerifyArgs {
 /// leaf number, with the problems found placing them.
 fn pass_over_rows(
     reader: &mut dyn StoreReader,
+    second_reader: &mut dyn StoreReader,
+    id_max: u128,
     log_size: u64,
     tree: &mut TreeBuilder,
     counter: &AtomicU64,
@@ -107,17 +109,40 @@ fn pass_over_rows(
             }
             anyhow::Ok(())
         });
-        let mut chunk = Vec::with_capacity(CHUNK_TRANSFERS);
-        let visited = reader.visit_transfers(&mut |stored| {
-            chunk.push(*stored);
-            if chunk.len() == CHUNK_TRANSFERS {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_TRANSFERS));
-                // The consumer only stops early by panicking, which the join reports.
-                let _ = chunks.send(full);
-            }
+        // Two readers decode the two halves of the id range on two threads: reading is the
+        // longest part of the pass.
+        let id_min = reader.transfer_id_min()?;
+        let id_middle = id_min + (id_max.saturating_sub(id_min)) / 2;
+        let read =
+            |reader: &mut dyn StoreReader,
+             ids: std::ops::RangeInclusive<u128>,
+             chunks: std::sync::mpsc::SyncSender<Vec<store::StoredTransfer>>| {
+                let mut chunk = Vec::with_capacity(CHUNK_TRANSFERS);
+                let visited = reader.visit_transfers(ids, &mut |stored| {
+                    chunk.push(*stored);
+                    if chunk.len() == CHUNK_TRANSFERS {
+                        let full =
+                            std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_TRANSFERS));
+                        // The consumer only stops early by panicking, which the join reports.
+                        let _ = chunks.send(full);
+                    }
+                });
+                let _ = chunks.send(chunk);
+                visited
+            };
+        let upper_chunks = chunks.clone();
+        let upper = scope.spawn(move || {
+            read(
+                second_reader,
+                id_middle.saturating_add(1)..=u128::MAX,
+                upper_chunks,
+            )
         });
-        let _ = chunks.send(chunk);
-        drop(chunks);
+        let lower = read(reader, 0..=id_middle, chunks);
+        let visited = upper
+            .join()
+            .map_err(|_| anyhow::anyhow!("a reading thread panicked"))?
+            .and(lower);
         consumer
             .join()
             .map_err(|_| anyhow::anyhow!("the audit thread panicked"))??;
@@ -370,8 +395,11 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
             .map(|checkpoint| checkpoint.size)
             .collect(),
     );
+    let mut second_reader = store.reader()?;
     let (ledger_checks, leaves_problems) = pass_over_rows(
         reader.as_mut(),
+        second_reader.as_mut(),
+        head.transfer_id_max,
         head.log_size,
         &mut tree,
         &progress.counter(),
