@@ -10,6 +10,7 @@ mod demo;
 mod log;
 mod progress;
 mod push;
+mod qr;
 mod serve;
 mod sql;
 mod verify;
@@ -46,6 +47,9 @@ enum Command {
     /// Measure the ledger.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Payment codes: decode what a wallet scans, encode EMVCo merchant codes.
+    #[command(subcommand)]
+    Qr(qr::QrCommand),
     /// Operator tasks: API credentials.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Log(command) => log::run(command),
         Command::Admin(command) => admin::run(command),
+        Command::Qr(command) => qr::run(command),
         Command::Bench(BenchCommand::Ledger(args)) => bench::run(args),
         Command::Bench(BenchCommand::Receipts(args)) => bench_receipts::run(args),
         Command::Bench(BenchCommand::Push(args)) => push::run(args),

@@ -682,3 +682,127 @@ fn a_witness_cosigns_a_log_and_refuses_a_fork_of_it() {
     // The witness still stands by the log it cosigned.
     assert_eq!(signature_lines(&log_node.get("/v1/log/checkpoint")), 2);
 }
+
+#[test]
+fn qr_decode_and_encode_speak_every_format_and_refuse_what_cannot_be_trusted() {
+    let decode = |payload: &str| {
+        let output = tally(&["qr", "decode", "--json", payload]);
+        assert!(
+            output.status.success(),
+            "{payload}: {}",
+            text(&output.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    // The Pix example of Brazil's central bank (a published EMVCo merchant-presented code).
+    let pix = "00020126580014br.gov.bcb.pix0136123e4567-e12b-12d1-a456-4266554400005204000053039865802BR5913Fulano de Tal6008BRASILIA62070503***63041D3D";
+    let json = decode(pix);
+    assert_eq!(json["format"], "emv-mpm");
+    assert_eq!(json["crc_valid"], true);
+    assert_eq!(json["point_of_initiation"], serde_json::Value::Null);
+    assert_eq!(json["merchant_name"], "Fulano de Tal");
+    assert_eq!(json["merchant_city"], "BRASILIA");
+    assert_eq!(json["country_code"], "BR");
+    assert_eq!(json["merchant_category_code"], "0000");
+    assert_eq!(json["currency"], "986");
+    assert_eq!(json["amount"], serde_json::Value::Null);
+    assert_eq!(json["merchant_accounts"][0]["gui"], "br.gov.bcb.pix");
+    assert_eq!(json["merchant_accounts"][0]["network"], "pix");
+    assert_eq!(
+        json["merchant_accounts"][0]["fields"]["01"],
+        "123e4567-e12b-12d1-a456-426655440000"
+    );
+    assert_eq!(json["additional_data"]["reference_label"], "***");
+    assert_eq!(json["warnings"], serde_json::json!([]));
+
+    // A lower-case CRC is accepted with a warning; a wrong one is refused, naming both.
+    let lower = pix.replace("1D3D", "1d3d");
+    assert_eq!(decode(&lower)["warnings"].as_array().unwrap().len(), 1);
+    let forged = tally(&["qr", "decode", "--json", &pix.replace("1D3D", "FFFF")]);
+    assert_eq!(forged.status.code(), Some(2));
+    assert!(forged.stdout.is_empty());
+    let message = text(&forged.stderr);
+    assert!(
+        message.contains("CRC mismatch: payload says FFFF, computed 1D3D"),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 1, "{message}");
+
+    // Encoding a dynamic code, then reading it back.
+    let encoded = tally(&[
+        "qr",
+        "encode",
+        "--point-of-initiation",
+        "dynamic",
+        "--merchant-account",
+        "26:com.tally.wallet:01=mch_42:02=store_7",
+        "--merchant-account",
+        "04=5555666677778888",
+        "--mcc",
+        "5812",
+        "--currency",
+        "156",
+        "--amount",
+        "38.50",
+        "--country",
+        "CN",
+        "--merchant-name",
+        "Noodle Bar",
+        "--merchant-city",
+        "Shanghai",
+        "--bill-number",
+        "ord_1001",
+        "--terminal-label",
+        "T1",
+        "--language",
+        "ZH",
+        "--alt-name",
+        "面馆",
+    ]);
+    assert!(encoded.status.success(), "{}", text(&encoded.stderr));
+    let payload = text(&encoded.stdout).trim().to_owned();
+    assert!(payload.starts_with("000201010212"), "{payload}");
+    let json = decode(&payload);
+    assert_eq!(json["point_of_initiation"], "dynamic");
+    assert_eq!(json["amount"], "38.50");
+    // Objects come out in ascending id order: the card network's 04 before the template 26.
+    assert_eq!(json["merchant_accounts"][0]["network"], "mastercard");
+    assert_eq!(json["merchant_accounts"][1]["fields"]["02"], "store_7");
+    assert_eq!(json["additional_data"]["bill_number"], "ord_1001");
+    assert_eq!(json["language"]["merchant_name"], "面馆");
+    // The encoder keeps every rule: a 16-character city is refused, nothing printed.
+    let refused = tally(&[
+        "qr",
+        "encode",
+        "--merchant-account",
+        "04=1",
+        "--mcc",
+        "5812",
+        "--currency",
+        "156",
+        "--country",
+        "CN",
+        "--merchant-name",
+        "Noodle Bar",
+        "--merchant-city",
+        "Shanghai Pudong X",
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(refused.stdout.is_empty());
+
+    // The other formats a wallet may be shown.
+    let cpm = "hQVDUFYwMWETTwegAAAAVVVVUAhQcm9kdWN0MWETTwegAAAAZmZmUAhQcm9kdWN0MmJJWggSNFZ4kBI0WF8gDkNBUkRIT0xERVIvRU1WXy0IcnVlc2RlZW5kIZ8QBwYBCgMAAACfJghYT9OF+iNLzJ82AgABnzcEbVjvEw==";
+    let json = decode(cpm);
+    assert_eq!(json["format"], "emv-cpm");
+    assert_eq!(json["crc_valid"], serde_json::Value::Null);
+    assert_eq!(json["applications"][0]["application_label"], "Product1");
+    let upi = decode("upi://pay?pa=noodles@bank&pn=Noodle%20Bar&am=120.00&cu=INR&mc=5812");
+    assert_eq!(upi["format"], "upi");
+    assert_eq!(upi["merchant_name"], "Noodle Bar");
+    assert_eq!(upi["amount"], "120.00");
+    assert_eq!(upi["currency"], "INR");
+    let code = decode("281234567890123456");
+    assert_eq!(code["format"], "tally-payment-code");
+    let unknown = tally(&["qr", "decode", "hello"]);
+    assert_eq!(unknown.status.code(), Some(2));
+}
