@@ -11,6 +11,7 @@ mod log;
 mod progress;
 mod push;
 mod qr;
+mod qr_render;
 mod serve;
 mod sql;
 mod verify;

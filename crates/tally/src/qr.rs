@@ -18,6 +18,20 @@ pub enum QrCommand {
     Decode(DecodeArgs),
     /// Encode an EMVCo merchant-presented payload (every rule of the specification checked).
     Encode(Box<EncodeArgs>),
+    /// Draw a payload as a QR symbol: SVG, PNG, or on the terminal.
+    Render(RenderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The payload to draw.
+    payload: String,
+    /// svg, png or terminal.
+    #[arg(long, default_value = "terminal")]
+    format: String,
+    /// Write here instead of standard output (needed for png).
+    #[arg(long, value_name = "FILE")]
+    out: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +125,27 @@ pub fn run(command: QrCommand) -> anyhow::Result<()> {
                 println!("{report}");
             } else {
                 print_report(&report);
+            }
+            Ok(())
+        }
+        QrCommand::Render(args) => {
+            let (width, dark) = crate::qr_render::modules(&args.payload)?;
+            let bytes = match args.format.as_str() {
+                "svg" => crate::qr_render::svg(width, &dark).into_bytes(),
+                "png" => crate::qr_render::png(width, &dark),
+                "terminal" => crate::qr_render::terminal(width, &dark).into_bytes(),
+                other => bail!("--format is svg, png or terminal, not {other:?}"),
+            };
+            match &args.out {
+                Some(path) => std::fs::write(path, bytes)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None if args.format == "png" => {
+                    bail!("a PNG goes to a file: give --out FILE")
+                }
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&bytes)?;
+                }
             }
             Ok(())
         }

@@ -806,3 +806,69 @@ fn qr_decode_and_encode_speak_every_format_and_refuse_what_cannot_be_trusted() {
     let unknown = tally(&["qr", "decode", "hello"]);
     assert_eq!(unknown.status.code(), Some(2));
 }
+
+#[test]
+fn qr_render_draws_the_same_symbol_as_svg_png_and_on_the_terminal() {
+    let directory = tempfile::tempdir().unwrap();
+    let payload = "00020126580014br.gov.bcb.pix0136123e4567-e12b-12d1-a456-4266554400005204000053039865802BR5913Fulano de Tal6008BRASILIA62070503***63041D3D";
+    let svg = tally(&["qr", "render", payload, "--format", "svg"]);
+    assert!(svg.status.success(), "{}", text(&svg.stderr));
+    let svg = text(&svg.stdout);
+    assert!(
+        svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+        "{svg}"
+    );
+    let dark_modules = svg.matches("h1v1h-1z").count();
+    assert!(dark_modules > 300, "{dark_modules}");
+
+    let png = directory.path().join("code.png");
+    let drawn = tally(&[
+        "qr",
+        "render",
+        payload,
+        "--format",
+        "png",
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert!(drawn.status.success(), "{}", text(&drawn.stderr));
+    // Read the PNG back with Python's own zlib: chunk CRCs hold, and its black pixels are the
+    // SVG's dark modules, 8 × 8 pixels each.
+    let check = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import struct, sys, zlib
+data = open(sys.argv[1], 'rb').read()
+assert data[:8] == b'\x89PNG\r\n\x1a\n'
+at, idat, size = 8, b'', None
+while at < len(data):
+    (length,) = struct.unpack('>I', data[at:at + 4])
+    kind, body = data[at + 4:at + 8], data[at + 8:at + 8 + length]
+    (crc,) = struct.unpack('>I', data[at + 8 + length:at + 12 + length])
+    assert zlib.crc32(kind + body) == crc, kind
+    if kind == b'IHDR':
+        size = struct.unpack('>II', body[:8])
+    if kind == b'IDAT':
+        idat += body
+    at += 12 + length
+raw = zlib.decompress(idat)
+width, height = size
+assert len(raw) == height * (width + 1)
+black = sum(raw[row * (width + 1) + 1:(row + 1) * (width + 1)].count(0) for row in range(height))
+print(black)
+"#,
+        )
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", text(&check.stderr));
+    assert_eq!(text(&check.stdout).trim(), (dark_modules * 64).to_string());
+
+    let terminal = tally(&["qr", "render", payload]);
+    assert!(terminal.status.success());
+    let drawing = text(&terminal.stdout);
+    assert!(drawing.contains('\u{2588}') && drawing.contains("\x1b[47;30m"));
+    let refused = tally(&["qr", "render", payload, "--format", "png"]);
+    assert_eq!(refused.status.code(), Some(2), "a PNG needs --out");
+}
