@@ -6,6 +6,7 @@
 mod admin;
 mod bench;
 mod bench_receipts;
+mod code128;
 mod demo;
 mod log;
 mod progress;

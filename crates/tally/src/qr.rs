@@ -32,6 +32,9 @@ pub struct RenderArgs {
     /// Write here instead of standard output (needed for png).
     #[arg(long, value_name = "FILE")]
     out: Option<std::path::PathBuf>,
+    /// qr, or code128 (the barcode a POS scans for a numeric payment code).
+    #[arg(long, default_value = "qr")]
+    symbology: String,
 }
 
 #[derive(Debug, Args)]
@@ -129,11 +132,15 @@ pub fn run(command: QrCommand) -> anyhow::Result<()> {
             Ok(())
         }
         QrCommand::Render(args) => {
-            let (width, dark) = crate::qr_render::modules(&args.payload)?;
+            let bitmap = match args.symbology.as_str() {
+                "qr" => crate::qr_render::qr_bitmap(&args.payload)?,
+                "code128" => crate::qr_render::code128_bitmap(&args.payload)?,
+                other => bail!("--symbology is qr or code128, not {other:?}"),
+            };
             let bytes = match args.format.as_str() {
-                "svg" => crate::qr_render::svg(width, &dark).into_bytes(),
-                "png" => crate::qr_render::png(width, &dark),
-                "terminal" => crate::qr_render::terminal(width, &dark).into_bytes(),
+                "svg" => crate::qr_render::svg(&bitmap).into_bytes(),
+                "png" => crate::qr_render::png(&bitmap),
+                "terminal" => crate::qr_render::terminal(&bitmap).into_bytes(),
                 other => bail!("--format is svg, png or terminal, not {other:?}"),
             };
             match &args.out {

@@ -9,65 +9,85 @@ pub const QUIET_ZONE_MODULES: usize = 4;
 /// Pixels per module in a PNG.
 pub const PNG_PIXELS_PER_MODULE: usize = 8;
 
-/// The symbol's modules, row by row (`true`: dark), and its width in modules.
-pub fn modules(payload: &str) -> anyhow::Result<(usize, Vec<bool>)> {
+/// Modules to draw, quiet zone included, row by row (`true`: dark).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bitmap {
+    pub width: usize,
+    pub height: usize,
+    pub dark: Vec<bool>,
+}
+
+impl Bitmap {
+    fn at(&self, x: usize, y: usize) -> bool {
+        x < self.width && y < self.height && self.dark[y * self.width + x]
+    }
+
+    #[cfg(test)]
+    pub fn dark_modules(&self) -> usize {
+        self.dark.iter().filter(|on| **on).count()
+    }
+}
+
+/// The QR symbol of `payload`, with its quiet zone.
+pub fn qr_bitmap(payload: &str) -> anyhow::Result<Bitmap> {
     // Level M (15 %): what merchant codes printed on counters commonly use.
     let code = QrCode::with_error_correction_level(payload.as_bytes(), EcLevel::M)
         .map_err(|error| anyhow::anyhow!("the payload does not fit a QR symbol: {error}"))?;
-    let width = code.width();
-    let dark = code
-        .to_colors()
-        .into_iter()
-        .map(|color| color == Color::Dark)
-        .collect();
-    Ok((width, dark))
+    let symbol = code.width();
+    let size = symbol + 2 * QUIET_ZONE_MODULES;
+    let mut dark = vec![false; size * size];
+    for (index, color) in code.to_colors().into_iter().enumerate() {
+        let (x, y) = (index % symbol, index / symbol);
+        dark[(y + QUIET_ZONE_MODULES) * size + x + QUIET_ZONE_MODULES] = color == Color::Dark;
+    }
+    Ok(Bitmap {
+        width: size,
+        height: size,
+        dark,
+    })
 }
 
-fn dark_at(width: usize, dark: &[bool], x: isize, y: isize) -> bool {
-    let quiet = QUIET_ZONE_MODULES as isize;
-    let (x, y) = (x - quiet, y - quiet);
-    x >= 0
-        && y >= 0
-        && (x as usize) < width
-        && (y as usize) < width
-        && dark[y as usize * width + x as usize]
+/// Rows of a drawn barcode, in modules.
+pub const BARCODE_HEIGHT_MODULES: usize = 24;
+
+/// The Code 128 symbol of `text`, quiet zones included, [`BARCODE_HEIGHT_MODULES`] high.
+pub fn code128_bitmap(text: &str) -> anyhow::Result<Bitmap> {
+    let row = crate::code128::modules(text)?;
+    let width = row.len();
+    Ok(Bitmap {
+        width,
+        height: BARCODE_HEIGHT_MODULES,
+        dark: row.repeat(BARCODE_HEIGHT_MODULES),
+    })
 }
 
 /// An SVG drawing, one path for the dark modules.
-pub fn svg(width: usize, dark: &[bool]) -> String {
-    let size = width + 2 * QUIET_ZONE_MODULES;
+pub fn svg(bitmap: &Bitmap) -> String {
     let mut path = String::new();
-    for y in 0..width {
-        for x in 0..width {
-            if dark[y * width + x] {
-                path.push_str(&format!(
-                    "M{} {}h1v1h-1z",
-                    x + QUIET_ZONE_MODULES,
-                    y + QUIET_ZONE_MODULES
-                ));
+    for y in 0..bitmap.height {
+        for x in 0..bitmap.width {
+            if bitmap.at(x, y) {
+                path.push_str(&format!("M{x} {y}h1v1h-1z"));
             }
         }
     }
+    let (width, height) = (bitmap.width, bitmap.height);
     format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {size} {size}\" width=\"{}\" height=\"{}\" shape-rendering=\"crispEdges\">\
-<rect width=\"{size}\" height=\"{size}\" fill=\"#fff\"/><path d=\"{path}\" fill=\"#000\"/></svg>\n",
-        size * PNG_PIXELS_PER_MODULE,
-        size * PNG_PIXELS_PER_MODULE
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" width=\"{}\" height=\"{}\" shape-rendering=\"crispEdges\">\
+<rect width=\"{width}\" height=\"{height}\" fill=\"#fff\"/><path d=\"{path}\" fill=\"#000\"/></svg>\n",
+        width * PNG_PIXELS_PER_MODULE,
+        height * PNG_PIXELS_PER_MODULE
     )
 }
 
 /// Two module rows per text line with half blocks, black on a forced white background (ANSI),
 /// so it scans on dark and light terminals alike.
-pub fn terminal(width: usize, dark: &[bool]) -> String {
-    let size = (width + 2 * QUIET_ZONE_MODULES) as isize;
+pub fn terminal(bitmap: &Bitmap) -> String {
     let mut text = String::new();
-    let mut y = 0;
-    while y < size {
+    for y in (0..bitmap.height).step_by(2) {
         text.push_str("\x1b[47;30m");
-        for x in 0..size {
-            let top = dark_at(width, dark, x, y);
-            let bottom = y + 1 < size && dark_at(width, dark, x, y + 1);
-            text.push(match (top, bottom) {
+        for x in 0..bitmap.width {
+            text.push(match (bitmap.at(x, y), bitmap.at(x, y + 1)) {
                 (true, true) => '\u{2588}',
                 (true, false) => '\u{2580}',
                 (false, true) => '\u{2584}',
@@ -75,7 +95,6 @@ pub fn terminal(width: usize, dark: &[bool]) -> String {
             });
         }
         text.push_str("\x1b[0m\n");
-        y += 2;
     }
     text
 }
@@ -114,20 +133,17 @@ fn chunk(png: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     png.extend_from_slice(&crc.to_be_bytes());
 }
 
-/// A PNG: 8-bit grayscale, [`PNG_PIXELS_PER_MODULE`] pixels a module, quiet zone included.
-pub fn png(width: usize, dark: &[bool]) -> Vec<u8> {
-    let modules = width + 2 * QUIET_ZONE_MODULES;
-    let pixels = modules * PNG_PIXELS_PER_MODULE;
-    let mut raw = Vec::with_capacity(pixels * (pixels + 1));
-    for y in 0..pixels {
+/// A PNG: 8-bit grayscale, [`PNG_PIXELS_PER_MODULE`] pixels a module.
+pub fn png(bitmap: &Bitmap) -> Vec<u8> {
+    let (columns, rows) = (
+        bitmap.width * PNG_PIXELS_PER_MODULE,
+        bitmap.height * PNG_PIXELS_PER_MODULE,
+    );
+    let mut raw = Vec::with_capacity(rows * (columns + 1));
+    for y in 0..rows {
         raw.push(0); // filter: none
-        for x in 0..pixels {
-            let on = dark_at(
-                width,
-                dark,
-                (x / PNG_PIXELS_PER_MODULE) as isize,
-                (y / PNG_PIXELS_PER_MODULE) as isize,
-            );
+        for x in 0..columns {
+            let on = bitmap.at(x / PNG_PIXELS_PER_MODULE, y / PNG_PIXELS_PER_MODULE);
             raw.push(if on { 0 } else { 255 });
         }
     }
@@ -142,10 +158,9 @@ pub fn png(width: usize, dark: &[bool]) -> Vec<u8> {
         zlib.extend_from_slice(block);
     }
     zlib.extend_from_slice(&adler32(&raw).to_be_bytes());
-    let side = u32::try_from(pixels).expect("small image");
     let mut header = Vec::with_capacity(13);
-    header.extend_from_slice(&side.to_be_bytes());
-    header.extend_from_slice(&side.to_be_bytes());
+    header.extend_from_slice(&u32::try_from(columns).expect("small image").to_be_bytes());
+    header.extend_from_slice(&u32::try_from(rows).expect("small image").to_be_bytes());
     header.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit grayscale, deflate, no interlace
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
     chunk(&mut png, b"IHDR", &header);
@@ -167,16 +182,25 @@ mod tests {
 
     #[test]
     fn every_drawing_shows_every_dark_module() {
-        let (width, dark) = modules("00020101021126").unwrap();
-        assert_eq!(width, 21, "a short payload fits version 1");
-        let dark_count = dark.iter().filter(|on| **on).count();
-        assert_eq!(svg(width, &dark).matches("h1v1h-1z").count(), dark_count);
-        let drawing = terminal(width, &dark);
+        let bitmap = qr_bitmap("00020101021126").unwrap();
         assert_eq!(
-            drawing.lines().count(),
-            (width + 2 * QUIET_ZONE_MODULES).div_ceil(2)
+            bitmap.width,
+            21 + 2 * QUIET_ZONE_MODULES,
+            "version 1 and its quiet zone"
         );
+        assert_eq!(
+            svg(&bitmap).matches("h1v1h-1z").count(),
+            bitmap.dark_modules()
+        );
+        assert_eq!(terminal(&bitmap).lines().count(), bitmap.height.div_ceil(2));
         // The finder pattern's top row: seven dark modules after the quiet zone.
-        assert!(dark[..7].iter().all(|on| *on) && !dark[7]);
+        let row = QUIET_ZONE_MODULES * bitmap.width + QUIET_ZONE_MODULES;
+        assert!(bitmap.dark[row..row + 7].iter().all(|on| *on) && !bitmap.dark[row + 7]);
+        let barcode = code128_bitmap("281234567890123456").unwrap();
+        assert_eq!(barcode.height, BARCODE_HEIGHT_MODULES);
+        assert_eq!(
+            svg(&barcode).matches("h1v1h-1z").count(),
+            barcode.dark_modules()
+        );
     }
 }

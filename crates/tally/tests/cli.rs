@@ -871,4 +871,20 @@ print(black)
     assert!(drawing.contains('\u{2588}') && drawing.contains("\x1b[47;30m"));
     let refused = tally(&["qr", "render", payload, "--format", "png"]);
     assert_eq!(refused.status.code(), Some(2), "a PNG needs --out");
+
+    // A payment code as the Code 128 barcode a POS scans: set C, quiet zones, 24 rows.
+    let barcode = tally(&[
+        "qr",
+        "render",
+        "281234567890123456",
+        "--symbology",
+        "code128",
+        "--format",
+        "svg",
+    ]);
+    assert!(barcode.status.success(), "{}", text(&barcode.stderr));
+    let svg = text(&barcode.stdout);
+    assert!(svg.contains("viewBox=\"0 0 154 24\""), "{svg}");
+    let wrong = tally(&["qr", "render", "café", "--symbology", "code128"]);
+    assert_eq!(wrong.status.code(), Some(2));
 }
