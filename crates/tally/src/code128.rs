@@ -35,7 +35,7 @@ fn values(text: &str) -> anyhow::Result<Vec<usize>> {
         "Code 128 draws 1 to {TEXT_CHARS_MAX} characters"
     );
     let mut values = Vec::with_capacity(text.len() + 2);
-    if text.len() % 2 == 0 && text.bytes().all(|byte| byte.is_ascii_digit()) {
+    if text.len().is_multiple_of(2) && text.bytes().all(|byte| byte.is_ascii_digit()) {
         values.push(START_C);
         for pair in text.as_bytes().chunks(2) {
             values.push(usize::from((pair[0] - b'0') * 10 + (pair[1] - b'0')));
