@@ -236,9 +236,32 @@ impl SelfAudit {
         }
     }
 
+    /// An audit that resumes where the last recorded one stopped: the tree at that size is
+    /// read from the stored tiles and kept only if its root is the one recorded then (else the
+    /// audit starts again from the first leaf, and its first run will say what changed).
+    pub fn resume(verifier_key: String, reader: &mut dyn StoreReader) -> SelfAudit {
+        let mut audit = SelfAudit::new(verifier_key);
+        if let Ok(Some((size, root))) = reader.last_audit() {
+            let tiles = sequencer::StoreTiles::new(reader);
+            match trustlog::RightEdge::from_tiles(size, &tiles) {
+                Ok(edge) if edge.root() == root => audit.edge = edge,
+                _ => tracing::warn!(
+                    size,
+                    "the stored tree no longer has the root the last self-audit recorded; auditing from the first leaf"
+                ),
+            }
+        }
+        audit
+    }
+
     /// Leaves verified so far.
     pub fn verified_size(&self) -> u64 {
         self.edge.size()
+    }
+
+    /// The root of the tree verified so far.
+    pub fn verified_root(&self) -> trustlog::Hash {
+        self.edge.root()
     }
 
     /// Re-derives the leaves appended since the last run from their rows, rebuilds the tree up
@@ -344,6 +367,14 @@ pub fn start_self_audit(
                 metrics.audit_verified_leaves.store(size, Ordering::Relaxed);
                 metrics.audit_ok.store(1, Ordering::Relaxed);
                 tracing::info!(verified_leaves = size, "self-audit: the trust log holds");
+                if size > 0 {
+                    let recorded = store.admin().and_then(|mut admin| {
+                        admin.record_audit(size, &audit.verified_root(), unix_seconds())
+                    });
+                    if let Err(error) = recorded {
+                        tracing::warn!(%error, "recording the self-audit's progress");
+                    }
+                }
             }
             Err(problem) => {
                 metrics.audit_failures.fetch_add(1, Ordering::Relaxed);

@@ -698,6 +698,26 @@ async fn the_self_audit_follows_the_log_and_catches_a_rewritten_row() {
     submit(transfers(11..=20)).await;
     assert_eq!(run(&mut audit), Ok(20));
 
+    // Its progress, once recorded, lets a restarted server resume at 20 leaves.
+    store
+        .admin()
+        .unwrap()
+        .record_audit(20, &audit.verified_root(), 1)
+        .unwrap();
+    let resumed =
+        server::workers::SelfAudit::resume(verifier_key.clone(), store.reader().unwrap().as_mut());
+    assert_eq!(resumed.verified_size(), 20);
+    assert_eq!(resumed.verified_root(), audit.verified_root());
+    // A recorded root the stored tiles no longer lead to: start again from the first leaf.
+    store
+        .admin()
+        .unwrap()
+        .record_audit(20, &[0; 32], 2)
+        .unwrap();
+    let restarted =
+        server::workers::SelfAudit::resume(verifier_key.clone(), store.reader().unwrap().as_mut());
+    assert_eq!(restarted.verified_size(), 0);
+
     // Someone rewrites a row of the next stretch: the next run says so.
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     submit(transfers(21..=30)).await;

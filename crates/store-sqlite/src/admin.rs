@@ -111,6 +111,20 @@ impl AdminWriter for SqliteAdmin {
         Ok(changed == 1)
     }
 
+    fn record_audit(&mut self, size: u64, root: &[u8; 32], at: u64) -> StoreResult<()> {
+        let size = i64::try_from(size).map_err(|_| StoreError::corrupt("log size beyond i64"))?;
+        self.connection
+            .prepare_cached(
+                "INSERT INTO log_audits (size, root, audited_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (size) DO UPDATE SET root = excluded.root,
+                    audited_at = excluded.audited_at",
+            )
+            .map_err(map_error)?
+            .execute(params![size, &root[..], seconds(at)])
+            .map_err(map_error)?;
+        Ok(())
+    }
+
     fn add_cosignature(
         &mut self,
         size: u64,

@@ -621,6 +621,27 @@ impl StoreReader for SqliteReader {
             .pop())
     }
 
+    fn last_audit(&mut self) -> StoreResult<Option<(u64, [u8; 32])>> {
+        let found: Option<(i64, Vec<u8>)> = self
+            .connection
+            .query_row(
+                "SELECT size, root FROM log_audits ORDER BY size DESC LIMIT 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(map_error)?;
+        found
+            .map(|(size, root)| {
+                Ok((
+                    leaf_number(size)?,
+                    root.try_into()
+                        .map_err(|_| StoreError::corrupt("an audited root is not 32 bytes"))?,
+                ))
+            })
+            .transpose()
+    }
+
     fn cosignatures(&mut self, size: u64) -> StoreResult<Vec<String>> {
         let Ok(size) = i64::try_from(size) else {
             return Ok(Vec::new());

@@ -74,4 +74,6 @@ pub trait AdminWriter: Send {
     /// earlier line from the same witness for that size).
     fn add_cosignature(&mut self, size: u64, witness: &str, line: &str, at: u64)
         -> StoreResult<()>;
+    /// Records that the self-audit re-derived the log up to `size` leaves and found `root`.
+    fn record_audit(&mut self, size: u64, root: &[u8; 32], at: u64) -> StoreResult<()>;
 }

@@ -237,6 +237,8 @@ pub trait StoreReader: Send {
     fn checkpoints(&mut self) -> StoreResult<Vec<LogCheckpoint>>;
     /// The checkpoint signed at exactly `size` leaves.
     fn checkpoint(&mut self, size: u64) -> StoreResult<Option<LogCheckpoint>>;
+    /// The self-audit's last recorded progress: a size and the root found there.
+    fn last_audit(&mut self) -> StoreResult<Option<(u64, [u8; 32])>>;
     /// Witness cosignature lines stored for the checkpoint of `size` leaves.
     fn cosignatures(&mut self, size: u64) -> StoreResult<Vec<String>>;
     fn registration(&mut self, id: u64) -> StoreResult<Option<StoredRegistration>>;

@@ -113,7 +113,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState::with_workers(store.clone(), sequencer.handle(), metrics.clone(), witness);
     let audit = server::workers::start_self_audit(
         store.clone(),
-        server::workers::SelfAudit::new(verifier_key),
+        server::workers::SelfAudit::resume(verifier_key, store.reader()?.as_mut()),
         metrics.clone(),
         Duration::from_secs(args.audit_interval_seconds),
     )?;

@@ -32,6 +32,14 @@ CREATE TABLE log_cosignatures (
     PRIMARY KEY (size, witness)
 ) STRICT;
 
+-- The self-audit's progress: the size up to which `tally serve` re-derived the log from the
+-- rows, and the root it found there, so a restart resumes instead of starting over.
+CREATE TABLE log_audits (
+    size       INTEGER PRIMARY KEY,
+    root       BLOB    NOT NULL CHECK (length(root) = 32),
+    audited_at INTEGER NOT NULL
+) STRICT;
+
 -- API credentials for operators, auditors and depositors. Only the SHA-256 digest of the
 -- secret is kept; the secret is shown once, when the credential is created.
 CREATE TABLE api_credentials (
