@@ -62,16 +62,21 @@ impl Currency {
 
     /// Renders an amount of minor units for people: `1234` CNY is `"12.34 CNY"`.
     pub fn format_amount(&self, minor_units: u128) -> String {
+        format!("{} {}", self.format_decimal(minor_units), self.as_str())
+    }
+
+    /// The amount as a decimal string in major units, as APIs carry it: `1234` CNY is
+    /// `"12.34"`, `1234` JPY is `"1234"`.
+    pub fn format_decimal(&self, minor_units: u128) -> String {
         let exponent = self.exponent();
         if exponent == 0 {
-            return format!("{minor_units} {}", self.as_str());
+            return minor_units.to_string();
         }
         let scale = 10u128.pow(exponent);
         format!(
-            "{}.{:0width$} {}",
+            "{}.{:0width$}",
             minor_units / scale,
             minor_units % scale,
-            self.as_str(),
             width = exponent as usize
         )
     }

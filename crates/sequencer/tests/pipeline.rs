@@ -252,6 +252,9 @@ impl Store for FlakyStore {
     fn admin(&self) -> StoreResult<Box<dyn store::AdminWriter>> {
         self.inner.admin()
     }
+    fn users(&self) -> StoreResult<Box<dyn store::UserStore>> {
+        self.inner.users()
+    }
     fn query(&self, sql: &str, limits: store::QueryLimits) -> StoreResult<store::QueryOutput> {
         self.inner.query(sql, limits)
     }

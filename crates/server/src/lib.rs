@@ -10,6 +10,7 @@ mod metrics;
 mod problem;
 mod readers;
 mod sql;
+mod users;
 pub mod workers;
 
 use std::future::Future;
@@ -42,10 +43,14 @@ pub struct AppState {
     pub workers: Arc<workers::WorkerMetrics>,
     /// When this node witnesses other institutions' logs: `POST /v1/witness/add-checkpoint`.
     pub witness: Option<Arc<witness::Witness>>,
+    pub users: Arc<services::users::Users>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, sequencer: SequencerHandle) -> Arc<AppState> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        sequencer: SequencerHandle,
+    ) -> Result<Arc<AppState>, services::users::UserError> {
         Self::with_workers(store, sequencer, workers::WorkerMetrics::new(), None)
     }
 
@@ -54,8 +59,13 @@ impl AppState {
         sequencer: SequencerHandle,
         workers: Arc<workers::WorkerMetrics>,
         witness: Option<Arc<witness::Witness>>,
-    ) -> Arc<AppState> {
-        Arc::new(AppState {
+    ) -> Result<Arc<AppState>, services::users::UserError> {
+        let users = Arc::new(services::users::Users::new(
+            store.clone(),
+            sequencer.clone(),
+            services::users::UserConfig::default(),
+        )?);
+        Ok(Arc::new(AppState {
             backend: store.backend(),
             readers: Arc::new(ReaderPool::new(store.clone())),
             store,
@@ -63,7 +73,8 @@ impl AppState {
             started: Instant::now(),
             workers,
             witness,
-        })
+            users,
+        }))
     }
 }
 
@@ -83,6 +94,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/log/deposits", post(log::deposit))
         .route("/v1/log/deposits/{id}", get(log::get_deposit))
         .route("/v1/sql", post(sql::query))
+        .route("/v1/otp", post(users::send_code))
+        .route("/v1/users", post(users::register))
+        .route("/v1/sessions", post(users::login))
+        .route("/v1/sessions/current", axum::routing::delete(users::logout))
+        .route("/v1/me", get(users::me))
         .fallback(not_found)
         .with_state(state);
     match witness {

@@ -31,7 +31,7 @@ async fn spawn_app_with(config: SequencerConfig) -> TestApp {
     let directory = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(directory.path()).unwrap());
     let sequencer = Sequencer::start(store.as_ref(), config).unwrap();
-    let state = AppState::new(store.clone(), sequencer.handle());
+    let state = AppState::new(store.clone(), sequencer.handle()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -814,5 +814,231 @@ async fn operators_get_a_checkpoint_on_demand() {
     let note = trustlog::verify_note(&signed.body, &verifier_key).unwrap();
     assert!(note.text.starts_with("test-log\n2\n"), "{}", note.text);
     assert_eq!(get(&app, "/v1/log/checkpoint").await.body, signed.body);
+    app.stop().await;
+}
+
+/// The last code the development SMS gateway sent to `phone`.
+fn last_code(app: &TestApp, phone: &str) -> String {
+    let messages = app.store.users().unwrap().sms_outbox(50).unwrap();
+    let message = messages
+        .iter()
+        .find(|message| message.phone == phone)
+        .unwrap_or_else(|| panic!("no SMS to {phone}: {messages:?}"));
+    message
+        .text
+        .split_whitespace()
+        .find(|word| word.len() == 7 && word[..6].bytes().all(|byte| byte.is_ascii_digit()))
+        .map(|word| word[..6].to_owned())
+        .unwrap_or_else(|| panic!("no code in {:?}", message.text))
+}
+
+async fn post_json(app: &TestApp, path: &str, body: serde_json::Value) -> Answer {
+    request(
+        app,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        &body.to_string(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn users_register_and_log_in_with_a_password_and_a_code_sent_to_their_phone() {
+    let app = spawn_app().await;
+    let phone = "+8613800138000";
+    let password = "correct horse battery";
+
+    // Registration needs a code sent to the phone.
+    let refused = post_json(
+        &app,
+        "/v1/users",
+        serde_json::json!({"phone": phone, "password": password, "code": "123456"}),
+    )
+    .await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(refused.json()["code"], "invalid_code");
+    let sent = post_json(
+        &app,
+        "/v1/otp",
+        serde_json::json!({"phone": phone, "purpose": "register"}),
+    )
+    .await;
+    assert_eq!(sent.status, 202, "{}", sent.body);
+    let again = post_json(
+        &app,
+        "/v1/otp",
+        serde_json::json!({"phone": phone, "purpose": "register"}),
+    )
+    .await;
+    assert_eq!(again.status, 429, "one code a minute");
+    let code = last_code(&app, phone);
+    for (body, expected) in [
+        (
+            serde_json::json!({"phone": "13800138000", "password": password, "code": code}),
+            "invalid_phone",
+        ),
+        (
+            serde_json::json!({"phone": phone, "password": "12345678", "code": code}),
+            "weak_password",
+        ),
+        (
+            serde_json::json!({"phone": phone, "password": password, "code": code, "extra": 1}),
+            "invalid_body",
+        ),
+    ] {
+        let answer = post_json(&app, "/v1/users", body).await;
+        assert_eq!(answer.status, 400, "{}", answer.body);
+        assert_eq!(answer.json()["code"], expected);
+    }
+    let created = post_json(
+        &app,
+        "/v1/users",
+        serde_json::json!({"phone": phone, "password": password, "code": code}),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let user = created.json();
+    assert!(user["id"].as_str().unwrap().starts_with("usr_"));
+    assert_eq!(user["tier"], 0);
+    // The wallet is a ledger account that may not go negative.
+    let wallet_id: u128 = user["wallet_account_id"].as_str().unwrap().parse().unwrap();
+    let wallet = app
+        .store
+        .reader()
+        .unwrap()
+        .account(wallet_id)
+        .unwrap()
+        .unwrap();
+    assert!(wallet
+        .flags
+        .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS));
+    // The code is used up, and the number cannot register twice.
+    let reused = post_json(
+        &app,
+        "/v1/users",
+        serde_json::json!({"phone": phone, "password": password, "code": code}),
+    )
+    .await;
+    assert_eq!(reused.json()["code"], "phone_taken");
+
+    // Log in: password and a login code. A wrong password and a wrong code look the same.
+    post_json(
+        &app,
+        "/v1/otp",
+        serde_json::json!({"phone": phone, "purpose": "login"}),
+    )
+    .await;
+    let login_code = last_code(&app, phone);
+    let wrong_password = post_json(
+        &app,
+        "/v1/sessions",
+        serde_json::json!({"phone": phone, "password": "wrong horse battery", "code": login_code}),
+    )
+    .await;
+    assert_eq!(wrong_password.status, 401);
+    assert_eq!(wrong_password.json()["code"], "wrong_credentials");
+    // That attempt used the code up: it cannot be replayed with the right password.
+    let replayed = post_json(
+        &app,
+        "/v1/sessions",
+        serde_json::json!({"phone": phone, "password": password, "code": login_code}),
+    )
+    .await;
+    assert_eq!(replayed.json()["code"], "wrong_credentials");
+    let unknown = post_json(
+        &app,
+        "/v1/sessions",
+        serde_json::json!({"phone": "+8613900139000", "password": password, "code": "000000"}),
+    )
+    .await;
+    assert_eq!(unknown.json()["code"], "wrong_credentials");
+
+    // A minute later, a new code; a right login gives a session token.
+    app.store
+        .users()
+        .unwrap()
+        .put_code(
+            phone,
+            "login",
+            &store::OneTimeCode {
+                digest: [0; 32],
+                created_at: 0,
+                expires_at: 1,
+                attempts: 0,
+            },
+        )
+        .unwrap();
+    post_json(
+        &app,
+        "/v1/otp",
+        serde_json::json!({"phone": phone, "purpose": "login"}),
+    )
+    .await;
+    let login_code = last_code(&app, phone);
+    let session = post_json(
+        &app,
+        "/v1/sessions",
+        serde_json::json!({"phone": phone, "password": password, "code": login_code}),
+    )
+    .await;
+    assert_eq!(session.status, 201, "{}", session.body);
+    let token = session.json()["token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+    let me = request(&app, "GET", "/v1/me", &[("Authorization", &bearer)], "").await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.json()["phone"], phone);
+    assert_eq!(me.json()["wallet"]["available"], "0.00");
+    assert_eq!(request(&app, "GET", "/v1/me", &[], "").await.status, 401);
+    // Logging out ends the session at once.
+    let out = request(
+        &app,
+        "DELETE",
+        "/v1/sessions/current",
+        &[("Authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(out.status, 204);
+    let after = request(&app, "GET", "/v1/me", &[("Authorization", &bearer)], "").await;
+    assert_eq!(after.status, 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_code_survives_five_wrong_guesses_and_no_more() {
+    let app = spawn_app().await;
+    let phone = "+14155550100";
+    post_json(
+        &app,
+        "/v1/otp",
+        serde_json::json!({"phone": phone, "purpose": "register"}),
+    )
+    .await;
+    let code = last_code(&app, phone);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..5 {
+        let guess = post_json(
+            &app,
+            "/v1/users",
+            serde_json::json!({"phone": phone, "password": "correct horse", "code": wrong}),
+        )
+        .await;
+        assert_eq!(guess.json()["code"], "invalid_code");
+    }
+    let right_too_late = post_json(
+        &app,
+        "/v1/users",
+        serde_json::json!({"phone": phone, "password": "correct horse", "code": code}),
+    )
+    .await;
+    assert_eq!(right_too_late.json()["code"], "code_attempts_exceeded");
+    assert!(app
+        .store
+        .users()
+        .unwrap()
+        .user_by_phone(phone)
+        .unwrap()
+        .is_none());
     app.stop().await;
 }

@@ -12,6 +12,7 @@ mod migrations;
 mod postings;
 mod query;
 mod reader;
+mod users;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -220,6 +221,12 @@ impl Store for SqliteStore {
 
     fn admin(&self) -> StoreResult<Box<dyn AdminWriter>> {
         Ok(Box::new(admin::SqliteAdmin::new(open_connection(
+            &self.path, false,
+        )?)))
+    }
+
+    fn users(&self) -> StoreResult<Box<dyn store::UserStore>> {
+        Ok(Box::new(users::SqliteUsers::new(open_connection(
             &self.path, false,
         )?)))
     }

@@ -25,6 +25,11 @@ pub(crate) const LEDGER: Migrations = &[
         "registrations",
         include_str!("../migrations/ledger/0003_registrations.sql"),
     ),
+    (
+        4,
+        "users",
+        include_str!("../migrations/ledger/0004_users.sql"),
+    ),
 ];
 /// The history database.
 pub(crate) const HISTORY: Migrations = &[(

@@ -11,8 +11,10 @@ mod access;
 mod audit;
 mod query;
 mod registration;
+mod users;
 
 pub use query::{QueryLimits, QueryOutput, Value, QUERY_TEXT_BYTES_MAX};
+pub use users::{NewUser, OneTimeCode, Session, SmsMessage, User, UserStore};
 
 pub use access::{AdminWriter, Credential, CredentialRole, NewCredential};
 pub use audit::LedgerAudit;
@@ -182,6 +184,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn reader(&self) -> StoreResult<Box<dyn StoreReader>>;
     /// Writes outside the ledger's batches: credentials, witness cosignatures.
     fn admin(&self) -> StoreResult<Box<dyn AdminWriter>>;
+    /// Users, one-time codes, the SMS outbox, sessions.
+    fn users(&self) -> StoreResult<Box<dyn UserStore>>;
     /// Runs one read-only SQL statement (auditors), the read-only rule enforced by the engine.
     /// Blocks: call it off the async runtime.
     fn query(&self, sql: &str, limits: QueryLimits) -> StoreResult<QueryOutput>;

@@ -12,6 +12,21 @@ pub enum AdminCommand {
     /// API credentials (`Authorization: Bearer <token>`).
     #[command(subcommand)]
     Credentials(CredentialsCommand),
+    /// The development SMS gateway's outbox: the messages (one-time codes) Tally sent,
+    /// newest first.
+    Sms(SmsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SmsArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Messages to show.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    limit: u64,
+    /// Only messages to this phone number.
+    #[arg(long)]
+    phone: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,7 +66,26 @@ fn now_seconds() -> u64 {
 }
 
 pub fn run(command: AdminCommand) -> anyhow::Result<()> {
-    let AdminCommand::Credentials(command) = command;
+    let command = match command {
+        AdminCommand::Credentials(command) => command,
+        AdminCommand::Sms(args) => {
+            let store = SqliteStore::open_existing(&args.data.directory())?;
+            let messages = store.users()?.sms_outbox(args.limit as usize)?;
+            for message in messages.iter().filter(|message| {
+                args.phone
+                    .as_ref()
+                    .is_none_or(|phone| &message.phone == phone)
+            }) {
+                println!(
+                    "{}  {}  {}",
+                    server::rfc3339(message.created_at.saturating_mul(1_000_000_000)),
+                    message.phone,
+                    message.text
+                );
+            }
+            return Ok(());
+        }
+    };
     match command {
         CredentialsCommand::Create(args) => {
             let role = CredentialRole::from_name(&args.role).with_context(|| {

@@ -110,7 +110,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let sequencer = Sequencer::start(store.as_ref(), config)?;
     let metrics = server::workers::WorkerMetrics::new();
-    let state = AppState::with_workers(store.clone(), sequencer.handle(), metrics.clone(), witness);
+    let state =
+        AppState::with_workers(store.clone(), sequencer.handle(), metrics.clone(), witness)?;
     let audit = server::workers::start_self_audit(
         store.clone(),
         server::workers::SelfAudit::resume(verifier_key, store.reader()?.as_mut()),

@@ -566,6 +566,25 @@ impl Node {
         body.to_owned()
     }
 
+    /// The status line and body of a POST of `body` (JSON).
+    fn post(&self, path: &str, body: &str) -> (String, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&self.address).unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: tally\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        (
+            head.lines().next().unwrap_or_default().to_owned(),
+            body.to_owned(),
+        )
+    }
+
     /// Waits until `condition` holds for the body of `path`.
     fn wait_for(&self, path: &str, condition: impl Fn(&str) -> bool) -> String {
         let started = std::time::Instant::now();
@@ -887,4 +906,39 @@ print(black)
     assert!(svg.contains("viewBox=\"0 0 154 24\""), "{svg}");
     let wrong = tally(&["qr", "render", "café", "--symbology", "code128"]);
     assert_eq!(wrong.status.code(), Some(2));
+}
+
+#[test]
+fn one_time_codes_go_through_the_development_sms_outbox_the_operator_reads() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path().join("node");
+    let node = Node::start(&data, &[]);
+    let (status, body) = node.post(
+        "/v1/otp",
+        r#"{"phone": "+8613800138000", "purpose": "register"}"#,
+    );
+    assert!(status.contains("202"), "{status} {body}");
+    let outbox = tally(&[
+        "admin",
+        "sms",
+        "--data",
+        data.to_str().unwrap(),
+        "--phone",
+        "+8613800138000",
+    ]);
+    assert!(outbox.status.success(), "{}", text(&outbox.stderr));
+    let listing = text(&outbox.stdout);
+    assert!(
+        listing.contains("+8613800138000  Tally: your code to open your wallet is "),
+        "{listing}"
+    );
+    let others = tally(&[
+        "admin",
+        "sms",
+        "--data",
+        data.to_str().unwrap(),
+        "--phone",
+        "+10000000000",
+    ]);
+    assert!(text(&others.stdout).is_empty());
 }

@@ -1,0 +1,75 @@
+//! Randomness from the operating system, digests, and comparisons that take the same time
+//! wherever two secrets differ.
+
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the operating system's randomness failed: {0}")]
+pub struct RandomError(String);
+
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], RandomError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|error| RandomError(error.to_string()))?;
+    Ok(bytes)
+}
+
+/// `digits` random decimal digits, each uniform (rejection sampling, no modulo bias).
+pub fn random_digits(digits: usize) -> Result<String, RandomError> {
+    let mut text = String::with_capacity(digits);
+    while text.len() < digits {
+        for byte in random_bytes::<16>()? {
+            // 250 is the largest multiple of 10 not above 256.
+            if byte < 250 && text.len() < digits {
+                text.push(char::from(b'0' + byte % 10));
+            }
+        }
+    }
+    Ok(text)
+}
+
+pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
+/// Equal in time independent of where the inputs differ.
+pub fn equal(left: &[u8; 32], right: &[u8; 32]) -> bool {
+    let difference = left
+        .iter()
+        .zip(right)
+        .fold(0u8, |difference, (a, b)| difference | (a ^ b));
+    std::hint::black_box(difference) == 0
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_are_digits_and_vary() {
+        let first = random_digits(6).unwrap();
+        assert_eq!(first.len(), 6);
+        assert!(first.bytes().all(|byte| byte.is_ascii_digit()));
+        let draws: std::collections::HashSet<String> =
+            (0..20).map(|_| random_digits(6).unwrap()).collect();
+        assert!(
+            draws.len() > 15,
+            "20 draws of a million values rarely repeat"
+        );
+    }
+
+    #[test]
+    fn digests_separate_their_parts() {
+        assert_ne!(sha256(&[b"ab", b"c"]), sha256(&[b"a", b"bc"]));
+        assert!(equal(&sha256(&[b"x"]), &sha256(&[b"x"])));
+    }
+}

@@ -1,0 +1,459 @@
+//! Users: register with a phone number, a login password and a one-time code sent to that
+//! phone; log in with all three; sessions that expire and can be revoked. Each user gets a
+//! wallet: a ledger account that may never go negative.
+//!
+//! Secrets are kept as digests only: the password as an Argon2id PHC string, codes and session
+//! tokens as SHA-256. A failed login never says which factor was wrong.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use ledger::{AccountFlags, Currency, Event, EventResult, NewAccount};
+use sequencer::SequencerHandle;
+use store::{NewUser, OneTimeCode, Session, Store, StoreError, User};
+
+use crate::secrets::{self, RandomError};
+
+/// The ledger's `kind` code of a user's wallet account.
+pub const WALLET_ACCOUNT_KIND: u16 = 1;
+pub const PASSWORD_CHARS_MIN: usize = 8;
+pub const PASSWORD_BYTES_MAX: usize = 128;
+/// E.164: a country code and a subscriber number, at most 15 digits in all.
+pub const PHONE_DIGITS_MIN: usize = 8;
+pub const PHONE_DIGITS_MAX: usize = 15;
+pub const CODE_DIGITS: usize = 6;
+const SESSION_TOKEN_PREFIX: &str = "sess_";
+
+/// What a one-time code is for: a code sent to log in cannot be used to register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodePurpose {
+    Register,
+    Login,
+}
+
+impl CodePurpose {
+    pub fn name(self) -> &'static str {
+        match self {
+            CodePurpose::Register => "register",
+            CodePurpose::Login => "login",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<CodePurpose> {
+        [CodePurpose::Register, CodePurpose::Login]
+            .into_iter()
+            .find(|purpose| purpose.name() == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UserConfig {
+    /// The currency of every wallet (one currency per operator, for now).
+    pub currency: Currency,
+    pub code_lifetime_s: u64,
+    /// A new code for the same phone and purpose no sooner than this.
+    pub code_resend_s: u64,
+    /// Wrong guesses a code survives.
+    pub code_attempts_max: u32,
+    pub session_lifetime_s: u64,
+}
+
+impl Default for UserConfig {
+    fn default() -> Self {
+        UserConfig {
+            currency: Currency::parse("CNY").expect("valid code"),
+            code_lifetime_s: 300,
+            code_resend_s: 60,
+            code_attempts_max: 5,
+            session_lifetime_s: 30 * 24 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UserError {
+    #[error("a phone number is + and {PHONE_DIGITS_MIN} to {PHONE_DIGITS_MAX} digits (E.164), e.g. +8613800138000")]
+    InvalidPhone,
+    #[error(
+        "a password is {PASSWORD_CHARS_MIN} to {PASSWORD_BYTES_MAX} bytes and not only digits"
+    )]
+    WeakPassword,
+    #[error("a code was sent less than {retry_in_s} s ago; wait before asking again")]
+    CodeThrottled { retry_in_s: u64 },
+    #[error("the one-time code is wrong or was not sent")]
+    CodeInvalid,
+    #[error("the one-time code has expired; ask for a new one")]
+    CodeExpired,
+    #[error("too many wrong codes; ask for a new one")]
+    CodeAttemptsExceeded,
+    #[error("this phone number already has an account")]
+    PhoneTaken,
+    #[error("the phone number, password or code is wrong")]
+    WrongCredentials,
+    #[error("the session is missing, expired or revoked")]
+    Unauthenticated,
+    #[error("{0}")]
+    Random(#[from] RandomError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("the ledger refused the wallet: {0}")]
+    Ledger(String),
+}
+
+/// `+` and digits, as typed (spaces and dashes removed).
+pub fn parse_phone(text: &str) -> Result<String, UserError> {
+    let compact: String = text
+        .chars()
+        .filter(|character| *character != ' ' && *character != '-')
+        .collect();
+    let digits = compact.strip_prefix('+').ok_or(UserError::InvalidPhone)?;
+    let valid = (PHONE_DIGITS_MIN..=PHONE_DIGITS_MAX).contains(&digits.len())
+        && digits.bytes().all(|byte| byte.is_ascii_digit())
+        && !digits.starts_with('0');
+    if valid {
+        Ok(compact)
+    } else {
+        Err(UserError::InvalidPhone)
+    }
+}
+
+pub fn check_password(password: &str) -> Result<(), UserError> {
+    let long_enough = password.chars().count() >= PASSWORD_CHARS_MIN;
+    let short_enough = password.len() <= PASSWORD_BYTES_MAX;
+    let not_only_digits = !password.chars().all(|character| character.is_ascii_digit());
+    if long_enough && short_enough && not_only_digits {
+        Ok(())
+    } else {
+        Err(UserError::WeakPassword)
+    }
+}
+
+/// The Argon2id PHC string of `password`, with the RFC 9106 / OWASP parameters of the crate's
+/// defaults (19 MiB, 2 passes, 1 lane) and a random salt.
+pub fn hash_password(password: &str) -> Result<String, UserError> {
+    let salt_bytes = secrets::random_bytes::<16>()?;
+    let salt = SaltString::encode_b64(&salt_bytes)
+        .map_err(|error| UserError::Ledger(format!("salt: {error}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|error| UserError::Ledger(format!("hashing: {error}")))
+}
+
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+fn code_digest(phone: &str, purpose: CodePurpose, code: &str) -> [u8; 32] {
+    secrets::sha256(&[
+        b"one-time-code",
+        phone.as_bytes(),
+        purpose.name().as_bytes(),
+        code.as_bytes(),
+    ])
+}
+
+fn token_digest(token: &str) -> [u8; 32] {
+    secrets::sha256(&[b"session", token.as_bytes()])
+}
+
+/// A new session: the token (shown once, to the client) and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    pub token: String,
+    pub user: User,
+    pub expires_at: u64,
+}
+
+/// The user workflows. Blocking (SQLite, Argon2id): call them off the async runtime.
+pub struct Users {
+    store: Arc<dyn Store>,
+    ledger: SequencerHandle,
+    config: UserConfig,
+    /// A hash to verify against when the phone is unknown, so that a login takes as long
+    /// whether or not the number has an account.
+    decoy_hash: String,
+}
+
+impl std::fmt::Debug for Users {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Users")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Users {
+    pub fn new(
+        store: Arc<dyn Store>,
+        ledger: SequencerHandle,
+        config: UserConfig,
+    ) -> Result<Users, UserError> {
+        Ok(Users {
+            store,
+            ledger,
+            config,
+            decoy_hash: hash_password("decoy password, never anyone's")?,
+        })
+    }
+
+    pub fn config(&self) -> &UserConfig {
+        &self.config
+    }
+
+    /// Sends a one-time code by SMS. For `Login` the code goes out only when the number has an
+    /// account, but the answer is the same either way: it does not tell who is a user.
+    pub fn send_code(
+        &self,
+        phone: &str,
+        purpose: CodePurpose,
+        now_s: u64,
+    ) -> Result<(), UserError> {
+        let phone = parse_phone(phone)?;
+        let mut users = self.store.users()?;
+        if let Some(previous) = users.code(&phone, purpose.name())? {
+            let allowed_at = previous.created_at + self.config.code_resend_s;
+            if now_s < allowed_at {
+                return Err(UserError::CodeThrottled {
+                    retry_in_s: allowed_at - now_s,
+                });
+            }
+        }
+        let code = secrets::random_digits(CODE_DIGITS)?;
+        users.put_code(
+            &phone,
+            purpose.name(),
+            &OneTimeCode {
+                digest: code_digest(&phone, purpose, &code),
+                created_at: now_s,
+                expires_at: now_s + self.config.code_lifetime_s,
+                attempts: 0,
+            },
+        )?;
+        if purpose == CodePurpose::Login && users.user_by_phone(&phone)?.is_none() {
+            return Ok(());
+        }
+        let text = format!(
+            "Tally: your code to {} is {code}. It expires in {} minutes. Never share it.",
+            match purpose {
+                CodePurpose::Register => "open your wallet",
+                CodePurpose::Login => "log in",
+            },
+            self.config.code_lifetime_s / 60
+        );
+        users.send_sms(&phone, &text, now_s)?;
+        Ok(())
+    }
+
+    /// Uses up a code: right → removed and `Ok`; wrong → one more attempt counted.
+    fn check_code(
+        &self,
+        phone: &str,
+        purpose: CodePurpose,
+        code: &str,
+        now_s: u64,
+    ) -> Result<(), UserError> {
+        let mut users = self.store.users()?;
+        let stored = users
+            .code(phone, purpose.name())?
+            .ok_or(UserError::CodeInvalid)?;
+        if now_s >= stored.expires_at {
+            users.delete_code(phone, purpose.name())?;
+            return Err(UserError::CodeExpired);
+        }
+        if stored.attempts >= self.config.code_attempts_max {
+            users.delete_code(phone, purpose.name())?;
+            return Err(UserError::CodeAttemptsExceeded);
+        }
+        if code.len() == CODE_DIGITS
+            && secrets::equal(&stored.digest, &code_digest(phone, purpose, code))
+        {
+            users.delete_code(phone, purpose.name())?;
+            Ok(())
+        } else {
+            users.count_code_attempt(phone, purpose.name())?;
+            Err(UserError::CodeInvalid)
+        }
+    }
+
+    /// Opens an account: checks the code sent to the phone, creates the wallet in the ledger
+    /// and the user.
+    pub fn register(
+        &self,
+        phone: &str,
+        password: &str,
+        code: &str,
+        now_s: u64,
+    ) -> Result<User, UserError> {
+        let phone = parse_phone(phone)?;
+        check_password(password)?;
+        if self.store.users()?.user_by_phone(&phone)?.is_some() {
+            return Err(UserError::PhoneTaken);
+        }
+        self.check_code(&phone, CodePurpose::Register, code, now_s)?;
+        let password_hash = hash_password(password)?;
+        let id = crate::ids::new_id(now_s.saturating_mul(1000))?;
+        // The wallet first: creating it again (a retry) answers `exists` and moves nothing.
+        let wallet = NewAccount {
+            id: u128::from(id),
+            currency: self.config.currency,
+            kind: WALLET_ACCOUNT_KIND,
+            flags: AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags::HISTORY,
+            user_data: 0,
+        };
+        let results = self
+            .ledger
+            .execute(vec![Event::CreateAccount(wallet)])
+            .map_err(|error| UserError::Ledger(error.to_string()))?;
+        if !matches!(results.first(), Some(EventResult::Ok | EventResult::Exists)) {
+            return Err(UserError::Ledger(format!("{results:?}")));
+        }
+        let user = NewUser {
+            id,
+            phone: phone.clone(),
+            password_hash,
+            wallet_account_id: u128::from(id),
+            created_at: now_s,
+        };
+        if !self.store.users()?.create_user(&user)? {
+            return Err(UserError::PhoneTaken);
+        }
+        self.store.users()?.user(id)?.ok_or_else(|| {
+            UserError::Store(StoreError::corrupt("a user vanished after its creation"))
+        })
+    }
+
+    /// Logs in with the phone, the password and a code sent for `Login`. Any wrong factor
+    /// answers [`UserError::WrongCredentials`], and the code is used up either way.
+    pub fn login(
+        &self,
+        phone: &str,
+        password: &str,
+        code: &str,
+        now_s: u64,
+    ) -> Result<NewSession, UserError> {
+        let phone = parse_phone(phone).map_err(|_| UserError::WrongCredentials)?;
+        let user = self.store.users()?.user_by_phone(&phone)?;
+        let password_right = match &user {
+            Some(user) => verify_password(password, &user.password_hash),
+            None => {
+                let _ = verify_password(password, &self.decoy_hash);
+                false
+            }
+        };
+        let code_checked = self.check_code(&phone, CodePurpose::Login, code, now_s);
+        let user = match (user, password_right, code_checked) {
+            (Some(user), true, Ok(())) => user,
+            (_, _, Err(UserError::CodeExpired)) => return Err(UserError::CodeExpired),
+            (_, _, Err(UserError::CodeAttemptsExceeded)) => {
+                return Err(UserError::CodeAttemptsExceeded)
+            }
+            (_, _, Err(error @ (UserError::Store(_) | UserError::Random(_)))) => return Err(error),
+            _ => {
+                if password_right {
+                    // The password was right but the code not: use the code up anyway, so
+                    // that guesses cannot tell which factor failed.
+                    self.store
+                        .users()?
+                        .delete_code(&phone, CodePurpose::Login.name())?;
+                }
+                return Err(UserError::WrongCredentials);
+            }
+        };
+        let token = format!(
+            "{SESSION_TOKEN_PREFIX}{}",
+            secrets::hex(&secrets::random_bytes::<32>()?)
+        );
+        let expires_at = now_s + self.config.session_lifetime_s;
+        self.store.users()?.create_session(
+            &token_digest(&token),
+            &Session {
+                user_id: user.id,
+                created_at: now_s,
+                expires_at,
+                revoked: false,
+            },
+        )?;
+        Ok(NewSession {
+            token,
+            user,
+            expires_at,
+        })
+    }
+
+    /// The user behind a session token.
+    pub fn authenticate(&self, token: &str, now_s: u64) -> Result<User, UserError> {
+        if !token.starts_with(SESSION_TOKEN_PREFIX)
+            || token.len() != SESSION_TOKEN_PREFIX.len() + 64
+        {
+            return Err(UserError::Unauthenticated);
+        }
+        let mut users = self.store.users()?;
+        let session = users
+            .session(&token_digest(token))?
+            .filter(|session| !session.revoked && now_s < session.expires_at)
+            .ok_or(UserError::Unauthenticated)?;
+        users
+            .user(session.user_id)?
+            .ok_or(UserError::Unauthenticated)
+    }
+
+    /// Ends a session; its token stops working at once.
+    pub fn logout(&self, token: &str) -> Result<(), UserError> {
+        if self.store.users()?.revoke_session(&token_digest(token))? {
+            Ok(())
+        } else {
+            Err(UserError::Unauthenticated)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_are_e164() {
+        assert_eq!(parse_phone("+86 138-0013-8000").unwrap(), "+8613800138000");
+        for bad in [
+            "8613800138000",
+            "+0123456789",
+            "+12345",
+            "+1234567890123456",
+            "+86abc00138000",
+        ] {
+            assert!(
+                matches!(parse_phone(bad), Err(UserError::InvalidPhone)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn passwords_have_a_floor_and_a_ceiling() {
+        assert!(check_password("correct horse").is_ok());
+        assert!(check_password("short").is_err());
+        assert!(
+            check_password("12345678").is_err(),
+            "digits only is a PIN, not a password"
+        );
+        assert!(check_password(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn passwords_are_argon2id_with_a_salt_each() {
+        let first = hash_password("correct horse").unwrap();
+        let second = hash_password("correct horse").unwrap();
+        assert!(first.starts_with("$argon2id$"), "{first}");
+        assert_ne!(first, second, "a fresh salt each time");
+        assert!(verify_password("correct horse", &first));
+        assert!(!verify_password("correct horse!", &first));
+        assert!(!verify_password("correct horse", "not a hash"));
+    }
+}

@@ -1,0 +1,79 @@
+//! People: users, the one-time codes that prove they hold their phone, the development SMS
+//! outbox those codes go through, and login sessions. None of it moves money, so none of it
+//! waits for the sequencer; a user's wallet is a ledger account created through it.
+
+use crate::StoreResult;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    /// Time-sortable, chosen by the service (see `services::ids`).
+    pub id: u64,
+    /// E.164, e.g. `+8613800138000`.
+    pub phone: String,
+    /// Argon2id PHC string of the login password.
+    pub password_hash: String,
+    /// The user's wallet in the ledger.
+    pub wallet_account_id: u128,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: u64,
+    pub phone: String,
+    pub password_hash: String,
+    pub wallet_account_id: u128,
+    /// Real-name tier: 0 registered, 1 bank card bound, 2 documents checked.
+    pub tier: u8,
+    pub created_at: u64,
+}
+
+/// A one-time code waiting to be used: only its digest is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneTimeCode {
+    pub digest: [u8; 32],
+    pub created_at: u64,
+    pub expires_at: u64,
+    /// Wrong guesses so far.
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsMessage {
+    pub id: u64,
+    pub phone: String,
+    pub text: String,
+    pub created_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user_id: u64,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub revoked: bool,
+}
+
+/// Users, codes, the SMS outbox and sessions, each call its own durable transaction.
+pub trait UserStore: Send {
+    /// Stores a user; `false` when the phone number or the id is already taken.
+    fn create_user(&mut self, user: &NewUser) -> StoreResult<bool>;
+    fn user(&mut self, id: u64) -> StoreResult<Option<User>>;
+    fn user_by_phone(&mut self, phone: &str) -> StoreResult<Option<User>>;
+    /// Replaces the code for (phone, purpose).
+    fn put_code(&mut self, phone: &str, purpose: &str, code: &OneTimeCode) -> StoreResult<()>;
+    fn code(&mut self, phone: &str, purpose: &str) -> StoreResult<Option<OneTimeCode>>;
+    /// Counts one wrong guess against the code.
+    fn count_code_attempt(&mut self, phone: &str, purpose: &str) -> StoreResult<()>;
+    /// Removes the code (used, or given up on).
+    fn delete_code(&mut self, phone: &str, purpose: &str) -> StoreResult<()>;
+    /// Puts a message in the outbox of the development SMS gateway.
+    fn send_sms(&mut self, phone: &str, text: &str, at: u64) -> StoreResult<u64>;
+    /// The newest `limit` messages, newest first.
+    fn sms_outbox(&mut self, limit: usize) -> StoreResult<Vec<SmsMessage>>;
+    fn create_session(&mut self, digest: &[u8; 32], session: &Session) -> StoreResult<()>;
+    fn session(&mut self, digest: &[u8; 32]) -> StoreResult<Option<Session>>;
+    /// `false` when there was no such live session.
+    fn revoke_session(&mut self, digest: &[u8; 32]) -> StoreResult<bool>;
+}
