@@ -99,6 +99,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sessions", post(users::login))
         .route("/v1/sessions/current", axum::routing::delete(users::logout))
         .route("/v1/me", get(users::me))
+        .route(
+            "/v1/me/payment-password",
+            axum::routing::put(users::set_payment_password),
+        )
         .fallback(not_found)
         .with_state(state);
     match witness {

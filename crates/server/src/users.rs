@@ -31,6 +31,12 @@ fn user_error(error: UserError) -> ApiError {
         UserError::PhoneTaken => (StatusCode::CONFLICT, "phone_taken"),
         UserError::WrongCredentials => (StatusCode::UNAUTHORIZED, "wrong_credentials"),
         UserError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        UserError::InvalidPaymentPassword => (StatusCode::BAD_REQUEST, "invalid_payment_password"),
+        UserError::PaymentPasswordNotSet => (StatusCode::CONFLICT, "payment_password_not_set"),
+        UserError::WrongPaymentPassword { .. } => {
+            (StatusCode::UNAUTHORIZED, "wrong_payment_password")
+        }
+        UserError::PaymentLocked { .. } => (StatusCode::LOCKED, "payment_locked"),
         UserError::Random(_) | UserError::Store(_) | UserError::Ledger(_) => {
             tracing::error!(%error, "a user request failed");
             return ApiError::unavailable("the request could not be completed; retry later");
@@ -209,5 +215,31 @@ pub(crate) async fn logout(
     let token = bearer(&headers)?;
     let users = state.users.clone();
     blocking(move || users.logout(&token)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentPasswordRequest {
+    payment_password: String,
+    code: String,
+}
+
+/// `PUT /v1/me/payment-password`: sets or changes the 6-digit payment password, with a code
+/// sent for `payment_password`.
+pub(crate) async fn set_payment_password(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let token = bearer(&headers)?;
+    let request: PaymentPasswordRequest = parse(&body)?;
+    let users = state.users.clone();
+    blocking(move || {
+        let now = unix_seconds();
+        let user = users.authenticate(&token, now)?;
+        users.set_payment_password(&user, &request.payment_password, &request.code, now)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

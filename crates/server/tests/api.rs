@@ -989,6 +989,46 @@ async fn users_register_and_log_in_with_a_password_and_a_code_sent_to_their_phon
     assert_eq!(me.status, 200, "{}", me.body);
     assert_eq!(me.json()["phone"], phone);
     assert_eq!(me.json()["wallet"]["available"], "0.00");
+    // The payment password: six digits, set with a code sent for that purpose.
+    post_json(
+        &app,
+        "/v1/otp",
+        serde_json::json!({"phone": phone, "purpose": "payment_password"}),
+    )
+    .await;
+    let pin_code = last_code(&app, phone);
+    let put = |body: serde_json::Value| {
+        let app = &app;
+        let bearer = bearer.clone();
+        async move {
+            request(
+                app,
+                "PUT",
+                "/v1/me/payment-password",
+                &[
+                    ("Authorization", &bearer),
+                    ("Content-Type", "application/json"),
+                ],
+                &body.to_string(),
+            )
+            .await
+        }
+    };
+    let short = put(serde_json::json!({"payment_password": "1234", "code": pin_code})).await;
+    assert_eq!(short.json()["code"], "invalid_payment_password");
+    let set = put(serde_json::json!({"payment_password": "135790", "code": pin_code})).await;
+    assert_eq!(set.status, 204, "{}", set.body);
+    let stored = app
+        .store
+        .users()
+        .unwrap()
+        .user_by_phone(phone)
+        .unwrap()
+        .unwrap();
+    assert!(stored
+        .payment_password_hash
+        .unwrap()
+        .starts_with("$argon2id$"));
     assert_eq!(request(&app, "GET", "/v1/me", &[], "").await.status, 401);
     // Logging out ends the session at once.
     let out = request(

@@ -23,6 +23,8 @@ pub const PASSWORD_BYTES_MAX: usize = 128;
 pub const PHONE_DIGITS_MIN: usize = 8;
 pub const PHONE_DIGITS_MAX: usize = 15;
 pub const CODE_DIGITS: usize = 6;
+/// A payment password is six digits, as wallets' keypads ask for.
+pub const PAYMENT_PASSWORD_DIGITS: usize = 6;
 const SESSION_TOKEN_PREFIX: &str = "sess_";
 
 /// What a one-time code is for: a code sent to log in cannot be used to register.
@@ -30,6 +32,8 @@ const SESSION_TOKEN_PREFIX: &str = "sess_";
 pub enum CodePurpose {
     Register,
     Login,
+    /// Setting or changing the payment password.
+    PaymentPassword,
 }
 
 impl CodePurpose {
@@ -37,13 +41,18 @@ impl CodePurpose {
         match self {
             CodePurpose::Register => "register",
             CodePurpose::Login => "login",
+            CodePurpose::PaymentPassword => "payment_password",
         }
     }
 
     pub fn from_name(name: &str) -> Option<CodePurpose> {
-        [CodePurpose::Register, CodePurpose::Login]
-            .into_iter()
-            .find(|purpose| purpose.name() == name)
+        [
+            CodePurpose::Register,
+            CodePurpose::Login,
+            CodePurpose::PaymentPassword,
+        ]
+        .into_iter()
+        .find(|purpose| purpose.name() == name)
     }
 }
 
@@ -57,6 +66,10 @@ pub struct UserConfig {
     /// Wrong guesses a code survives.
     pub code_attempts_max: u32,
     pub session_lifetime_s: u64,
+    /// Wrong payment passwords in a row before paying is locked.
+    pub payment_attempts_max: u32,
+    /// How long paying stays locked after that.
+    pub payment_lock_s: u64,
 }
 
 impl Default for UserConfig {
@@ -67,6 +80,8 @@ impl Default for UserConfig {
             code_resend_s: 60,
             code_attempts_max: 5,
             session_lifetime_s: 30 * 24 * 3600,
+            payment_attempts_max: 5,
+            payment_lock_s: 3 * 3600,
         }
     }
 }
@@ -93,6 +108,14 @@ pub enum UserError {
     WrongCredentials,
     #[error("the session is missing, expired or revoked")]
     Unauthenticated,
+    #[error("a payment password is exactly {PAYMENT_PASSWORD_DIGITS} digits")]
+    InvalidPaymentPassword,
+    #[error("no payment password is set yet")]
+    PaymentPasswordNotSet,
+    #[error("wrong payment password; {attempts_left} tries left before paying is locked")]
+    WrongPaymentPassword { attempts_left: u32 },
+    #[error("paying is locked after too many wrong payment passwords, until {until} (Unix time)")]
+    PaymentLocked { until: u64 },
     #[error("{0}")]
     Random(#[from] RandomError),
     #[error("{0}")]
@@ -236,7 +259,7 @@ impl Users {
                 attempts: 0,
             },
         )?;
-        if purpose == CodePurpose::Login && users.user_by_phone(&phone)?.is_none() {
+        if purpose != CodePurpose::Register && users.user_by_phone(&phone)?.is_none() {
             return Ok(());
         }
         let text = format!(
@@ -244,6 +267,7 @@ impl Users {
             match purpose {
                 CodePurpose::Register => "open your wallet",
                 CodePurpose::Login => "log in",
+                CodePurpose::PaymentPassword => "set your payment password",
             },
             self.config.code_lifetime_s / 60
         );
@@ -402,6 +426,68 @@ impl Users {
         users
             .user(session.user_id)?
             .ok_or(UserError::Unauthenticated)
+    }
+
+    /// Sets or changes the payment password; either needs a code sent to the user's phone for
+    /// [`CodePurpose::PaymentPassword`]. Clears a lock.
+    pub fn set_payment_password(
+        &self,
+        user: &User,
+        payment_password: &str,
+        code: &str,
+        now_s: u64,
+    ) -> Result<(), UserError> {
+        if payment_password.len() != PAYMENT_PASSWORD_DIGITS
+            || !payment_password.bytes().all(|byte| byte.is_ascii_digit())
+        {
+            return Err(UserError::InvalidPaymentPassword);
+        }
+        self.check_code(&user.phone, CodePurpose::PaymentPassword, code, now_s)?;
+        let hash = hash_password(payment_password)?;
+        self.store.users()?.set_payment_password(user.id, &hash)?;
+        Ok(())
+    }
+
+    /// Checks the payment password before money moves. Each try is counted before the
+    /// password is checked (so parallel guesses count too); at the configured number of tries
+    /// in a row paying locks for the configured time; a right password clears the count.
+    pub fn verify_payment_password(
+        &self,
+        user_id: u64,
+        payment_password: &str,
+        now_s: u64,
+    ) -> Result<(), UserError> {
+        let mut users = self.store.users()?;
+        let user = users.user(user_id)?.ok_or(UserError::Unauthenticated)?;
+        let hash = user
+            .payment_password_hash
+            .as_deref()
+            .ok_or(UserError::PaymentPasswordNotSet)?;
+        let attempts_max = self.config.payment_attempts_max;
+        let Some((tries, locked_until)) = users.count_payment_attempt(
+            user.id,
+            now_s,
+            attempts_max,
+            now_s + self.config.payment_lock_s,
+        )?
+        else {
+            let until = users
+                .user(user.id)?
+                .map_or(now_s, |user| user.payment_locked_until);
+            return Err(UserError::PaymentLocked { until });
+        };
+        if verify_password(payment_password, hash) {
+            users.clear_payment_attempts(user.id)?;
+            return Ok(());
+        }
+        if locked_until > 0 {
+            return Err(UserError::PaymentLocked {
+                until: locked_until,
+            });
+        }
+        Err(UserError::WrongPaymentPassword {
+            attempts_left: attempts_max.saturating_sub(tries),
+        })
     }
 
     /// Ends a session; its token stops working at once.

@@ -32,7 +32,8 @@ fn digest(bytes: Vec<u8>) -> StoreResult<[u8; 32]> {
         .map_err(|_| StoreError::corrupt("a stored digest is not 32 bytes"))
 }
 
-const USER_COLUMNS: &str = "id, phone, password_hash, wallet_account_id, tier, created_at";
+const USER_COLUMNS: &str = "id, phone, password_hash, wallet_account_id, tier, created_at, \
+     payment_password_hash, payment_failures, payment_locked_until";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<User>> {
     let id: i64 = row.get(0)?;
@@ -41,6 +42,9 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<User>> {
     let wallet: i64 = row.get(3)?;
     let tier: i64 = row.get(4)?;
     let created_at: i64 = row.get(5)?;
+    let payment_password_hash: Option<String> = row.get(6)?;
+    let payment_failures: i64 = row.get(7)?;
+    let payment_locked_until: i64 = row.get(8)?;
     Ok((|| {
         Ok(User {
             id: unsigned(id, "user id")?,
@@ -49,6 +53,9 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<User>> {
             wallet_account_id: from_i64(wallet, "wallet account id")?,
             tier: u8::try_from(tier).map_err(|_| StoreError::corrupt("tier out of range"))?,
             created_at: unsigned(created_at, "time")?,
+            payment_password_hash,
+            payment_failures: u32::try_from(payment_failures).unwrap_or(u32::MAX),
+            payment_locked_until: unsigned(payment_locked_until, "time")?,
         })
     })())
 }
@@ -95,6 +102,71 @@ impl UserStore for SqliteUsers {
 
     fn user_by_phone(&mut self, phone: &str) -> StoreResult<Option<User>> {
         self.user_where("phone = ?1", &phone)
+    }
+
+    fn set_payment_password(&mut self, user_id: u64, hash: &str) -> StoreResult<()> {
+        self.connection
+            .prepare_cached(
+                "UPDATE users SET payment_password_hash = ?2, payment_failures = 0,
+                    payment_locked_until = 0 WHERE id = ?1",
+            )
+            .map_err(map_error)?
+            .execute(params![integer(user_id), hash])
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    fn count_payment_attempt(
+        &mut self,
+        user_id: u64,
+        now: u64,
+        attempts_max: u32,
+        lock_until: u64,
+    ) -> StoreResult<Option<(u32, u64)>> {
+        let counted: Option<(i64, i64)> = self
+            .connection
+            .prepare_cached(
+                "UPDATE users SET
+                    payment_failures = CASE WHEN payment_locked_until > 0 THEN 1
+                                            ELSE payment_failures + 1 END,
+                    payment_locked_until = CASE
+                        WHEN (CASE WHEN payment_locked_until > 0 THEN 1
+                                   ELSE payment_failures + 1 END) >= ?3 THEN ?4
+                        ELSE 0 END
+                  WHERE id = ?1 AND payment_locked_until <= ?2
+                  RETURNING payment_failures, payment_locked_until",
+            )
+            .map_err(map_error)?
+            .query_row(
+                params![
+                    integer(user_id),
+                    integer(now),
+                    attempts_max,
+                    integer(lock_until)
+                ],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(map_error)?;
+        counted
+            .map(|(failures, locked_until)| {
+                Ok((
+                    u32::try_from(failures).unwrap_or(u32::MAX),
+                    unsigned(locked_until, "time")?,
+                ))
+            })
+            .transpose()
+    }
+
+    fn clear_payment_attempts(&mut self, user_id: u64) -> StoreResult<()> {
+        self.connection
+            .prepare_cached(
+                "UPDATE users SET payment_failures = 0, payment_locked_until = 0 WHERE id = ?1",
+            )
+            .map_err(map_error)?
+            .execute([integer(user_id)])
+            .map_err(map_error)?;
+        Ok(())
     }
 
     fn put_code(&mut self, phone: &str, purpose: &str, code: &OneTimeCode) -> StoreResult<()> {

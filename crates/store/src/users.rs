@@ -27,6 +27,12 @@ pub struct User {
     /// Real-name tier: 0 registered, 1 bank card bound, 2 documents checked.
     pub tier: u8,
     pub created_at: u64,
+    /// Argon2id PHC string of the 6-digit payment password, once set.
+    pub payment_password_hash: Option<String>,
+    /// Wrong payment passwords in a row.
+    pub payment_failures: u32,
+    /// Paying is locked until this time (Unix seconds; 0: not locked).
+    pub payment_locked_until: u64,
 }
 
 /// A one-time code waiting to be used: only its digest is kept.
@@ -61,6 +67,22 @@ pub trait UserStore: Send {
     fn create_user(&mut self, user: &NewUser) -> StoreResult<bool>;
     fn user(&mut self, id: u64) -> StoreResult<Option<User>>;
     fn user_by_phone(&mut self, phone: &str) -> StoreResult<Option<User>>;
+    /// Sets (or changes) the payment password and clears its failures and lock.
+    fn set_payment_password(&mut self, user_id: u64, hash: &str) -> StoreResult<()>;
+    /// Counts a payment password attempt before it is checked, atomically, so that parallel
+    /// guesses are counted too: unless paying is locked at `now`, the count of tries in a row
+    /// goes up by one (to 1 after a lock that has run out), and when it reaches
+    /// `attempts_max` paying locks until `lock_until`. Returns the count and the lock, or
+    /// `None` when paying was already locked (or there is no such user).
+    fn count_payment_attempt(
+        &mut self,
+        user_id: u64,
+        now: u64,
+        attempts_max: u32,
+        lock_until: u64,
+    ) -> StoreResult<Option<(u32, u64)>>;
+    /// A right payment password: the count and the lock are cleared.
+    fn clear_payment_attempts(&mut self, user_id: u64) -> StoreResult<()>;
     /// Replaces the code for (phone, purpose).
     fn put_code(&mut self, phone: &str, purpose: &str, code: &OneTimeCode) -> StoreResult<()>;
     fn code(&mut self, phone: &str, purpose: &str) -> StoreResult<Option<OneTimeCode>>;

@@ -7,7 +7,12 @@ CREATE TABLE users (
     password_hash     TEXT    NOT NULL,
     wallet_account_id INTEGER NOT NULL UNIQUE,
     tier              INTEGER NOT NULL DEFAULT 0 CHECK (tier BETWEEN 0 AND 2),
-    created_at        INTEGER NOT NULL
+    created_at        INTEGER NOT NULL,
+    -- The 6-digit payment password (Argon2id), wrong tries in a row, and until when paying is
+    -- locked after too many.
+    payment_password_hash TEXT,
+    payment_failures      INTEGER NOT NULL DEFAULT 0,
+    payment_locked_until  INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 
 CREATE TABLE one_time_codes (
