@@ -16,7 +16,7 @@ use store::{NewUser, OneTimeCode, Session, Store, StoreError, User};
 use crate::secrets::{self, RandomError};
 
 /// The ledger's `kind` code of a user's wallet account.
-pub const WALLET_ACCOUNT_KIND: u16 = 1;
+pub const WALLET_ACCOUNT_KIND: u16 = crate::accounts::KIND_WALLET;
 pub const PASSWORD_CHARS_MIN: usize = 8;
 pub const PASSWORD_BYTES_MAX: usize = 128;
 /// E.164: a country code and a subscriber number, at most 15 digits in all.

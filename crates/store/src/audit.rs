@@ -81,6 +81,38 @@ impl LedgerAudit {
         }
     }
 
+    /// Per currency with a reserve account (of a kind in `reserve_kinds`): the reserve's posted
+    /// debit balance and the posted credit balance of every account whose kind is in
+    /// `owed_kinds`, where the two differ. The reserve mirrors the money a bank holds for the
+    /// platform's customers, so it must equal what the platform owes them.
+    pub fn reserve_mismatches(
+        &self,
+        reserve_kinds: &[u16],
+        owed_kinds: &[u16],
+    ) -> Vec<(ledger::Currency, i128, i128)> {
+        let mut totals: std::collections::BTreeMap<[u8; 3], (ledger::Currency, i128, i128, bool)> =
+            std::collections::BTreeMap::new();
+        for account in &self.accounts {
+            let entry = totals.entry(account.currency.as_bytes()).or_insert((
+                account.currency,
+                0,
+                0,
+                false,
+            ));
+            if reserve_kinds.contains(&account.kind) {
+                entry.1 += account.posted_debit_balance();
+                entry.3 = true;
+            } else if owed_kinds.contains(&account.kind) {
+                entry.2 += account.posted_credit_balance();
+            }
+        }
+        totals
+            .into_values()
+            .filter(|(_, reserve, owed, has_reserve)| *has_reserve && reserve != owed)
+            .map(|(currency, reserve, owed, _)| (currency, reserve, owed))
+            .collect()
+    }
+
     /// Transfers that name a missing account or another currency than their accounts'.
     pub fn transfers_with_bad_accounts(&self) -> &[u128] {
         &self.bad_transfers
@@ -196,6 +228,31 @@ mod tests {
         assert_eq!(mismatches[0].account_id, 1);
         assert_eq!(mismatches[0].stored, [30, 115, 0, 0]);
         assert_eq!(mismatches[0].from_transfers, [30, 116, 0, 0]);
+    }
+
+    #[test]
+    fn the_reserve_must_mirror_what_is_owed() {
+        let mut audit = LedgerAudit::new(10);
+        let mut reserve = account(1, "CNY", [0, 500, 0, 0]);
+        reserve.kind = 1;
+        let mut wallet = account(2, "CNY", [0, 0, 0, 500]);
+        wallet.kind = 10;
+        let mut other = account(3, "USD", [0, 0, 0, 7]);
+        other.kind = 10;
+        audit.add_account(&reserve);
+        audit.add_account(&wallet);
+        audit.add_account(&other);
+        assert!(
+            audit.reserve_mismatches(&[1], &[10]).is_empty(),
+            "USD has no reserve: skipped"
+        );
+        let mut short = LedgerAudit::new(10);
+        reserve.debits_posted = 499;
+        short.add_account(&reserve);
+        short.add_account(&wallet);
+        let mismatches = short.reserve_mismatches(&[1], &[10]);
+        assert_eq!(mismatches.len(), 1);
+        assert_eq!((mismatches[0].1, mismatches[0].2), (499, 500));
     }
 
     #[test]

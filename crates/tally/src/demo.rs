@@ -24,11 +24,7 @@ pub struct DemoArgs {
     data: Option<PathBuf>,
 }
 
-/// Account kinds of the demo world (the services define the real catalogue).
-const KIND_RESERVE: u16 = 1;
-const KIND_FEES: u16 = 2;
-const KIND_WALLET: u16 = 10;
-const KIND_MERCHANT: u16 = 20;
+use services::accounts::{KIND_FEES, KIND_MERCHANT, KIND_RESERVE, KIND_WALLET};
 
 const RESERVE: u128 = 1;
 const FEES: u128 = 2;

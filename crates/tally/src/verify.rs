@@ -165,6 +165,19 @@ fn pass_over_rows(
                 .collect(),
         },
         Check {
+            name: "the customer reserve equals what is owed to wallets, merchants and fees",
+            problems: audit
+                .reserve_mismatches(
+                    &[services::accounts::KIND_RESERVE],
+                    &services::accounts::KINDS_OWED,
+                )
+                .iter()
+                .map(|(currency, reserve, owed)| {
+                    format!("{currency}: the reserve holds {reserve} but {owed} is owed (minor units)")
+                })
+                .collect(),
+        },
+        Check {
             name: "every balance equals the sum of its transfers",
             problems: audit
                 .balance_mismatches()

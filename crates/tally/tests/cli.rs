@@ -313,6 +313,7 @@ fn verify_passes_a_sound_ledger_and_names_each_kind_of_tampering() {
             "every balance equals the sum of its transfers",
         ),
         ("a changed balance", "UPDATE accounts SET credits_posted = credits_posted + 500 WHERE id = 1001", "per currency, debits equal credits"),
+        ("an account taken out of what is owed", "UPDATE accounts SET kind = 99 WHERE id = 101", "the customer reserve equals what is owed"),
         ("a moved transfer", "UPDATE transfers SET credit_account_id = 999 WHERE id = 5", "every transfer names existing accounts of its currency"),
         ("a rewritten checkpoint", "UPDATE log_checkpoints SET root = zeroblob(32)", "every checkpoint is signed and matches the transfers"),
         ("a changed deposit", "UPDATE registrations SET digest = zeroblob(32)", "the stored tree matches the transfers and registrations"),
