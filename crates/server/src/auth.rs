@@ -5,6 +5,7 @@
 //! the same time whatever the digest, so neither the database nor the timing reveals it.
 
 use axum::http::{header, HeaderMap, StatusCode};
+use services::secrets::{equal as digests_equal, hex};
 use sha2::{Digest, Sha256};
 use store::{AdminWriter, Credential, CredentialRole, NewCredential, StoreResult};
 
@@ -52,10 +53,6 @@ pub enum IssueError {
     Store(store::StoreError),
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
 /// `tally_<id>_<hex secret>` → (id, secret).
 fn parse_token(token: &str) -> Option<(u64, [u8; SECRET_BYTES])> {
     let rest = token.strip_prefix(TOKEN_PREFIX)?;
@@ -75,17 +72,19 @@ fn parse_token(token: &str) -> Option<(u64, [u8; SECRET_BYTES])> {
     Some((id, secret))
 }
 
-/// Compares two digests in time independent of where they differ.
-fn digests_equal(left: &[u8; 32], right: &[u8; 32]) -> bool {
-    let difference = left
-        .iter()
-        .zip(right)
-        .fold(0u8, |difference, (a, b)| difference | (a ^ b));
-    std::hint::black_box(difference) == 0
-}
-
 fn unauthorized(detail: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+}
+
+/// The token of an `Authorization: Bearer <token>` header (credentials and user sessions).
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()
+        .filter(|text| text.len() <= AUTHORIZATION_BYTES_MAX)?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
 }
 
 /// The credential behind the request's bearer token, if it may act as `wanted`.
@@ -94,17 +93,14 @@ pub(crate) async fn authenticate(
     headers: &HeaderMap,
     wanted: CredentialRole,
 ) -> Result<Credential, ApiError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| unauthorized("This endpoint needs `Authorization: Bearer <token>`."))?;
-    let text = value
-        .to_str()
-        .ok()
-        .filter(|text| text.len() <= AUTHORIZATION_BYTES_MAX)
-        .and_then(|text| text.strip_prefix("Bearer "))
+    if !headers.contains_key(header::AUTHORIZATION) {
+        return Err(unauthorized(
+            "This endpoint needs `Authorization: Bearer <token>`.",
+        ));
+    }
+    let text = bearer_token(headers)
         .ok_or_else(|| unauthorized("The Authorization header must be `Bearer <token>`."))?;
-    let (id, secret) =
-        parse_token(text.trim()).ok_or_else(|| unauthorized("The token is malformed."))?;
+    let (id, secret) = parse_token(text).ok_or_else(|| unauthorized("The token is malformed."))?;
     let found: StoreResult<Option<Credential>> =
         state.readers.run(move |reader| reader.credential(id)).await;
     let credential = found

@@ -149,6 +149,13 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
+/// Seconds since the Unix epoch, by the system clock.
+pub fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
 /// RFC 3339 UTC time of a ledger timestamp (nanoseconds since the Unix epoch), to the
 /// microsecond.
 pub fn rfc3339(timestamp_nanos: u64) -> String {

@@ -10,6 +10,7 @@ use axum::Json;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use sequencer::{ReceiptError, RegistrationOutcome};
+use services::secrets::hex;
 
 use crate::{ApiError, AppState};
 
@@ -114,10 +115,6 @@ fn parse_digest(text: &str) -> Option<[u8; 32]> {
         digest[index] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
     }
     Some(digest)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn bad_request(code: &'static str, detail: impl Into<String>) -> ApiError {

@@ -4,21 +4,15 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use services::users::{CodePurpose, UserError};
 
-use crate::{ApiError, AppState};
+use crate::{unix_seconds, ApiError, AppState};
 
 /// Largest body of the user endpoints.
 const BODY_BYTES_MAX: usize = 2 * 1024;
-
-fn unix_seconds() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
 
 fn user_error(error: UserError) -> ApiError {
     let (status, code) = match &error {
@@ -167,12 +161,8 @@ pub(crate) async fn login(
 }
 
 fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .filter(|value| value.len() <= 256)
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(|token| token.trim().to_owned())
+    crate::auth::bearer_token(headers)
+        .map(str::to_owned)
         .ok_or_else(|| user_error(UserError::Unauthenticated))
 }
 

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use store::{Store, StoreReader};
 
+use crate::unix_seconds;
+
 /// Counters and gauges of the background workers, rendered in `/metrics`.
 #[derive(Debug, Default)]
 pub struct WorkerMetrics {
@@ -73,12 +75,6 @@ fn wait(stopped: &Receiver<()>, interval: Duration) -> bool {
         stopped.recv_timeout(interval),
         Err(RecvTimeoutError::Timeout)
     )
-}
-
-fn unix_seconds() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// A witness the log asks to cosign its checkpoints.

@@ -13,6 +13,17 @@ use store::Store;
 use store_sqlite::SqliteStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// An account of the tests' ledger, of any balance.
+fn account(id: u128, currency: Currency) -> Event {
+    Event::CreateAccount(NewAccount {
+        id,
+        currency,
+        kind: 1,
+        flags: AccountFlags::empty(),
+        user_data: 0,
+    })
+}
+
 struct TestApp {
     address: SocketAddr,
     store: Arc<dyn Store>,
@@ -134,20 +145,8 @@ async fn metrics_count_what_the_ledger_committed() {
     let handle = app.sequencer.as_ref().unwrap().handle();
     let currency = Currency::parse("CNY").unwrap();
     let events = vec![
-        Event::CreateAccount(NewAccount {
-            id: 1,
-            currency,
-            kind: 1,
-            flags: AccountFlags::empty(),
-            user_data: 0,
-        }),
-        Event::CreateAccount(NewAccount {
-            id: 2,
-            currency,
-            kind: 1,
-            flags: AccountFlags::empty(),
-            user_data: 0,
-        }),
+        account(1, currency),
+        account(2, currency),
         Event::CreateTransfer(NewTransfer::new(10, 1, 2, 500, currency)),
         Event::CreateTransfer(NewTransfer::new(11, 2, 1, 200, currency)),
     ];
@@ -222,20 +221,8 @@ async fn receipts_and_checkpoints_are_served_and_verify() {
     let handle = app.sequencer.as_ref().unwrap().handle();
     let currency = Currency::parse("CNY").unwrap();
     let events = vec![
-        Event::CreateAccount(NewAccount {
-            id: 1,
-            currency,
-            kind: 1,
-            flags: AccountFlags::empty(),
-            user_data: 0,
-        }),
-        Event::CreateAccount(NewAccount {
-            id: 2,
-            currency,
-            kind: 1,
-            flags: AccountFlags::empty(),
-            user_data: 0,
-        }),
+        account(1, currency),
+        account(2, currency),
         Event::CreateTransfer(NewTransfer::new(10, 1, 2, 500, currency)),
         Event::CreateTransfer(NewTransfer::new(11, 2, 1, 200, currency)),
     ];
@@ -483,16 +470,7 @@ async fn consistency_proofs_and_tiles_let_anyone_audit_the_log() {
     let app = spawn_app_with(config).await;
     let handle = app.sequencer.as_ref().unwrap().handle();
     let currency = Currency::parse("CNY").unwrap();
-    let account = |id| {
-        Event::CreateAccount(NewAccount {
-            id,
-            currency,
-            kind: 1,
-            flags: AccountFlags::empty(),
-            user_data: 0,
-        })
-    };
-    let first: Vec<Event> = [account(1), account(2)]
+    let first: Vec<Event> = [account(1, currency), account(2, currency)]
         .into_iter()
         .chain((1..=3u128).map(|id| Event::CreateTransfer(NewTransfer::new(id, 1, 2, 5, currency))))
         .collect();
@@ -657,20 +635,11 @@ async fn the_self_audit_follows_the_log_and_catches_a_rewritten_row() {
     let app = spawn_app_with(config).await;
     let handle = app.sequencer.as_ref().unwrap().handle();
     let currency = Currency::parse("CNY").unwrap();
-    let account = |id| {
-        Event::CreateAccount(NewAccount {
-            id,
-            currency,
-            kind: 1,
-            flags: AccountFlags::empty(),
-            user_data: 0,
-        })
-    };
     let transfers = |ids: std::ops::RangeInclusive<u128>| -> Vec<Event> {
         ids.map(|id| Event::CreateTransfer(NewTransfer::new(id, 1, 2, 5, currency)))
             .collect()
     };
-    let first: Vec<Event> = [account(1), account(2)]
+    let first: Vec<Event> = [account(1, currency), account(2, currency)]
         .into_iter()
         .chain(transfers(1..=10))
         .collect();
@@ -754,15 +723,6 @@ async fn operators_get_a_checkpoint_on_demand() {
     let app = spawn_app_with(config).await;
     let handle = app.sequencer.as_ref().unwrap().handle();
     let currency = Currency::parse("CNY").unwrap();
-    let account = |id| {
-        Event::CreateAccount(NewAccount {
-            id,
-            currency,
-            kind: 1,
-            flags: AccountFlags::empty(),
-            user_data: 0,
-        })
-    };
     let operator = format!("Bearer {}", token(&app, store::CredentialRole::Operator));
     let auditor = format!("Bearer {}", token(&app, store::CredentialRole::Auditor));
     let empty = request(
@@ -777,8 +737,8 @@ async fn operators_get_a_checkpoint_on_demand() {
     // The first batch is signed at once; the second waits for the interval (an hour here).
     for events in [
         vec![
-            account(1),
-            account(2),
+            account(1, currency),
+            account(2, currency),
             Event::CreateTransfer(NewTransfer::new(1, 1, 2, 5, currency)),
         ],
         vec![Event::CreateTransfer(NewTransfer::new(

@@ -59,12 +59,6 @@ pub struct RevokeArgs {
     id: String,
 }
 
-fn now_seconds() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
-
 pub fn run(command: AdminCommand) -> anyhow::Result<()> {
     let command = match command {
         AdminCommand::Credentials(command) => command,
@@ -96,8 +90,12 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
             })?;
             let store = SqliteStore::open_existing(&args.data.directory())?;
             let mut admin = store.admin()?;
-            let (id, token) =
-                server::issue_credential(admin.as_mut(), role, &args.label, now_seconds())?;
+            let (id, token) = server::issue_credential(
+                admin.as_mut(),
+                role,
+                &args.label,
+                server::unix_seconds(),
+            )?;
             eprintln!(
                 "created key_{id} ({}); the token is shown only now:",
                 role.name()
@@ -134,7 +132,9 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("{:?} is not a credential id (key_<n>)", args.id))?;
             let store = SqliteStore::open_existing(&args.data.directory())?;
             anyhow::ensure!(
-                store.admin()?.revoke_credential(number, now_seconds())?,
+                store
+                    .admin()?
+                    .revoke_credential(number, server::unix_seconds())?,
                 "no active credential key_{number}"
             );
             println!("revoked key_{number}");

@@ -113,29 +113,36 @@ pub fn load_or_create_signer(directory: &Path) -> anyhow::Result<NoteSigner> {
     if path.exists() {
         return load_signer(directory);
     }
-    std::fs::create_dir_all(directory)?;
+    let (seed, name_suffix) = new_key_material()?;
+    let name = format!("tally-log-{}", hex(&name_suffix));
+    let signer = NoteSigner::from_seed(&name, &seed).map_err(|error| anyhow::anyhow!("{error}"))?;
+    write_owner_only(directory, &path, &signer.signer_key_text())?;
+    Ok(signer)
+}
+
+/// A 32-byte key seed and 4 bytes to tell the key's name apart, from the operating system.
+fn new_key_material() -> anyhow::Result<([u8; 32], [u8; 4])> {
     let mut random = [0u8; 36];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut source| source.read_exact(&mut random))
         .context("reading the operating system's randomness")?;
-    let seed: [u8; 32] = random[..32].try_into().expect("32 bytes");
-    let name = format!(
-        "tally-log-{}",
-        random[32..]
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect::<String>()
-    );
-    let signer = NoteSigner::from_seed(&name, &seed).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let seed = random[..32].try_into().expect("32 bytes");
+    let suffix = random[32..].try_into().expect("4 bytes");
+    Ok((seed, suffix))
+}
+
+/// Writes a new key file (one line) readable by its owner only, and makes it durable.
+fn write_owner_only(directory: &Path, path: &Path, line: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(directory)?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    writeln!(file, "{}", signer.signer_key_text())?;
+    writeln!(file, "{line}")?;
     file.sync_all()?;
-    Ok(signer)
+    Ok(())
 }
 
 /// Loads this node's witness key, creating it (from the operating system's randomness,
@@ -143,20 +150,9 @@ pub fn load_or_create_signer(directory: &Path) -> anyhow::Result<NoteSigner> {
 pub fn load_or_create_cosigner(directory: &Path) -> anyhow::Result<trustlog::Cosigner> {
     let path = directory.join(WITNESS_KEY_FILE_NAME);
     if !path.exists() {
-        std::fs::create_dir_all(directory)?;
-        let mut random = [0u8; 36];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut source| source.read_exact(&mut random))
-            .context("reading the operating system's randomness")?;
-        let name = format!("tally-witness-{}", hex(&random[32..]));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        writeln!(file, "{name} {}", hex(&random[..32]))?;
-        file.sync_all()?;
+        let (seed, name_suffix) = new_key_material()?;
+        let name = format!("tally-witness-{}", hex(&name_suffix));
+        write_owner_only(directory, &path, &format!("{name} {}", hex(&seed)))?;
     }
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;

@@ -43,69 +43,31 @@ fn pass_over_rows(
 ) -> anyhow::Result<(Vec<Check>, Vec<String>)> {
     let mut audit = store::LedgerAudit::new(FINDINGS_MAX);
     reader.visit_accounts(&mut |account| audit.add_account(account))?;
-    let mut leaves_problems = Vec::new();
-    // One pass over the transfers, placing each leaf hash at its index (32 bytes a leaf),
-    // then one pass over the leaves in order.
-    let slots = usize::try_from(log_size).context("the log is too large to verify in memory")?;
-    let mut leaf_hashes: Vec<trustlog::Hash> = vec![[0; 32]; slots];
-    let mut filled = vec![false; slots];
+    // Each leaf hash placed at its index (32 bytes a leaf), then the tree grown in order.
+    let mut leaves = LeafSlots::new(log_size)?;
     reader.visit_registrations(&mut |stored| {
-        let leaf_index = stored.leaf_index;
-        let id = stored.registration.id;
-        let slot = usize::try_from(leaf_index)
-            .ok()
-            .filter(|slot| *slot < slots);
-        match slot {
-            Some(slot) if !filled[slot] => {
-                filled[slot] = true;
-                leaf_hashes[slot] = trustlog::leaf_hash(&stored.registration.log_leaf());
-            }
-            Some(_) => leaves_problems.push(format!(
-                "leaf {leaf_index} is claimed twice (again by registration {id})"
-            )),
-            None => leaves_problems.push(format!(
-                "registration {id} claims leaf {leaf_index}, beyond the log's size {log_size}"
-            )),
-        }
+        leaves.place(stored.leaf_index, &stored.registration.log_leaf(), || {
+            format!("registration {}", stored.registration.id)
+        });
     })?;
     // The reader decodes rows on this thread while a second thread adds them up, hashes their
     // leaves and grows the tree as the leaves become contiguous: the two halves of the work
     // take about as long as each other.
     let mut contiguous = 0;
-    while contiguous < slots && filled[contiguous] {
-        contiguous += 1;
-    }
+    leaves.advance(&mut contiguous);
     let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<store::StoredTransfer>>(4);
     let visited = std::thread::scope(|scope| {
         let consumer = scope.spawn(|| {
             for chunk in received {
                 for stored in &chunk {
                     audit.add_transfer(stored);
-                    let transfer = &stored.transfer;
-                    let leaf_index = stored.leaf_index;
-                    let slot = usize::try_from(leaf_index)
-                        .ok()
-                        .filter(|slot| *slot < slots);
-                    match slot {
-                        Some(slot) if !filled[slot] => {
-                            filled[slot] = true;
-                            leaf_hashes[slot] = trustlog::leaf_hash(&transfer.log_leaf());
-                        }
-                        Some(_) => leaves_problems.push(format!(
-                            "leaf {leaf_index} is claimed twice (again by transfer {})",
-                            transfer.id
-                        )),
-                        None => leaves_problems.push(format!(
-                            "transfer {} claims leaf {leaf_index}, beyond the log's size {log_size}",
-                            transfer.id
-                        )),
-                    }
+                    leaves.place(stored.leaf_index, &stored.transfer.log_leaf(), || {
+                        format!("transfer {}", stored.transfer.id)
+                    });
                 }
                 counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                while contiguous < slots && filled[contiguous] {
-                    contiguous += 1;
-                }
-                tree.append_until(&leaf_hashes, contiguous)?;
+                leaves.advance(&mut contiguous);
+                tree.append_until(&leaves.hashes, contiguous)?;
             }
             anyhow::Ok(())
         });
@@ -150,8 +112,9 @@ fn pass_over_rows(
     })?;
     visited?;
     // Leaves after a hole (reported below) are appended now.
-    tree.append_until(&leaf_hashes, slots)?;
-    if let Some(missing) = filled.iter().position(|slot| !slot) {
+    tree.append_until(&leaves.hashes, leaves.hashes.len())?;
+    let mut leaves_problems = leaves.problems;
+    if let Some(missing) = leaves.filled.iter().position(|slot| !slot) {
         leaves_problems.push(format!("leaf {missing} has no transfer or registration"));
     }
     leaves_problems.truncate(FINDINGS_MAX);
@@ -192,6 +155,53 @@ fn pass_over_rows(
         },
     ];
     Ok((ledger_checks, leaves_problems))
+}
+
+/// Leaf hashes placed by leaf number as the rows that claim them arrive, in any order.
+struct LeafSlots {
+    hashes: Vec<trustlog::Hash>,
+    filled: Vec<bool>,
+    problems: Vec<String>,
+}
+
+impl LeafSlots {
+    fn new(log_size: u64) -> anyhow::Result<LeafSlots> {
+        let slots =
+            usize::try_from(log_size).context("the log is too large to verify in memory")?;
+        Ok(LeafSlots {
+            hashes: vec![[0; 32]; slots],
+            filled: vec![false; slots],
+            problems: Vec::new(),
+        })
+    }
+
+    /// Places the hash of `leaf` at `leaf_index`, or notes why it cannot (`claimant` names
+    /// the row, for the message).
+    fn place(&mut self, leaf_index: u64, leaf: &[u8], claimant: impl FnOnce() -> String) {
+        let size = self.hashes.len();
+        let slot = usize::try_from(leaf_index).ok().filter(|slot| *slot < size);
+        match slot {
+            Some(slot) if !self.filled[slot] => {
+                self.filled[slot] = true;
+                self.hashes[slot] = trustlog::leaf_hash(leaf);
+            }
+            Some(_) => self.problems.push(format!(
+                "leaf {leaf_index} is claimed twice (again by {})",
+                claimant()
+            )),
+            None => self.problems.push(format!(
+                "{} claims leaf {leaf_index}, beyond the log's size {size}",
+                claimant()
+            )),
+        }
+    }
+
+    /// Moves `contiguous` past the leaves placed so far without a gap.
+    fn advance(&self, contiguous: &mut usize) {
+        while *contiguous < self.filled.len() && self.filled[*contiguous] {
+            *contiguous += 1;
+        }
+    }
 }
 
 /// The tree rebuilt from the leaf hashes, grown as they arrive, with its root at every

@@ -13,6 +13,11 @@ fn tally(arguments: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `tally log verify-receipt FILE --vkey KEY`.
+fn verify_receipt(file: &str, verifier_key: &str) -> Output {
+    tally(&["log", "verify-receipt", file, "--vkey", verifier_key])
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -364,13 +369,7 @@ fn receipts_verify_offline_and_tampered_ones_do_not() {
     assert!(receipt.status.success(), "{}", text(&receipt.stderr));
     let file = directory.path().join("receipt.json");
     std::fs::write(&file, &receipt.stdout).unwrap();
-    let verified = tally(&[
-        "log",
-        "verify-receipt",
-        file.to_str().unwrap(),
-        "--vkey",
-        &verifier_key,
-    ]);
+    let verified = verify_receipt(file.to_str().unwrap(), &verifier_key);
     assert!(verified.status.success(), "{}", text(&verified.stderr));
     assert!(
         text(&verified.stdout).contains("transfer 3 (75.00 CNY from account 1 to account 1003)")
@@ -383,13 +382,7 @@ fn receipts_verify_offline_and_tampered_ones_do_not() {
     forged[70] = if forged[70] == b'A' { b'B' } else { b'A' };
     json["leaf"] = serde_json::Value::from(String::from_utf8(forged).unwrap());
     std::fs::write(&file, json.to_string()).unwrap();
-    let refused = tally(&[
-        "log",
-        "verify-receipt",
-        file.to_str().unwrap(),
-        "--vkey",
-        &verifier_key,
-    ]);
+    let refused = verify_receipt(file.to_str().unwrap(), &verifier_key);
     assert_ne!(refused.status.code(), Some(0));
     assert!(
         text(&refused.stderr).contains("does not verify"),
@@ -411,13 +404,7 @@ fn receipts_verify_offline_and_tampered_ones_do_not() {
     )
     .trim()
     .to_owned();
-    let wrong_key = tally(&[
-        "log",
-        "verify-receipt",
-        file.to_str().unwrap(),
-        "--vkey",
-        &other_key,
-    ]);
+    let wrong_key = verify_receipt(file.to_str().unwrap(), &other_key);
     assert_ne!(wrong_key.status.code(), Some(0));
     // The key file is the operator's alone.
     use std::os::unix::fs::PermissionsExt;
@@ -472,13 +459,7 @@ fn receipts_verify_with_an_independently_written_verifier() {
     let receipt = tally(&["log", "receipt", "--data", data_text, "--registration", "1"]);
     assert!(receipt.status.success(), "{}", text(&receipt.stderr));
     std::fs::write(&file, &receipt.stdout).unwrap();
-    let ours = tally(&[
-        "log",
-        "verify-receipt",
-        file.to_str().unwrap(),
-        "--vkey",
-        &verifier_key,
-    ]);
+    let ours = verify_receipt(file.to_str().unwrap(), &verifier_key);
     assert!(ours.status.success(), "{}", text(&ours.stderr));
     assert!(
         text(&ours.stdout).contains("registration 1 (document "),
