@@ -35,7 +35,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ledger::{Event, EventResult, BATCH_EVENTS_MAX};
-use store::{NewRegistration, Store, StoreError, StoredRegistration, REQUEST_REGISTRATIONS_MAX};
+use store::{
+    NewRegistration, Record, Store, StoreError, StoredRegistration, REQUEST_RECORDS_MAX,
+    REQUEST_REGISTRATIONS_MAX,
+};
 use tokio::sync::oneshot;
 
 /// Requests that may wait for the sequencer before submitters are made to wait (back-pressure).
@@ -92,6 +95,8 @@ impl Default for SequencerConfig {
 pub enum CommitError {
     #[error("a request must carry between 1 and {BATCH_EVENTS_MAX} events (registrations: {REQUEST_REGISTRATIONS_MAX}), not {0}")]
     RequestSize(usize),
+    #[error("a request may carry at most {REQUEST_RECORDS_MAX} business records, not {0}")]
+    RecordCount(usize),
     #[error("the ledger is shutting down")]
     ShuttingDown,
     #[error("the store failed to commit the batch: {0}")]
@@ -144,6 +149,8 @@ impl<T> Future for Ticket<T> {
 
 pub(crate) struct Request {
     events: Vec<Event>,
+    /// Written with the batch only if every one of `events` is `ok`.
+    records: Vec<Record>,
     reply: oneshot::Sender<CommitResult>,
 }
 
@@ -188,7 +195,35 @@ impl SequencerHandle {
             return Err(CommitError::RequestSize(events.len()));
         }
         let (reply, receiver) = oneshot::channel();
-        self.send(Message::Request(Request { events, reply }))?;
+        self.send(Message::Request(Request {
+            events,
+            records: Vec::new(),
+            reply,
+        }))?;
+        Ok(Ticket(receiver))
+    }
+
+    /// Queues `events` with the business `records` they belong to (an order's new state, its
+    /// notification …). The records are written in the same transaction as the events, and
+    /// only if every event's result is `ok`; with no events, they are simply written with the
+    /// next batch, sharing its durable write.
+    pub fn submit_with_records(
+        &self,
+        events: Vec<Event>,
+        records: Vec<Record>,
+    ) -> Result<Ticket, CommitError> {
+        if events.len() > BATCH_EVENTS_MAX || (events.is_empty() && records.is_empty()) {
+            return Err(CommitError::RequestSize(events.len()));
+        }
+        if records.len() > REQUEST_RECORDS_MAX {
+            return Err(CommitError::RecordCount(records.len()));
+        }
+        let (reply, receiver) = oneshot::channel();
+        self.send(Message::Request(Request {
+            events,
+            records,
+            reply,
+        }))?;
         Ok(Ticket(receiver))
     }
 

@@ -13,8 +13,8 @@ use ledger::{
     BATCH_EVENTS_MAX, BATCH_EXPIRIES_MAX,
 };
 use store::{
-    CommitBatch, LedgerHead, LogAppend, LogCheckpoint, LogTile, PendingRecord, Store, StoreError,
-    StoreReader, StoreWriter, StoredRegistration, StoredTransfer,
+    CommitBatch, LedgerHead, LogAppend, LogCheckpoint, LogTile, PendingRecord, Record, Store,
+    StoreError, StoreReader, StoreWriter, StoredRegistration, StoredTransfer,
 };
 use tokio::sync::oneshot;
 
@@ -30,6 +30,10 @@ const _: () = assert!(
     BATCH_EVENTS_MAX + BATCH_REGISTRATIONS_MAX <= trustlog::APPEND_LEAVES_MAX,
     "a batch's leaves fit one append"
 );
+
+/// Business records one batch may carry: a few per request of a full batch of payments.
+const BATCH_RECORDS_MAX: usize = 4 * BATCH_EVENTS_MAX;
+const _: () = assert!(BATCH_RECORDS_MAX >= store::REQUEST_RECORDS_MAX);
 
 /// A registration's identity: who asked, and with which idempotency key.
 type RegistrationKey = (u128, String);
@@ -60,6 +64,8 @@ struct Job {
     replies: Vec<Reply>,
     registrations: Vec<StoredRegistration>,
     registration_replies: Vec<(oneshot::Sender<RegisterResult>, Vec<RegistrationOutcome>)>,
+    /// Business records of the requests whose events all committed.
+    records: Vec<Record>,
     /// Pending transfers whose hold this batch released.
     expired: u64,
 }
@@ -167,6 +173,7 @@ struct Gathered {
     requests: Vec<Request>,
     registers: Vec<RegisterRequest>,
     events: usize,
+    records: usize,
     registrations: usize,
     checkpoint_requested: bool,
 }
@@ -176,10 +183,13 @@ impl Gathered {
     fn add(&mut self, message: Message) -> Option<Message> {
         match message {
             Message::Request(request) => {
-                if !self.is_empty() && self.events + request.events.len() > BATCH_EVENTS_MAX {
+                let too_many_events = self.events + request.events.len() > BATCH_EVENTS_MAX;
+                let too_many_records = self.records + request.records.len() > BATCH_RECORDS_MAX;
+                if !self.is_empty() && (too_many_events || too_many_records) {
                     return Some(Message::Request(request));
                 }
                 self.events += request.events.len();
+                self.records += request.records.len();
                 self.requests.push(request);
             }
             Message::Register(request) => {
@@ -386,6 +396,7 @@ impl SequencerThread {
             replies: Vec::new(),
             registrations: Vec::new(),
             registration_replies: Vec::new(),
+            records: Vec::new(),
             expired: 0,
         })
     }
@@ -438,7 +449,11 @@ impl SequencerThread {
         }
         self.events.clear();
         let mut replies = Vec::with_capacity(requests.len());
+        let mut request_records = Vec::new();
         for request in requests {
+            if !request.records.is_empty() {
+                request_records.push((replies.len(), request.records));
+            }
             replies.push(Reply {
                 sender: request.reply,
                 start: self.events.len(),
@@ -463,6 +478,14 @@ impl SequencerThread {
         let applied = ledger::apply(&mut self.state, batch, timestamp);
         self.events = events;
         assert_eq!(applied.results.len(), self.events.len());
+        let mut records = Vec::new();
+        for (reply_index, mut written) in request_records {
+            let reply = &replies[reply_index];
+            let results = &applied.results[reply.start..reply.start + reply.length];
+            if results.iter().all(|result| *result == EventResult::Ok) {
+                records.append(&mut written);
+            }
+        }
         self.timestamp_last = applied.timestamp_last;
 
         let sequence = self.next_sequence;
@@ -498,11 +521,12 @@ impl SequencerThread {
         for stored in &registrations {
             leaf_hashes.push(trustlog::leaf_hash(&stored.registration.log_leaf()));
         }
+        // A batch of records alone consumes no ledger timestamp; it still takes one, so that
+        // every batch's time is after the last one's.
+        let events_time = applied.timestamp_last.max(timestamp);
         let timestamp_last = registrations
             .last()
-            .map_or(applied.timestamp_last, |stored| {
-                stored.registration.timestamp
-            });
+            .map_or(events_time, |stored| stored.registration.timestamp);
         self.timestamp_last = timestamp_last;
         let appended = match self.log_edge.append(&leaf_hashes) {
             Ok(appended) => appended,
@@ -557,6 +581,7 @@ impl SequencerThread {
             replies,
             registrations,
             registration_replies,
+            records,
         })
     }
 
@@ -773,6 +798,7 @@ fn write_loop(
             pending: &job.pending,
             balances: &job.balances,
             registrations: &job.registrations,
+            records: &job.records,
             log: LogAppend {
                 size_before: job.log_size_before,
                 size_after: job.log_size_before

@@ -255,6 +255,12 @@ impl Store for FlakyStore {
     fn users(&self) -> StoreResult<Box<dyn store::UserStore>> {
         self.inner.users()
     }
+    fn records(&self) -> StoreResult<Box<dyn store::RecordReader>> {
+        self.inner.records()
+    }
+    fn outbox(&self) -> StoreResult<Box<dyn store::OutboxWriter>> {
+        self.inner.outbox()
+    }
     fn query(&self, sql: &str, limits: store::QueryLimits) -> StoreResult<store::QueryOutput> {
         self.inner.query(sql, limits)
     }
@@ -436,4 +442,97 @@ fn registrations_become_leaves_after_the_transfers_and_are_idempotent_per_regist
         sequencer.handle().register(Vec::new()),
         Err(CommitError::RequestSize(0))
     ));
+}
+
+fn order(id: u64, state: store::OrderState) -> store::Record {
+    store::Record::Order(store::Order {
+        id,
+        merchant_id: 7,
+        outlet_id: None,
+        out_trade_no: format!("T{id}"),
+        amount: 100,
+        currency: "CNY".into(),
+        description: "tea".into(),
+        notify_url: None,
+        state,
+        payer_user_id: None,
+        fee: 0,
+        refunded: 0,
+        created_at: 1,
+        expires_at: 100,
+        paid_at: None,
+        closed_at: None,
+        version: 1,
+        payment_transfer_id: u128::from(id) + 1_000,
+    })
+}
+
+#[test]
+fn records_are_written_with_their_events_only_when_every_event_commits() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(directory.path()).unwrap();
+    let clock = Arc::new(ManualClock(AtomicU64::new(1_000_000_000)));
+    let sequencer = Sequencer::start(&store, config(clock)).unwrap();
+    open_world(&store, &sequencer, 2);
+    let merchant = store::Record::Merchant(store::Merchant {
+        id: 7,
+        name: "Tea House".into(),
+        mcc: "5814".into(),
+        country: "CN".into(),
+        city: "Hangzhou".into(),
+        settlement_account: "6222 0000 1111".into(),
+        fee_rate_bps: 60,
+        account_id: 3,
+        created_at: 1,
+    });
+    let handle = sequencer.handle();
+    // Records alone ride with the next batch.
+    let results = handle
+        .submit_with_records(
+            Vec::new(),
+            vec![merchant, order(1, store::OrderState::NotPay)],
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(results.is_empty());
+    // Funded: the order's record commits with its transfer.
+    let funded = handle
+        .submit_with_records(
+            vec![Event::CreateTransfer(transfer(50, 1, 2, 100))],
+            vec![order(1, store::OrderState::Success)],
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(funded, vec![EventResult::Ok]);
+    // Wallet 3 is empty: its transfer fails, and the record it carried is not written.
+    let refused = handle
+        .submit_with_records(
+            vec![Event::CreateTransfer(transfer(51, 3, 2, 100))],
+            vec![order(2, store::OrderState::Success)],
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_ne!(refused, vec![EventResult::Ok]);
+    // A retry of the first (the transfer exists) does not write its records again.
+    let retried = handle
+        .submit_with_records(
+            vec![Event::CreateTransfer(transfer(50, 1, 2, 100))],
+            vec![order(1, store::OrderState::Closed)],
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(retried, vec![EventResult::Exists]);
+    let mut records = store.records().unwrap();
+    let first = records.order(1).unwrap().unwrap();
+    assert_eq!(first.state, store::OrderState::Success);
+    assert_eq!(records.order(2).unwrap(), None);
+    assert_eq!(records.merchant(7).unwrap().unwrap().fee_rate_bps, 60);
+    assert_eq!(
+        records.order_by_out_trade_no(7, "T1").unwrap().unwrap().id,
+        1
+    );
 }

@@ -12,6 +12,7 @@ mod migrations;
 mod postings;
 mod query;
 mod reader;
+mod records;
 mod users;
 mod writer;
 
@@ -227,6 +228,20 @@ impl Store for SqliteStore {
 
     fn users(&self) -> StoreResult<Box<dyn store::UserStore>> {
         Ok(Box::new(users::SqliteUsers::new(open_connection(
+            &self.path, false,
+        )?)))
+    }
+
+    fn records(&self) -> StoreResult<Box<dyn store::RecordReader>> {
+        let connection = open_connection(&self.path, false)?;
+        connection
+            .pragma_update(None, "query_only", true)
+            .map_err(map_error)?;
+        Ok(Box::new(records::SqliteRecords::new(connection)))
+    }
+
+    fn outbox(&self) -> StoreResult<Box<dyn store::OutboxWriter>> {
+        Ok(Box::new(records::SqliteOutbox::new(open_connection(
             &self.path, false,
         )?)))
     }

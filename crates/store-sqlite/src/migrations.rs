@@ -30,6 +30,11 @@ pub(crate) const LEDGER: Migrations = &[
         "users",
         include_str!("../migrations/ledger/0004_users.sql"),
     ),
+    (
+        5,
+        "payments",
+        include_str!("../migrations/ledger/0005_payments.sql"),
+    ),
 ];
 /// The history database.
 pub(crate) const HISTORY: Migrations = &[(

@@ -169,6 +169,23 @@ impl UserStore for SqliteUsers {
         Ok(())
     }
 
+    fn set_tier(&mut self, user_id: u64, tier: u8) -> StoreResult<()> {
+        let changed = self
+            .connection
+            .prepare_cached("UPDATE users SET tier = ?2 WHERE id = ?1")
+            .map_err(map_error)?
+            .execute(params![integer(user_id), tier])
+            .map_err(map_error)?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::new(
+                store::StoreErrorKind::Refused,
+                format!("no user {user_id}"),
+            ))
+        }
+    }
+
     fn put_code(&mut self, phone: &str, purpose: &str, code: &OneTimeCode) -> StoreResult<()> {
         self.connection
             .prepare_cached(

@@ -227,6 +227,7 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
         }
     }
     insert_registrations(connection, batch)?;
+    crate::records::write_records(connection, batch.records)?;
     if !batch.transfers.is_empty() {
         connection
             .prepare_cached("INSERT INTO log_leaf_runs (leaf_first, transfer_ids) VALUES (?1, ?2)")

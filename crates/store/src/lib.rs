@@ -9,6 +9,7 @@
 
 mod access;
 mod audit;
+mod business;
 mod query;
 mod registration;
 mod users;
@@ -18,6 +19,13 @@ pub use users::{NewUser, OneTimeCode, Session, SmsMessage, User, UserStore};
 
 pub use access::{AdminWriter, Credential, CredentialRole, NewCredential};
 pub use audit::LedgerAudit;
+pub use business::{
+    BankDirection, BankTransfer, BankTransferState, Card, CardState, DeliveryState, DeliveryUpdate,
+    Event as BusinessEvent, IdempotencyRecord, Merchant, MerchantKey, Order, OrderState,
+    OutboxWriter, Outlet, OutletKind, P2pTransfer, Record, RecordReader, Refund, StoredEvent,
+    RECORD_BODY_BYTES_MAX, RECORD_PAGE_LIMIT_MAX, RECORD_TEXT_BYTES_MAX, RECORD_URL_BYTES_MAX,
+    REQUEST_RECORDS_MAX,
+};
 pub use registration::{
     NewRegistration, Registration, RegistrationInputError, RegistrationKind, StoredRegistration,
     IDEMPOTENCY_KEY_BYTES_MAX, LOG_LEAF_REGISTRATION, REGISTRATION_ENCODING_VERSION,
@@ -82,6 +90,8 @@ pub struct CommitBatch<'a> {
     pub balances: &'a [AccountBalance],
     /// Registrations committed by this batch; their leaves follow the transfers' leaves.
     pub registrations: &'a [StoredRegistration],
+    /// Business records of requests whose events all committed (see [`Record`]).
+    pub records: &'a [Record],
     /// The trust log grown by this batch: one leaf per transfer, in the order of `transfers`,
     /// then one per registration, written in this same transaction.
     pub log: LogAppend<'a>,
@@ -186,6 +196,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn admin(&self) -> StoreResult<Box<dyn AdminWriter>>;
     /// Users, one-time codes, the SMS outbox, sessions.
     fn users(&self) -> StoreResult<Box<dyn UserStore>>;
+    /// Reads business records (orders, merchants, cards …).
+    fn records(&self) -> StoreResult<Box<dyn RecordReader>>;
+    /// Writes the outbox's delivery progress.
+    fn outbox(&self) -> StoreResult<Box<dyn OutboxWriter>>;
     /// Runs one read-only SQL statement (auditors), the read-only rule enforced by the engine.
     /// Blocks: call it off the async runtime.
     fn query(&self, sql: &str, limits: QueryLimits) -> StoreResult<QueryOutput>;

@@ -83,6 +83,8 @@ pub trait UserStore: Send {
     ) -> StoreResult<Option<(u32, u64)>>;
     /// A right payment password: the count and the lock are cleared.
     fn clear_payment_attempts(&mut self, user_id: u64) -> StoreResult<()>;
+    /// Raises (or lowers) a user's real-name tier.
+    fn set_tier(&mut self, user_id: u64, tier: u8) -> StoreResult<()>;
     /// Replaces the code for (phone, purpose).
     fn put_code(&mut self, phone: &str, purpose: &str, code: &OneTimeCode) -> StoreResult<()>;
     fn code(&mut self, phone: &str, purpose: &str) -> StoreResult<Option<OneTimeCode>>;

@@ -1,0 +1,797 @@
+//! Business records: written inside the batch's transaction (`write_records`), read by
+//! [`SqliteRecords`], and the outbox's delivery progress written by [`SqliteOutbox`].
+
+use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
+use store::{
+    from_i64, to_i64, BankDirection, BankTransfer, BankTransferState, BusinessEvent, Card,
+    CardState, DeliveryState, DeliveryUpdate, IdempotencyRecord, Merchant, MerchantKey, Order,
+    OrderState, OutboxWriter, Outlet, OutletKind, P2pTransfer, Record, RecordReader, Refund,
+    StoreError, StoreResult, StoredEvent, RECORD_PAGE_LIMIT_MAX,
+};
+
+use crate::map_error;
+
+fn int(value: u64) -> i64 {
+    i64::try_from(value).expect("record values fit i64")
+}
+
+fn unsigned(value: i64) -> rusqlite::Result<u64> {
+    u64::try_from(value).map_err(|_| corrupt_column("a negative value"))
+}
+
+fn corrupt_column(what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Integer,
+        format!("stored record holds {what}").into(),
+    )
+}
+
+fn get_u64(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
+    unsigned(row.get(index)?)
+}
+
+fn get_opt_u64(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<u64>> {
+    row.get::<_, Option<i64>>(index)?.map(unsigned).transpose()
+}
+
+fn get_u128(row: &Row<'_>, index: usize) -> rusqlite::Result<u128> {
+    from_i64(row.get(index)?, "id").map_err(|_| corrupt_column("a negative id"))
+}
+
+fn get_digest(row: &Row<'_>, index: usize) -> rusqlite::Result<[u8; 32]> {
+    let bytes: Vec<u8> = row.get(index)?;
+    bytes
+        .try_into()
+        .map_err(|_| corrupt_column("a digest that is not 32 bytes"))
+}
+
+fn limit(limit: usize) -> i64 {
+    int(limit.min(RECORD_PAGE_LIMIT_MAX) as u64)
+}
+
+fn outlet_kind(kind: OutletKind) -> &'static str {
+    match kind {
+        OutletKind::Store => "store",
+        OutletKind::Terminal => "terminal",
+    }
+}
+
+fn card_state(state: CardState) -> &'static str {
+    match state {
+        CardState::Active => "active",
+        CardState::Unbound => "unbound",
+    }
+}
+
+fn direction(direction: BankDirection) -> &'static str {
+    match direction {
+        BankDirection::TopUp => "top_up",
+        BankDirection::Withdrawal => "withdrawal",
+    }
+}
+
+fn bank_state(state: BankTransferState) -> &'static str {
+    match state {
+        BankTransferState::Pending => "pending",
+        BankTransferState::Succeeded => "succeeded",
+        BankTransferState::Failed => "failed",
+    }
+}
+
+fn delivery(state: DeliveryState) -> &'static str {
+    match state {
+        DeliveryState::None => "none",
+        DeliveryState::Pending => "pending",
+        DeliveryState::Delivered => "delivered",
+        DeliveryState::Failed => "failed",
+    }
+}
+
+/// Writes a batch's records, in order, inside its transaction.
+pub(crate) fn write_records(connection: &Connection, records: &[Record]) -> StoreResult<()> {
+    for record in records {
+        write_record(connection, record)?;
+    }
+    Ok(())
+}
+
+fn execute(connection: &Connection, sql: &str, values: &[&dyn ToSql]) -> StoreResult<()> {
+    connection
+        .prepare_cached(sql)
+        .map_err(map_error)?
+        .execute(values)
+        .map_err(map_error)?;
+    Ok(())
+}
+
+fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
+    match record {
+        Record::Merchant(merchant) => execute(
+            connection,
+            "INSERT OR REPLACE INTO merchants (id, name, mcc, country, city,
+                settlement_account, fee_rate_bps, account_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                int(merchant.id),
+                merchant.name,
+                merchant.mcc,
+                merchant.country,
+                merchant.city,
+                merchant.settlement_account,
+                merchant.fee_rate_bps,
+                to_i64(merchant.account_id),
+                int(merchant.created_at)
+            ],
+        ),
+        Record::MerchantKey(key) => execute(
+            connection,
+            "INSERT OR REPLACE INTO merchant_keys (id, merchant_id, signing_key, created_at,
+                revoked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                int(key.id),
+                int(key.merchant_id),
+                &key.signing_key[..],
+                int(key.created_at),
+                key.revoked_at.map(int)
+            ],
+        ),
+        Record::Outlet(outlet) => execute(
+            connection,
+            "INSERT OR REPLACE INTO outlets (id, merchant_id, kind, parent_id, name, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                int(outlet.id),
+                int(outlet.merchant_id),
+                outlet_kind(outlet.kind),
+                outlet.parent_id.map(int),
+                outlet.name,
+                int(outlet.created_at)
+            ],
+        ),
+        Record::Order(order) => execute(
+            connection,
+            "INSERT OR REPLACE INTO orders (id, merchant_id, outlet_id, out_trade_no, amount,
+                currency, description, notify_url, state, payer_user_id, fee, refunded,
+                created_at, expires_at, paid_at, closed_at, version, payment_transfer_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                ?17, ?18)",
+            params![
+                int(order.id),
+                int(order.merchant_id),
+                order.outlet_id.map(int),
+                order.out_trade_no,
+                int(order.amount),
+                order.currency,
+                order.description,
+                order.notify_url,
+                order.state.as_str(),
+                order.payer_user_id.map(int),
+                int(order.fee),
+                int(order.refunded),
+                int(order.created_at),
+                int(order.expires_at),
+                order.paid_at.map(int),
+                order.closed_at.map(int),
+                order.version,
+                to_i64(order.payment_transfer_id)
+            ],
+        ),
+        Record::Refund(refund) => execute(
+            connection,
+            "INSERT OR REPLACE INTO refunds (id, order_id, merchant_id, out_refund_no, amount,
+                fee_refunded, reason, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                int(refund.id),
+                int(refund.order_id),
+                int(refund.merchant_id),
+                refund.out_refund_no,
+                int(refund.amount),
+                int(refund.fee_refunded),
+                refund.reason,
+                int(refund.created_at)
+            ],
+        ),
+        Record::P2pTransfer(transfer) => execute(
+            connection,
+            "INSERT OR REPLACE INTO p2p_transfers (id, from_user_id, to_user_id, amount,
+                currency, note, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                int(transfer.id),
+                int(transfer.from_user_id),
+                int(transfer.to_user_id),
+                int(transfer.amount),
+                transfer.currency,
+                transfer.note,
+                int(transfer.created_at)
+            ],
+        ),
+        Record::Card(card) => execute(
+            connection,
+            "INSERT OR REPLACE INTO cards (id, user_id, token, bin, last4, bank, state,
+                created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                int(card.id),
+                int(card.user_id),
+                card.token,
+                card.bin,
+                card.last4,
+                card.bank,
+                card_state(card.state),
+                int(card.created_at)
+            ],
+        ),
+        Record::BankTransfer(transfer) => execute(
+            connection,
+            "INSERT OR REPLACE INTO bank_transfers (id, user_id, card_id, direction, amount,
+                currency, state, bank_reference, failure, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                int(transfer.id),
+                int(transfer.user_id),
+                int(transfer.card_id),
+                direction(transfer.direction),
+                int(transfer.amount),
+                transfer.currency,
+                bank_state(transfer.state),
+                transfer.bank_reference,
+                transfer.failure,
+                int(transfer.created_at),
+                int(transfer.updated_at)
+            ],
+        ),
+        Record::Event(event) => {
+            let state = if event.notify_url.is_some() {
+                DeliveryState::Pending
+            } else {
+                DeliveryState::None
+            };
+            execute(
+                connection,
+                "INSERT INTO events (id, merchant_id, object_id, object_sequence, kind, payload,
+                    notify_url, created_at, delivery, next_attempt_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8)",
+                params![
+                    int(event.id),
+                    int(event.merchant_id),
+                    int(event.object_id),
+                    event.object_sequence,
+                    event.kind,
+                    event.payload,
+                    event.notify_url,
+                    int(event.created_at),
+                    delivery(state)
+                ],
+            )
+        }
+        Record::Idempotency(record) => execute(
+            connection,
+            "INSERT INTO idempotency_keys (principal, key, request_digest, status, response,
+                created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                record.principal,
+                record.key,
+                &record.request_digest[..],
+                record.status,
+                record.response,
+                int(record.created_at)
+            ],
+        ),
+    }
+}
+
+const MERCHANT_COLUMNS: &str =
+    "id, name, mcc, country, city, settlement_account, fee_rate_bps, account_id, created_at";
+
+fn merchant_from_row(row: &Row<'_>) -> rusqlite::Result<Merchant> {
+    Ok(Merchant {
+        id: get_u64(row, 0)?,
+        name: row.get(1)?,
+        mcc: row.get(2)?,
+        country: row.get(3)?,
+        city: row.get(4)?,
+        settlement_account: row.get(5)?,
+        fee_rate_bps: row.get(6)?,
+        account_id: get_u128(row, 7)?,
+        created_at: get_u64(row, 8)?,
+    })
+}
+
+const KEY_COLUMNS: &str = "id, merchant_id, signing_key, created_at, revoked_at";
+
+fn key_from_row(row: &Row<'_>) -> rusqlite::Result<MerchantKey> {
+    Ok(MerchantKey {
+        id: get_u64(row, 0)?,
+        merchant_id: get_u64(row, 1)?,
+        signing_key: get_digest(row, 2)?,
+        created_at: get_u64(row, 3)?,
+        revoked_at: get_opt_u64(row, 4)?,
+    })
+}
+
+const OUTLET_COLUMNS: &str = "id, merchant_id, kind, parent_id, name, created_at";
+
+fn outlet_from_row(row: &Row<'_>) -> rusqlite::Result<Outlet> {
+    let kind: String = row.get(2)?;
+    Ok(Outlet {
+        id: get_u64(row, 0)?,
+        merchant_id: get_u64(row, 1)?,
+        kind: if kind == "terminal" {
+            OutletKind::Terminal
+        } else {
+            OutletKind::Store
+        },
+        parent_id: get_opt_u64(row, 3)?,
+        name: row.get(4)?,
+        created_at: get_u64(row, 5)?,
+    })
+}
+
+const ORDER_COLUMNS: &str = "id, merchant_id, outlet_id, out_trade_no, amount, currency,
+    description, notify_url, state, payer_user_id, fee, refunded, created_at, expires_at,
+    paid_at, closed_at, version, payment_transfer_id";
+
+fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
+    let state: String = row.get(8)?;
+    Ok(Order {
+        id: get_u64(row, 0)?,
+        merchant_id: get_u64(row, 1)?,
+        outlet_id: get_opt_u64(row, 2)?,
+        out_trade_no: row.get(3)?,
+        amount: get_u64(row, 4)?,
+        currency: row.get(5)?,
+        description: row.get(6)?,
+        notify_url: row.get(7)?,
+        state: OrderState::parse(&state).ok_or_else(|| corrupt_column("an unknown state"))?,
+        payer_user_id: get_opt_u64(row, 9)?,
+        fee: get_u64(row, 10)?,
+        refunded: get_u64(row, 11)?,
+        created_at: get_u64(row, 12)?,
+        expires_at: get_u64(row, 13)?,
+        paid_at: get_opt_u64(row, 14)?,
+        closed_at: get_opt_u64(row, 15)?,
+        version: row.get(16)?,
+        payment_transfer_id: get_u128(row, 17)?,
+    })
+}
+
+const REFUND_COLUMNS: &str =
+    "id, order_id, merchant_id, out_refund_no, amount, fee_refunded, reason, created_at";
+
+fn refund_from_row(row: &Row<'_>) -> rusqlite::Result<Refund> {
+    Ok(Refund {
+        id: get_u64(row, 0)?,
+        order_id: get_u64(row, 1)?,
+        merchant_id: get_u64(row, 2)?,
+        out_refund_no: row.get(3)?,
+        amount: get_u64(row, 4)?,
+        fee_refunded: get_u64(row, 5)?,
+        reason: row.get(6)?,
+        created_at: get_u64(row, 7)?,
+    })
+}
+
+const CARD_COLUMNS: &str = "id, user_id, token, bin, last4, bank, state, created_at";
+
+fn card_from_row(row: &Row<'_>) -> rusqlite::Result<Card> {
+    let state: String = row.get(6)?;
+    Ok(Card {
+        id: get_u64(row, 0)?,
+        user_id: get_u64(row, 1)?,
+        token: row.get(2)?,
+        bin: row.get(3)?,
+        last4: row.get(4)?,
+        bank: row.get(5)?,
+        state: if state == "active" {
+            CardState::Active
+        } else {
+            CardState::Unbound
+        },
+        created_at: get_u64(row, 7)?,
+    })
+}
+
+const BANK_COLUMNS: &str = "id, user_id, card_id, direction, amount, currency, state,
+    bank_reference, failure, created_at, updated_at";
+
+fn bank_from_row(row: &Row<'_>) -> rusqlite::Result<BankTransfer> {
+    let direction: String = row.get(3)?;
+    let state: String = row.get(6)?;
+    Ok(BankTransfer {
+        id: get_u64(row, 0)?,
+        user_id: get_u64(row, 1)?,
+        card_id: get_u64(row, 2)?,
+        direction: if direction == "top_up" {
+            BankDirection::TopUp
+        } else {
+            BankDirection::Withdrawal
+        },
+        amount: get_u64(row, 4)?,
+        currency: row.get(5)?,
+        state: match state.as_str() {
+            "pending" => BankTransferState::Pending,
+            "succeeded" => BankTransferState::Succeeded,
+            _ => BankTransferState::Failed,
+        },
+        bank_reference: row.get(7)?,
+        failure: row.get(8)?,
+        created_at: get_u64(row, 9)?,
+        updated_at: get_u64(row, 10)?,
+    })
+}
+
+const EVENT_COLUMNS: &str = "id, merchant_id, object_id, object_sequence, kind, payload,
+    notify_url, created_at, delivery, attempts, next_attempt_at, last_result";
+
+fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let state: String = row.get(8)?;
+    Ok(StoredEvent {
+        event: BusinessEvent {
+            id: get_u64(row, 0)?,
+            merchant_id: get_u64(row, 1)?,
+            object_id: get_u64(row, 2)?,
+            object_sequence: row.get(3)?,
+            kind: row.get(4)?,
+            payload: row.get(5)?,
+            notify_url: row.get(6)?,
+            created_at: get_u64(row, 7)?,
+        },
+        delivery: match state.as_str() {
+            "pending" => DeliveryState::Pending,
+            "delivered" => DeliveryState::Delivered,
+            "failed" => DeliveryState::Failed,
+            _ => DeliveryState::None,
+        },
+        attempts: row.get(9)?,
+        next_attempt_at: get_u64(row, 10)?,
+        last_result: row.get(11)?,
+    })
+}
+
+/// Reads business records on a read-only connection of its own.
+pub(crate) struct SqliteRecords {
+    connection: Connection,
+}
+
+impl SqliteRecords {
+    pub(crate) fn new(connection: Connection) -> Self {
+        SqliteRecords { connection }
+    }
+
+    fn one<T>(
+        &self,
+        sql: &str,
+        values: &[&dyn ToSql],
+        map: fn(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> StoreResult<Option<T>> {
+        self.connection
+            .prepare_cached(sql)
+            .map_err(map_error)?
+            .query_row(values, map)
+            .optional()
+            .map_err(map_error)
+    }
+
+    fn many<T>(
+        &self,
+        sql: &str,
+        values: &[&dyn ToSql],
+        map: fn(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> StoreResult<Vec<T>> {
+        let mut statement = self.connection.prepare_cached(sql).map_err(map_error)?;
+        let rows = statement.query_map(values, map).map_err(map_error)?;
+        rows.collect::<rusqlite::Result<Vec<T>>>()
+            .map_err(map_error)
+    }
+}
+
+impl RecordReader for SqliteRecords {
+    fn merchant(&mut self, id: u64) -> StoreResult<Option<Merchant>> {
+        self.one(
+            &format!("SELECT {MERCHANT_COLUMNS} FROM merchants WHERE id = ?1"),
+            params![int(id)],
+            merchant_from_row,
+        )
+    }
+
+    fn merchants(&mut self, after_id: u64, count: usize) -> StoreResult<Vec<Merchant>> {
+        self.many(
+            &format!("SELECT {MERCHANT_COLUMNS} FROM merchants WHERE id > ?1 ORDER BY id LIMIT ?2"),
+            params![int(after_id), limit(count)],
+            merchant_from_row,
+        )
+    }
+
+    fn merchant_key(&mut self, id: u64) -> StoreResult<Option<MerchantKey>> {
+        self.one(
+            &format!("SELECT {KEY_COLUMNS} FROM merchant_keys WHERE id = ?1"),
+            params![int(id)],
+            key_from_row,
+        )
+    }
+
+    fn merchant_keys(&mut self, merchant_id: u64) -> StoreResult<Vec<MerchantKey>> {
+        self.many(
+            &format!("SELECT {KEY_COLUMNS} FROM merchant_keys WHERE merchant_id = ?1 ORDER BY id"),
+            params![int(merchant_id)],
+            key_from_row,
+        )
+    }
+
+    fn outlets(&mut self, merchant_id: u64) -> StoreResult<Vec<Outlet>> {
+        self.many(
+            &format!("SELECT {OUTLET_COLUMNS} FROM outlets WHERE merchant_id = ?1 ORDER BY id"),
+            params![int(merchant_id)],
+            outlet_from_row,
+        )
+    }
+
+    fn outlet(&mut self, id: u64) -> StoreResult<Option<Outlet>> {
+        self.one(
+            &format!("SELECT {OUTLET_COLUMNS} FROM outlets WHERE id = ?1"),
+            params![int(id)],
+            outlet_from_row,
+        )
+    }
+
+    fn order(&mut self, id: u64) -> StoreResult<Option<Order>> {
+        self.one(
+            &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1"),
+            params![int(id)],
+            order_from_row,
+        )
+    }
+
+    fn order_by_out_trade_no(
+        &mut self,
+        merchant_id: u64,
+        out_trade_no: &str,
+    ) -> StoreResult<Option<Order>> {
+        self.one(
+            &format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = ?1 AND out_trade_no = ?2"
+            ),
+            params![int(merchant_id), out_trade_no],
+            order_from_row,
+        )
+    }
+
+    fn orders(&mut self, merchant_id: u64, after_id: u64, count: usize) -> StoreResult<Vec<Order>> {
+        self.many(
+            &format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = ?1 AND id > ?2
+                 ORDER BY id LIMIT ?3"
+            ),
+            params![int(merchant_id), int(after_id), limit(count)],
+            order_from_row,
+        )
+    }
+
+    fn orders_paid_between(
+        &mut self,
+        merchant_id: u64,
+        from: u64,
+        to: u64,
+    ) -> StoreResult<Vec<Order>> {
+        self.many(
+            &format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = ?1 AND paid_at >= ?2
+                 AND paid_at < ?3 ORDER BY paid_at, id"
+            ),
+            params![int(merchant_id), int(from), int(to)],
+            order_from_row,
+        )
+    }
+
+    fn orders_expired(&mut self, now: u64, count: usize) -> StoreResult<Vec<Order>> {
+        self.many(
+            &format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE state = 'NOTPAY' AND expires_at <= ?1
+                 ORDER BY expires_at LIMIT ?2"
+            ),
+            params![int(now), limit(count)],
+            order_from_row,
+        )
+    }
+
+    fn refund(&mut self, id: u64) -> StoreResult<Option<Refund>> {
+        self.one(
+            &format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE id = ?1"),
+            params![int(id)],
+            refund_from_row,
+        )
+    }
+
+    fn refund_by_out_refund_no(
+        &mut self,
+        merchant_id: u64,
+        out_refund_no: &str,
+    ) -> StoreResult<Option<Refund>> {
+        self.one(
+            &format!(
+                "SELECT {REFUND_COLUMNS} FROM refunds
+                 WHERE merchant_id = ?1 AND out_refund_no = ?2"
+            ),
+            params![int(merchant_id), out_refund_no],
+            refund_from_row,
+        )
+    }
+
+    fn refunds_of_order(&mut self, order_id: u64) -> StoreResult<Vec<Refund>> {
+        self.many(
+            &format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE order_id = ?1 ORDER BY id"),
+            params![int(order_id)],
+            refund_from_row,
+        )
+    }
+
+    fn refunds_between(
+        &mut self,
+        merchant_id: u64,
+        from: u64,
+        to: u64,
+    ) -> StoreResult<Vec<Refund>> {
+        self.many(
+            &format!(
+                "SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1
+                 AND created_at >= ?2 AND created_at < ?3 ORDER BY created_at, id"
+            ),
+            params![int(merchant_id), int(from), int(to)],
+            refund_from_row,
+        )
+    }
+
+    fn p2p_transfer(&mut self, id: u64) -> StoreResult<Option<P2pTransfer>> {
+        self.one(
+            "SELECT id, from_user_id, to_user_id, amount, currency, note, created_at
+             FROM p2p_transfers WHERE id = ?1",
+            params![int(id)],
+            |row| {
+                Ok(P2pTransfer {
+                    id: get_u64(row, 0)?,
+                    from_user_id: get_u64(row, 1)?,
+                    to_user_id: get_u64(row, 2)?,
+                    amount: get_u64(row, 3)?,
+                    currency: row.get(4)?,
+                    note: row.get(5)?,
+                    created_at: get_u64(row, 6)?,
+                })
+            },
+        )
+    }
+
+    fn card(&mut self, id: u64) -> StoreResult<Option<Card>> {
+        self.one(
+            &format!("SELECT {CARD_COLUMNS} FROM cards WHERE id = ?1"),
+            params![int(id)],
+            card_from_row,
+        )
+    }
+
+    fn cards(&mut self, user_id: u64) -> StoreResult<Vec<Card>> {
+        self.many(
+            &format!("SELECT {CARD_COLUMNS} FROM cards WHERE user_id = ?1 ORDER BY id"),
+            params![int(user_id)],
+            card_from_row,
+        )
+    }
+
+    fn bank_transfer(&mut self, id: u64) -> StoreResult<Option<BankTransfer>> {
+        self.one(
+            &format!("SELECT {BANK_COLUMNS} FROM bank_transfers WHERE id = ?1"),
+            params![int(id)],
+            bank_from_row,
+        )
+    }
+
+    fn bank_transfers_pending(&mut self, count: usize) -> StoreResult<Vec<BankTransfer>> {
+        self.many(
+            &format!(
+                "SELECT {BANK_COLUMNS} FROM bank_transfers WHERE state = 'pending'
+                 ORDER BY id LIMIT ?1"
+            ),
+            params![limit(count)],
+            bank_from_row,
+        )
+    }
+
+    fn events(
+        &mut self,
+        merchant_id: u64,
+        after_id: u64,
+        count: usize,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        self.many(
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE merchant_id = ?1 AND id > ?2
+                 ORDER BY id LIMIT ?3"
+            ),
+            params![int(merchant_id), int(after_id), limit(count)],
+            event_from_row,
+        )
+    }
+
+    fn events_recent(&mut self, count: usize) -> StoreResult<Vec<StoredEvent>> {
+        self.many(
+            &format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT ?1"),
+            params![limit(count)],
+            event_from_row,
+        )
+    }
+
+    fn events_due(&mut self, now: u64, count: usize) -> StoreResult<Vec<StoredEvent>> {
+        self.many(
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE delivery = 'pending'
+                 AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2"
+            ),
+            params![int(now), limit(count)],
+            event_from_row,
+        )
+    }
+
+    fn idempotency(
+        &mut self,
+        principal: &str,
+        key: &str,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
+        self.one(
+            "SELECT principal, key, request_digest, status, response, created_at
+             FROM idempotency_keys WHERE principal = ?1 AND key = ?2",
+            params![principal, key],
+            |row| {
+                Ok(IdempotencyRecord {
+                    principal: row.get(0)?,
+                    key: row.get(1)?,
+                    request_digest: get_digest(row, 2)?,
+                    status: row.get(3)?,
+                    response: row.get(4)?,
+                    created_at: get_u64(row, 5)?,
+                })
+            },
+        )
+    }
+}
+
+/// Writes the outbox's delivery progress, in short transactions of its own.
+pub(crate) struct SqliteOutbox {
+    connection: Connection,
+}
+
+impl SqliteOutbox {
+    pub(crate) fn new(connection: Connection) -> Self {
+        SqliteOutbox { connection }
+    }
+}
+
+impl OutboxWriter for SqliteOutbox {
+    fn record_deliveries(&mut self, updates: &[DeliveryUpdate]) -> StoreResult<()> {
+        let transaction = self.connection.transaction().map_err(map_error)?;
+        {
+            let mut statement = transaction
+                .prepare_cached(
+                    "UPDATE events SET delivery = ?2, attempts = ?3, next_attempt_at = ?4,
+                        last_result = ?5 WHERE id = ?1",
+                )
+                .map_err(map_error)?;
+            for update in updates {
+                let changed = statement
+                    .execute(params![
+                        int(update.event_id),
+                        delivery(update.delivery),
+                        update.attempts,
+                        int(update.next_attempt_at),
+                        update.last_result
+                    ])
+                    .map_err(map_error)?;
+                if changed != 1 {
+                    return Err(StoreError::corrupt(format!(
+                        "no event {} to record a delivery of",
+                        update.event_id
+                    )));
+                }
+            }
+        }
+        transaction.commit().map_err(map_error)
+    }
+}

@@ -1,0 +1,345 @@
+//! Business records: merchants and their keys, orders, refunds, P2P transfers, bank cards,
+//! top-ups and withdrawals, outbox events and idempotency records.
+//!
+//! They ride with their money: a [`Record`] is handed to the sequencer with the ledger events
+//! it belongs to and written in the same transaction as their batch, and only when every one
+//! of those events committed. There is never a paid order without its transfer, nor a
+//! transfer without its order. Records are upserts by primary key (events and idempotency
+//! records are inserted once).
+
+use crate::StoreResult;
+
+/// Longest free text a record keeps (descriptions, reasons, names).
+pub const RECORD_TEXT_BYTES_MAX: usize = 256;
+/// Longest URL a record keeps (notification addresses).
+pub const RECORD_URL_BYTES_MAX: usize = 512;
+/// Longest stored response of an idempotent request, and longest event payload.
+pub const RECORD_BODY_BYTES_MAX: usize = 16 * 1024;
+/// Most records one request may carry.
+pub const REQUEST_RECORDS_MAX: usize = 16;
+/// Most rows a listing returns.
+pub const RECORD_PAGE_LIMIT_MAX: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merchant {
+    pub id: u64,
+    pub name: String,
+    /// ISO 18245 merchant category code, four digits.
+    pub mcc: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    pub city: String,
+    /// Where settlements are paid (the merchant's bank account reference).
+    pub settlement_account: String,
+    pub fee_rate_bps: u32,
+    /// The merchant's account in the ledger.
+    pub account_id: u128,
+    pub created_at: u64,
+}
+
+/// A merchant's API key. The secret is shown once and never stored: only the request-signing
+/// key derived from it (its SHA-256), which verifies the merchant's HMAC signatures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MerchantKey {
+    pub id: u64,
+    pub merchant_id: u64,
+    pub signing_key: [u8; 32],
+    pub created_at: u64,
+    pub revoked_at: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutletKind {
+    Store,
+    Terminal,
+}
+
+/// A merchant's store, or a terminal in one of its stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outlet {
+    pub id: u64,
+    pub merchant_id: u64,
+    pub kind: OutletKind,
+    /// The store a terminal belongs to.
+    pub parent_id: Option<u64>,
+    pub name: String,
+    pub created_at: u64,
+}
+
+/// Where an order stands; the transitions live in `services::orders`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderState {
+    NotPay,
+    Success,
+    Closed,
+    Refund,
+}
+
+impl OrderState {
+    pub const ALL: [OrderState; 4] = [
+        OrderState::NotPay,
+        OrderState::Success,
+        OrderState::Closed,
+        OrderState::Refund,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::NotPay => "NOTPAY",
+            OrderState::Success => "SUCCESS",
+            OrderState::Closed => "CLOSED",
+            OrderState::Refund => "REFUND",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<OrderState> {
+        Self::ALL.into_iter().find(|state| state.as_str() == text)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: u64,
+    pub merchant_id: u64,
+    pub outlet_id: Option<u64>,
+    /// The merchant's own reference, unique per merchant.
+    pub out_trade_no: String,
+    /// Minor units of `currency`.
+    pub amount: u64,
+    pub currency: String,
+    pub description: String,
+    pub notify_url: Option<String>,
+    pub state: OrderState,
+    pub payer_user_id: Option<u64>,
+    /// The merchant fee charged when it was paid.
+    pub fee: u64,
+    /// Refunded so far.
+    pub refunded: u64,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub paid_at: Option<u64>,
+    pub closed_at: Option<u64>,
+    /// Counts the order's changes; its events carry it as their sequence number.
+    pub version: u32,
+    /// The ledger transfer that pays it (fixed when the order is created, so it can be paid
+    /// once only: a second payment is the same transfer id, which the ledger refuses).
+    pub payment_transfer_id: u128,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    pub id: u64,
+    pub order_id: u64,
+    pub merchant_id: u64,
+    pub out_refund_no: String,
+    pub amount: u64,
+    /// The part of the merchant fee given back with it.
+    pub fee_refunded: u64,
+    pub reason: String,
+    pub created_at: u64,
+}
+
+/// Money sent from one user to another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct P2pTransfer {
+    pub id: u64,
+    pub from_user_id: u64,
+    pub to_user_id: u64,
+    pub amount: u64,
+    pub currency: String,
+    pub note: String,
+    pub created_at: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardState {
+    Active,
+    Unbound,
+}
+
+/// A bank card bound to a wallet: the bank's token, the BIN and the last four digits. Never
+/// the card number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Card {
+    pub id: u64,
+    pub user_id: u64,
+    pub token: String,
+    pub bin: String,
+    pub last4: String,
+    pub bank: String,
+    pub state: CardState,
+    pub created_at: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BankDirection {
+    /// Card → wallet.
+    TopUp,
+    /// Wallet → card.
+    Withdrawal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BankTransferState {
+    /// A withdrawal's hold is placed and the bank has not answered yet.
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+/// A top-up or a withdrawal through a bank connector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankTransfer {
+    pub id: u64,
+    pub user_id: u64,
+    pub card_id: u64,
+    pub direction: BankDirection,
+    pub amount: u64,
+    pub currency: String,
+    pub state: BankTransferState,
+    /// The bank's reference, once it answered.
+    pub bank_reference: Option<String>,
+    /// Why it failed, in the bank's words.
+    pub failure: Option<String>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+/// A notification for a merchant, written in the transaction of the change it tells about
+/// (the transactional outbox), delivered to `notify_url` and readable by polling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: u64,
+    pub merchant_id: u64,
+    /// The order or refund it is about.
+    pub object_id: u64,
+    /// The object's version after the change: receivers order events by it.
+    pub object_sequence: u32,
+    /// `order.paid`, `order.closed`, `refund.succeeded` …
+    pub kind: String,
+    /// The JSON body delivered.
+    pub payload: String,
+    pub notify_url: Option<String>,
+    pub created_at: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// No address to deliver to: polling only.
+    None,
+    Pending,
+    Delivered,
+    /// Given up after the last retry.
+    Failed,
+}
+
+/// An event and where its delivery stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub event: Event,
+    pub delivery: DeliveryState,
+    pub attempts: u32,
+    pub next_attempt_at: u64,
+    /// The receiver's last HTTP status, or the failure (`timeout`, `connect: …`).
+    pub last_result: Option<String>,
+}
+
+/// A delivery attempt's outcome, written by the delivery worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryUpdate {
+    pub event_id: u64,
+    pub delivery: DeliveryState,
+    pub attempts: u32,
+    pub next_attempt_at: u64,
+    pub last_result: Option<String>,
+}
+
+/// The first answer to a request made with an `Idempotency-Key`, replayed to its retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// Whose key it is (`mch_…`, `usr_…`): keys of different callers never collide.
+    pub principal: String,
+    pub key: String,
+    /// SHA-256 of the method, path and body: the same key with another request is refused.
+    pub request_digest: [u8; 32],
+    pub status: u16,
+    pub response: String,
+    pub created_at: u64,
+}
+
+/// One business write, committed with the ledger events of its request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Merchant(Merchant),
+    MerchantKey(MerchantKey),
+    Outlet(Outlet),
+    Order(Order),
+    Refund(Refund),
+    P2pTransfer(P2pTransfer),
+    Card(Card),
+    BankTransfer(BankTransfer),
+    Event(Event),
+    Idempotency(IdempotencyRecord),
+}
+
+/// Reads business records. Each call reads committed state.
+pub trait RecordReader: Send {
+    fn merchant(&mut self, id: u64) -> StoreResult<Option<Merchant>>;
+    fn merchants(&mut self, after_id: u64, limit: usize) -> StoreResult<Vec<Merchant>>;
+    fn merchant_key(&mut self, id: u64) -> StoreResult<Option<MerchantKey>>;
+    fn merchant_keys(&mut self, merchant_id: u64) -> StoreResult<Vec<MerchantKey>>;
+    fn outlets(&mut self, merchant_id: u64) -> StoreResult<Vec<Outlet>>;
+    fn outlet(&mut self, id: u64) -> StoreResult<Option<Outlet>>;
+    fn order(&mut self, id: u64) -> StoreResult<Option<Order>>;
+    fn order_by_out_trade_no(
+        &mut self,
+        merchant_id: u64,
+        out_trade_no: &str,
+    ) -> StoreResult<Option<Order>>;
+    /// A merchant's orders by id (creation time), after `after_id`, `limit` at most.
+    fn orders(&mut self, merchant_id: u64, after_id: u64, limit: usize) -> StoreResult<Vec<Order>>;
+    /// A merchant's orders paid or refunded with `paid_at` in `[from, to)`, for daily bills.
+    fn orders_paid_between(
+        &mut self,
+        merchant_id: u64,
+        from: u64,
+        to: u64,
+    ) -> StoreResult<Vec<Order>>;
+    /// Orders still `NOTPAY` whose expiry is at or before `now`, `limit` at most.
+    fn orders_expired(&mut self, now: u64, limit: usize) -> StoreResult<Vec<Order>>;
+    fn refund(&mut self, id: u64) -> StoreResult<Option<Refund>>;
+    fn refund_by_out_refund_no(
+        &mut self,
+        merchant_id: u64,
+        out_refund_no: &str,
+    ) -> StoreResult<Option<Refund>>;
+    fn refunds_of_order(&mut self, order_id: u64) -> StoreResult<Vec<Refund>>;
+    /// A merchant's refunds created in `[from, to)`, for daily bills.
+    fn refunds_between(&mut self, merchant_id: u64, from: u64, to: u64)
+        -> StoreResult<Vec<Refund>>;
+    fn p2p_transfer(&mut self, id: u64) -> StoreResult<Option<P2pTransfer>>;
+    fn card(&mut self, id: u64) -> StoreResult<Option<Card>>;
+    fn cards(&mut self, user_id: u64) -> StoreResult<Vec<Card>>;
+    fn bank_transfer(&mut self, id: u64) -> StoreResult<Option<BankTransfer>>;
+    /// Withdrawals still pending, oldest first, `limit` at most (to resume after a restart).
+    fn bank_transfers_pending(&mut self, limit: usize) -> StoreResult<Vec<BankTransfer>>;
+    /// A merchant's events after `after_id`, oldest first.
+    fn events(
+        &mut self,
+        merchant_id: u64,
+        after_id: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredEvent>>;
+    /// Every merchant's events, newest first, for operators.
+    fn events_recent(&mut self, limit: usize) -> StoreResult<Vec<StoredEvent>>;
+    /// Events waiting for delivery whose next attempt is due at `now`, `limit` at most.
+    fn events_due(&mut self, now: u64, limit: usize) -> StoreResult<Vec<StoredEvent>>;
+    fn idempotency(&mut self, principal: &str, key: &str)
+        -> StoreResult<Option<IdempotencyRecord>>;
+}
+
+/// Writes that do not ride with money: delivery progress of the outbox.
+pub trait OutboxWriter: Send {
+    /// Records delivery attempts, all in one transaction.
+    fn record_deliveries(&mut self, updates: &[DeliveryUpdate]) -> StoreResult<()>;
+}
