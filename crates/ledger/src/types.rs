@@ -44,6 +44,10 @@ macro_rules! flags {
             fn bitor(self, other: Self) -> Self { self.union(other) }
         }
 
+        impl std::ops::BitOrAssign for $name {
+            fn bitor_assign(&mut self, other: Self) { *self = self.union(other); }
+        }
+
         impl std::fmt::Debug for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 write!(f, "{}({})", stringify!($name), self.names().join("|"))

@@ -483,6 +483,7 @@ fn records_are_written_with_their_events_only_when_every_event_commits() {
         settlement_account: "6222 0000 1111".into(),
         fee_rate_bps: 60,
         account_id: 3,
+        notify_key: [7; 32],
         created_at: 1,
     });
     let handle = sequencer.handle();

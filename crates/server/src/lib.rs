@@ -156,35 +156,7 @@ pub fn unix_seconds() -> u64 {
         .map_or(0, |elapsed| elapsed.as_secs())
 }
 
-/// RFC 3339 UTC time of a ledger timestamp (nanoseconds since the Unix epoch), to the
-/// microsecond.
-pub fn rfc3339(timestamp_nanos: u64) -> String {
-    let seconds = timestamp_nanos / 1_000_000_000;
-    let micros = (timestamp_nanos % 1_000_000_000) / 1_000;
-    let days = seconds / 86_400;
-    let second_of_day = seconds % 86_400;
-    // Days to a civil date (proleptic Gregorian), counting eras of 400 years from 0000-03-01.
-    let shifted = days + 719_468;
-    let era = shifted / 146_097;
-    let day_of_era = shifted % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        second_of_day / 3_600,
-        second_of_day % 3_600 / 60,
-        second_of_day % 60
-    )
-}
+pub use services::time::rfc3339;
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such endpoint.")

@@ -1,15 +1,37 @@
-//! Time-sortable ids: milliseconds since the Unix epoch in the high bits, 16 random bits below,
-//! so ids created later sort later and two created in the same millisecond rarely collide (a
-//! collision is refused by the store's unique key and the caller draws again).
+//! Time-sortable ids: milliseconds since the Unix epoch in the high bits and a counter below,
+//! strictly increasing within a process, so ids created later sort later and no two ids of one
+//! process are ever equal (a burst of more than 65,536 ids in a millisecond borrows from the
+//! next milliseconds). Every business object (users, merchants, orders, refunds …) draws from
+//! the same sequence, so a ledger transfer id derived from an object's id is unique too.
 
-/// Random bits below the milliseconds.
-const RANDOM_BITS: u32 = 16;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bits below the milliseconds.
+const COUNTER_BITS: u32 = 16;
+
+static LAST_ID: AtomicU64 = AtomicU64::new(0);
 
 /// A new id for `now_ms`, below 2^63 until the year 6400 or so.
 pub fn new_id(now_ms: u64) -> Result<u64, crate::secrets::RandomError> {
-    let random = crate::secrets::random_bytes::<2>()?;
-    let low = u64::from(u16::from_be_bytes(random));
-    Ok(((now_ms & ((1 << (63 - RANDOM_BITS)) - 1)) << RANDOM_BITS) | low)
+    let floor = (now_ms & ((1 << (63 - COUNTER_BITS)) - 1)) << COUNTER_BITS;
+    let mut last = LAST_ID.load(Ordering::Relaxed);
+    loop {
+        let next = floor.max(last + 1);
+        match LAST_ID.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return Ok(next),
+            Err(actual) => last = actual,
+        }
+    }
+}
+
+/// Legs one business object may have in the ledger (payment, fee, …).
+pub const TRANSFER_LEGS_MAX: u8 = 16;
+
+/// The ledger transfer id of leg `leg` of a business object: its id shifted left by four bits,
+/// and the leg number. Ids drawn before the year 2248 stay below the ledger's 2^63 limit.
+pub fn transfer_id(object_id: u64, leg: u8) -> u128 {
+    assert!(leg < TRANSFER_LEGS_MAX);
+    (u128::from(object_id) << 4) | u128::from(leg)
 }
 
 #[cfg(test)]
@@ -20,5 +42,13 @@ mod tests {
         let later = super::new_id(1_795_000_000_001).unwrap();
         assert!(later > earlier);
         assert!(later < 1 << 63);
+    }
+
+    #[test]
+    fn ids_of_one_millisecond_never_repeat() {
+        let ids: Vec<u64> = (0..100_000)
+            .map(|_| super::new_id(1_795_000_000_000).unwrap())
+            .collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
     }
 }

@@ -3,5 +3,9 @@
 
 pub mod accounts;
 pub mod ids;
+pub mod orders;
+pub mod payments;
 pub mod secrets;
+pub mod support;
+pub mod time;
 pub mod users;

@@ -124,6 +124,26 @@ pub enum UserError {
     Ledger(String),
 }
 
+/// The stable machine code of a user error.
+pub fn error_code(error: &UserError) -> &'static str {
+    match error {
+        UserError::InvalidPhone => "invalid_phone",
+        UserError::WeakPassword => "weak_password",
+        UserError::CodeThrottled { .. } => "code_throttled",
+        UserError::CodeInvalid => "invalid_code",
+        UserError::CodeExpired => "code_expired",
+        UserError::CodeAttemptsExceeded => "code_attempts_exceeded",
+        UserError::PhoneTaken => "phone_taken",
+        UserError::WrongCredentials => "wrong_credentials",
+        UserError::Unauthenticated => "unauthenticated",
+        UserError::InvalidPaymentPassword => "invalid_payment_password",
+        UserError::PaymentPasswordNotSet => "payment_password_not_set",
+        UserError::WrongPaymentPassword { .. } => "wrong_payment_password",
+        UserError::PaymentLocked { .. } => "payment_locked",
+        UserError::Random(_) | UserError::Store(_) | UserError::Ledger(_) => "internal",
+    }
+}
+
 /// `+` and digits, as typed (spaces and dashes removed).
 pub fn parse_phone(text: &str) -> Result<String, UserError> {
     let compact: String = text

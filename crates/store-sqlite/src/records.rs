@@ -110,8 +110,8 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
         Record::Merchant(merchant) => execute(
             connection,
             "INSERT OR REPLACE INTO merchants (id, name, mcc, country, city,
-                settlement_account, fee_rate_bps, account_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                settlement_account, fee_rate_bps, account_id, notify_key, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 int(merchant.id),
                 merchant.name,
@@ -121,6 +121,7 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
                 merchant.settlement_account,
                 merchant.fee_rate_bps,
                 to_i64(merchant.account_id),
+                &merchant.notify_key[..],
                 int(merchant.created_at)
             ],
         ),
@@ -281,7 +282,8 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
 }
 
 const MERCHANT_COLUMNS: &str =
-    "id, name, mcc, country, city, settlement_account, fee_rate_bps, account_id, created_at";
+    "id, name, mcc, country, city, settlement_account, fee_rate_bps, account_id, notify_key,
+     created_at";
 
 fn merchant_from_row(row: &Row<'_>) -> rusqlite::Result<Merchant> {
     Ok(Merchant {
@@ -293,7 +295,8 @@ fn merchant_from_row(row: &Row<'_>) -> rusqlite::Result<Merchant> {
         settlement_account: row.get(5)?,
         fee_rate_bps: row.get(6)?,
         account_id: get_u128(row, 7)?,
-        created_at: get_u64(row, 8)?,
+        notify_key: get_digest(row, 8)?,
+        created_at: get_u64(row, 9)?,
     })
 }
 

@@ -34,6 +34,8 @@ pub struct Merchant {
     pub fee_rate_bps: u32,
     /// The merchant's account in the ledger.
     pub account_id: u128,
+    /// Signs the notifications sent to the merchant (`Tally-Signature`), shown to it once.
+    pub notify_key: [u8; 32],
     pub created_at: u64,
 }
 

@@ -11,6 +11,8 @@ CREATE TABLE merchants (
     settlement_account TEXT    NOT NULL,
     fee_rate_bps       INTEGER NOT NULL CHECK (fee_rate_bps BETWEEN 0 AND 10000),
     account_id         INTEGER NOT NULL UNIQUE,
+    -- Keys the HMAC of the notifications sent to the merchant.
+    notify_key         BLOB    NOT NULL CHECK (length(notify_key) = 32),
     created_at         INTEGER NOT NULL
 ) STRICT;
 

@@ -1,0 +1,1305 @@
+//! Payments: merchants (onboarding, API keys, stores and terminals), merchant orders (create,
+//! query, close, pay, expire), refunds, P2P transfers, real-name tier limits and the outbox of
+//! merchant notifications.
+//!
+//! Every change is one request to the sequencer: the ledger events that move the money and the
+//! records that describe it (the order's new state, its notification, the idempotency record)
+//! commit in one transaction or not at all. Work on one object (an order, a wallet, an
+//! idempotency key) is serialised by [`KeyedLocks`] while its state is read, checked and
+//! changed; the ledger is the last guard: an order's payment is a transfer whose id is fixed
+//! when the order is created, so it can never be paid twice.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ledger::{AccountFlags, Currency, Event, EventResult, NewAccount, NewTransfer, TransferFlags};
+use sequencer::{CommitError, SequencerHandle};
+use serde_json::json;
+use store::{
+    BusinessEvent, IdempotencyRecord, Merchant, MerchantKey, Order, OrderState, Outlet, OutletKind,
+    P2pTransfer, Record, Refund, StoreError, User, RECORD_TEXT_BYTES_MAX, RECORD_URL_BYTES_MAX,
+};
+
+use crate::accounts::{KIND_FEES, KIND_MERCHANT, KIND_RESERVE, KIND_SUSPENSE};
+use crate::ids::{new_id, transfer_id};
+use crate::orders::{self, OrderCommand, OrderRefusal};
+use crate::secrets;
+use crate::support::{lock_key, Handles, KeyedLocks};
+use crate::time::rfc3339_seconds;
+use crate::users::UserError;
+
+/// The platform's own accounts (one currency per operator).
+pub const RESERVE_ACCOUNT_ID: u128 = 1;
+pub const FEES_ACCOUNT_ID: u128 = 2;
+pub const SUSPENSE_ACCOUNT_ID: u128 = 3;
+
+/// Longest merchant reference (`out_trade_no`, `out_refund_no`), as WeChat Pay allows.
+pub const MERCHANT_REFERENCE_BYTES_MAX: usize = 32;
+/// Longest `Idempotency-Key`.
+pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 255;
+/// How long a merchant key stays cached before it is read again (a revocation on another node
+/// takes at most this long to be seen here).
+pub const MERCHANT_KEY_CACHE_S: u64 = 30;
+/// Largest amount one payment may move, whatever the tier: 10 million in major units of a
+/// two-decimal currency.
+pub const PAYMENT_AMOUNT_MAX: u64 = 1_000_000_000;
+
+/// Limits of one real-name tier, in minor units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TierLimits {
+    pub single_max: u64,
+    pub daily_max: u64,
+    pub yearly_max: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PaymentConfig {
+    pub currency: Currency,
+    pub order_lifetime_default_s: u64,
+    pub order_lifetime_max_s: u64,
+    /// Limits on what a user pays out (orders and P2P), by tier 0, 1, 2.
+    pub tiers: [TierLimits; 3],
+}
+
+impl Default for PaymentConfig {
+    fn default() -> Self {
+        PaymentConfig {
+            currency: Currency::parse("CNY").expect("valid code"),
+            order_lifetime_default_s: 2 * 3600,
+            order_lifetime_max_s: 7 * 24 * 3600,
+            tiers: [
+                // Registered only.
+                TierLimits {
+                    single_max: 100_000,
+                    daily_max: 200_000,
+                    yearly_max: 1_000_000,
+                },
+                // A bank card bound, the name checked by the bank.
+                TierLimits {
+                    single_max: 1_000_000,
+                    daily_max: 5_000_000,
+                    yearly_max: 20_000_000,
+                },
+                // Documents checked by the operator.
+                TierLimits {
+                    single_max: 5_000_000,
+                    daily_max: 20_000_000,
+                    yearly_max: 200_000_000,
+                },
+            ],
+        }
+    }
+}
+
+/// Why a payment request was refused. Nothing changed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PaymentError {
+    #[error("{field}: {reason}")]
+    InvalidInput { field: &'static str, reason: String },
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    #[error("the wallet does not hold enough money")]
+    InsufficientFunds,
+    #[error("the merchant's balance does not cover the refund")]
+    MerchantInsufficientFunds,
+    #[error("the {limit} limit of the user's tier allows at most {remaining} more")]
+    LimitExceeded { limit: &'static str, remaining: u64 },
+    #[error(transparent)]
+    Order(#[from] OrderRefusal),
+    #[error("out_trade_no was used for another order")]
+    OutTradeNoUsed,
+    #[error("out_refund_no was used for another refund")]
+    OutRefundNoUsed,
+    #[error("the Idempotency-Key was used before with another request")]
+    IdempotencyConflict,
+    #[error("a user cannot pay themselves")]
+    SelfTransfer,
+    #[error("the merchant's API key is missing, unknown, revoked or the signature is wrong")]
+    InvalidSignature,
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error("storage failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("the ledger could not commit: {0}")]
+    Commit(#[from] CommitError),
+    #[error("the ledger refused: {0}")]
+    Ledger(String),
+    #[error("{0}")]
+    Random(#[from] secrets::RandomError),
+}
+
+impl PaymentError {
+    /// The stable machine code of the refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PaymentError::InvalidInput { .. } => "invalid_request",
+            PaymentError::NotFound(_) => "not_found",
+            PaymentError::InsufficientFunds => "insufficient_funds",
+            PaymentError::MerchantInsufficientFunds => "merchant_insufficient_funds",
+            PaymentError::LimitExceeded { .. } => "limit_exceeded",
+            PaymentError::Order(refusal) => match refusal {
+                OrderRefusal::AlreadyPaid => "order_paid",
+                OrderRefusal::Closed => "order_closed",
+                OrderRefusal::Expired => "order_expired",
+                OrderRefusal::AmountMismatch { .. } => "amount_mismatch",
+                OrderRefusal::NotPaid => "order_not_paid",
+                OrderRefusal::RefundExceedsPaid { .. } => "refund_exceeds_paid",
+                OrderRefusal::ZeroAmount => "invalid_request",
+                OrderRefusal::NotExpired => "order_not_expired",
+            },
+            PaymentError::OutTradeNoUsed => "out_trade_no_used",
+            PaymentError::OutRefundNoUsed => "out_refund_no_used",
+            PaymentError::IdempotencyConflict => "idempotency_conflict",
+            PaymentError::SelfTransfer => "self_transfer",
+            PaymentError::InvalidSignature => "invalid_signature",
+            PaymentError::User(error) => crate::users::error_code(error),
+            PaymentError::Store(_) | PaymentError::Ledger(_) | PaymentError::Random(_) => {
+                "internal"
+            }
+            PaymentError::Commit(_) => "unavailable",
+        }
+    }
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> PaymentError {
+    PaymentError::InvalidInput {
+        field,
+        reason: reason.into(),
+    }
+}
+
+fn bounded_text(field: &'static str, text: &str, bytes_max: usize) -> Result<(), PaymentError> {
+    if text.len() > bytes_max {
+        return Err(invalid(field, format!("at most {bytes_max} bytes")));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(invalid(field, "no control characters"));
+    }
+    Ok(())
+}
+
+/// A merchant's own reference: 1 to 32 of letters, digits, `_`, `-`, `|`, `*`.
+pub fn check_reference(field: &'static str, text: &str) -> Result<(), PaymentError> {
+    let valid = !text.is_empty()
+        && text.len() <= MERCHANT_REFERENCE_BYTES_MAX
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"_-|*".contains(&byte));
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            format!("1 to {MERCHANT_REFERENCE_BYTES_MAX} letters, digits, _ - | *"),
+        ))
+    }
+}
+
+fn check_notify_url(url: &str) -> Result<(), PaymentError> {
+    bounded_text("notify_url", url, RECORD_URL_BYTES_MAX)?;
+    if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(' ') {
+        return Err(invalid("notify_url", "an http:// or https:// URL"));
+    }
+    Ok(())
+}
+
+/// A request made with an `Idempotency-Key`: who made it, the key, and a digest of the
+/// request, so that a retry replays the first answer and another request with the key is
+/// refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    pub principal: String,
+    pub key: String,
+    pub request_digest: [u8; 32],
+}
+
+impl Idempotency {
+    pub fn new(
+        principal: String,
+        key: &str,
+        request: &[&[u8]],
+    ) -> Result<Idempotency, PaymentError> {
+        if key.is_empty()
+            || key.len() > IDEMPOTENCY_KEY_BYTES_MAX
+            || !key.bytes().all(|byte| byte.is_ascii_graphic())
+        {
+            return Err(invalid(
+                "Idempotency-Key",
+                format!("1 to {IDEMPOTENCY_KEY_BYTES_MAX} printable ASCII characters"),
+            ));
+        }
+        Ok(Idempotency {
+            principal,
+            key: key.to_owned(),
+            request_digest: secrets::sha256(request),
+        })
+    }
+
+    fn lock_key(&self) -> u64 {
+        lock_key("idempotency", (&self.principal, &self.key))
+    }
+}
+
+/// The answer of a request that may be a retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<T> {
+    /// Done now.
+    Done(T),
+    /// A retry: the first answer, as it was given.
+    Replayed { status: u16, body: String },
+}
+
+/// How the edge renders a result, so the first answer can be stored and replayed.
+pub type Render<'a, T> = &'a (dyn Fn(&T) -> (u16, String) + Sync);
+
+/// A new merchant, as the operator onboards it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMerchant {
+    pub name: String,
+    pub mcc: String,
+    pub country: String,
+    pub city: String,
+    pub settlement_account: String,
+    pub fee_rate_bps: u32,
+}
+
+/// A merchant API key, with its secret: shown once, never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMerchantKey {
+    pub key: MerchantKey,
+    /// `msk_` and 64 hex digits; requests are signed with SHA-256 of this text.
+    pub secret: String,
+}
+
+/// A merchant just onboarded: the secrets are shown this once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnboardedMerchant {
+    pub merchant: Merchant,
+    pub key: NewMerchantKey,
+    /// `whsec_` and 64 hex digits: the key of the notifications' `Tally-Signature`.
+    pub notify_secret: String,
+}
+
+/// An order as the merchant asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    pub out_trade_no: String,
+    pub amount: u64,
+    pub currency: String,
+    pub description: String,
+    pub notify_url: Option<String>,
+    pub outlet_id: Option<u64>,
+    /// Seconds from now; the configured default when `None`.
+    pub expires_in_s: Option<u64>,
+}
+
+/// What a user paid out today and this year (for tier limits), as of `day` and `year`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Spending {
+    day: u64,
+    day_total: u64,
+    year: u64,
+    year_total: u64,
+}
+
+const SECONDS_PER_DAY: u64 = 86_400;
+
+fn year_of(unix_s: u64) -> u64 {
+    rfc3339_seconds(unix_s)[..4].parse().unwrap_or(0)
+}
+
+/// The key a merchant's signature is checked with, and the merchant, as cached.
+#[derive(Debug, Clone)]
+pub struct VerifiedKey {
+    pub key: MerchantKey,
+    pub merchant: Merchant,
+    fetched_at: u64,
+}
+
+pub struct Payments {
+    handles: Arc<Handles>,
+    ledger: SequencerHandle,
+    config: PaymentConfig,
+    locks: KeyedLocks,
+    keys: Mutex<HashMap<u64, VerifiedKey>>,
+    spending: Mutex<HashMap<u64, Spending>>,
+}
+
+impl std::fmt::Debug for Payments {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Payments")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Results of a request's events: all `ok`, or the first refusal.
+fn first_refusal(results: &[EventResult]) -> Option<EventResult> {
+    results
+        .iter()
+        .copied()
+        .find(|result| *result != EventResult::Ok && *result != EventResult::LinkedEventFailed)
+        .or_else(|| {
+            results
+                .iter()
+                .copied()
+                .find(|result| *result != EventResult::Ok)
+        })
+}
+
+pub fn order_json(order: &Order) -> serde_json::Value {
+    json!({
+        "id": format!("ord_{}", order.id),
+        "object": "order",
+        "merchant_id": format!("mch_{}", order.merchant_id),
+        "outlet_id": order.outlet_id.map(|id| format!("out_{id}")),
+        "out_trade_no": order.out_trade_no,
+        "amount": order.amount,
+        "currency": order.currency,
+        "description": order.description,
+        "notify_url": order.notify_url,
+        "state": order.state.as_str(),
+        "payer_id": order.payer_user_id.map(|id| format!("usr_{id}")),
+        "fee": order.fee,
+        "refunded": order.refunded,
+        "created_at": rfc3339_seconds(order.created_at),
+        "expires_at": rfc3339_seconds(order.expires_at),
+        "paid_at": order.paid_at.map(rfc3339_seconds),
+        "closed_at": order.closed_at.map(rfc3339_seconds),
+        "version": order.version,
+    })
+}
+
+pub fn refund_json(refund: &Refund) -> serde_json::Value {
+    json!({
+        "id": format!("rfd_{}", refund.id),
+        "object": "refund",
+        "order_id": format!("ord_{}", refund.order_id),
+        "out_refund_no": refund.out_refund_no,
+        "amount": refund.amount,
+        "fee_refunded": refund.fee_refunded,
+        "reason": refund.reason,
+        "state": "SUCCESS",
+        "created_at": rfc3339_seconds(refund.created_at),
+    })
+}
+
+fn event_record(
+    merchant_id: u64,
+    object_id: u64,
+    object_sequence: u32,
+    kind: &str,
+    data: serde_json::Value,
+    notify_url: Option<String>,
+    now_s: u64,
+) -> Result<Record, PaymentError> {
+    let id = new_id(now_s * 1000)?;
+    let payload = json!({
+        "id": format!("evt_{id}"),
+        "type": kind,
+        "created_at": rfc3339_seconds(now_s),
+        "sequence": object_sequence,
+        "data": data,
+    });
+    Ok(Record::Event(BusinessEvent {
+        id,
+        merchant_id,
+        object_id,
+        object_sequence,
+        kind: kind.to_owned(),
+        payload: payload.to_string(),
+        notify_url,
+        created_at: now_s,
+    }))
+}
+
+impl Payments {
+    /// Opens the payment services, creating the platform accounts the first time.
+    pub fn new(
+        handles: Arc<Handles>,
+        ledger: SequencerHandle,
+        config: PaymentConfig,
+    ) -> Result<Payments, PaymentError> {
+        let platform = |id: u128, kind: u16, flags: AccountFlags| {
+            Event::CreateAccount(NewAccount {
+                id,
+                currency: config.currency,
+                kind,
+                flags,
+                user_data: 0,
+            })
+        };
+        let results = ledger.execute(vec![
+            // The reserve mirrors the custodian bank: debited when money comes in.
+            platform(
+                RESERVE_ACCOUNT_ID,
+                KIND_RESERVE,
+                AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS,
+            ),
+            platform(
+                FEES_ACCOUNT_ID,
+                KIND_FEES,
+                AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
+            ),
+            platform(SUSPENSE_ACCOUNT_ID, KIND_SUSPENSE, AccountFlags::empty()),
+        ])?;
+        if !results
+            .iter()
+            .all(|result| matches!(result, EventResult::Ok | EventResult::Exists))
+        {
+            return Err(PaymentError::Ledger(format!(
+                "the platform accounts cannot be opened (another currency?): {results:?}"
+            )));
+        }
+        Ok(Payments {
+            handles,
+            ledger,
+            config,
+            locks: KeyedLocks::default(),
+            keys: Mutex::new(HashMap::new()),
+            spending: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn config(&self) -> &PaymentConfig {
+        &self.config
+    }
+
+    pub fn handles(&self) -> &Arc<Handles> {
+        &self.handles
+    }
+
+    /// Looks up a stored answer for `idempotency`: the replay, a conflict, or nothing yet.
+    fn replay(
+        &self,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Option<(u16, String)>, PaymentError> {
+        let Some(request) = idempotency else {
+            return Ok(None);
+        };
+        let stored = self
+            .handles
+            .records(|records| records.idempotency(&request.principal, &request.key))?;
+        match stored {
+            None => Ok(None),
+            Some(stored) if secrets::equal(&stored.request_digest, &request.request_digest) => {
+                Ok(Some((stored.status, stored.response)))
+            }
+            Some(_) => Err(PaymentError::IdempotencyConflict),
+        }
+    }
+
+    fn idempotency_record<T>(
+        idempotency: Option<&Idempotency>,
+        render: Render<'_, T>,
+        result: &T,
+        now_s: u64,
+    ) -> Option<Record> {
+        idempotency.map(|request| {
+            let (status, response) = render(result);
+            Record::Idempotency(IdempotencyRecord {
+                principal: request.principal.clone(),
+                key: request.key.clone(),
+                request_digest: request.request_digest,
+                status,
+                response,
+                created_at: now_s,
+            })
+        })
+    }
+
+    /// Commits `events` with `records`; the results, once durable.
+    async fn commit(
+        &self,
+        events: Vec<Event>,
+        records: Vec<Record>,
+    ) -> Result<Vec<EventResult>, PaymentError> {
+        Ok(self.ledger.submit_with_records(events, records)?.await?)
+    }
+
+    // ---- Merchants -------------------------------------------------------------------------
+
+    /// Onboards a merchant: its ledger account, its record and a first API key.
+    pub async fn onboard_merchant(
+        &self,
+        input: NewMerchant,
+        now_s: u64,
+    ) -> Result<OnboardedMerchant, PaymentError> {
+        bounded_text("name", &input.name, RECORD_TEXT_BYTES_MAX)?;
+        if input.name.trim().is_empty() {
+            return Err(invalid("name", "required"));
+        }
+        if input.mcc.len() != 4 || !input.mcc.bytes().all(|byte| byte.is_ascii_digit()) {
+            return Err(invalid("mcc", "four digits (ISO 18245)"));
+        }
+        if input.country.len() != 2 || !input.country.bytes().all(|byte| byte.is_ascii_uppercase())
+        {
+            return Err(invalid("country", "two upper-case letters (ISO 3166-1)"));
+        }
+        bounded_text("city", &input.city, RECORD_TEXT_BYTES_MAX)?;
+        if input.city.trim().is_empty() {
+            return Err(invalid("city", "required"));
+        }
+        bounded_text("settlement_account", &input.settlement_account, 64)?;
+        if input.settlement_account.trim().is_empty() {
+            return Err(invalid("settlement_account", "required"));
+        }
+        if input.fee_rate_bps > 10_000 {
+            return Err(invalid("fee_rate_bps", "0 to 10000 basis points"));
+        }
+        let id = new_id(now_s * 1000)?;
+        let notify_key = secrets::random_bytes::<32>()?;
+        let merchant = Merchant {
+            id,
+            name: input.name,
+            mcc: input.mcc,
+            country: input.country,
+            city: input.city,
+            settlement_account: input.settlement_account,
+            fee_rate_bps: input.fee_rate_bps,
+            account_id: u128::from(id),
+            notify_key,
+            created_at: now_s,
+        };
+        let key = Self::new_key(id, now_s)?;
+        let account = Event::CreateAccount(NewAccount {
+            id: merchant.account_id,
+            currency: self.config.currency,
+            kind: KIND_MERCHANT,
+            flags: AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags::HISTORY,
+            user_data: 0,
+        });
+        let results = self
+            .commit(
+                vec![account],
+                vec![
+                    Record::Merchant(merchant.clone()),
+                    Record::MerchantKey(key.key.clone()),
+                ],
+            )
+            .await?;
+        if results != [EventResult::Ok] {
+            return Err(PaymentError::Ledger(format!("{results:?}")));
+        }
+        Ok(OnboardedMerchant {
+            merchant,
+            key,
+            notify_secret: format!("whsec_{}", secrets::hex(&notify_key)),
+        })
+    }
+
+    fn new_key(merchant_id: u64, now_s: u64) -> Result<NewMerchantKey, PaymentError> {
+        let secret = format!("msk_{}", secrets::hex(&secrets::random_bytes::<32>()?));
+        Ok(NewMerchantKey {
+            key: MerchantKey {
+                id: new_id(now_s * 1000)?,
+                merchant_id,
+                signing_key: signing_key(&secret),
+                created_at: now_s,
+                revoked_at: None,
+            },
+            secret,
+        })
+    }
+
+    /// A new API key for a merchant (for rotation): the secret is shown once.
+    pub async fn create_merchant_key(
+        &self,
+        merchant_id: u64,
+        now_s: u64,
+    ) -> Result<NewMerchantKey, PaymentError> {
+        self.merchant(merchant_id)?;
+        let key = Self::new_key(merchant_id, now_s)?;
+        self.commit(Vec::new(), vec![Record::MerchantKey(key.key.clone())])
+            .await?;
+        Ok(key)
+    }
+
+    /// Revokes a key: requests signed with it are refused (on other nodes within
+    /// [`MERCHANT_KEY_CACHE_S`]).
+    pub async fn revoke_merchant_key(
+        &self,
+        key_id: u64,
+        now_s: u64,
+    ) -> Result<MerchantKey, PaymentError> {
+        let mut key = self
+            .handles
+            .records(|records| records.merchant_key(key_id))?
+            .ok_or(PaymentError::NotFound("key"))?;
+        if key.revoked_at.is_none() {
+            key.revoked_at = Some(now_s);
+            self.commit(Vec::new(), vec![Record::MerchantKey(key.clone())])
+                .await?;
+        }
+        self.keys.lock().expect("key cache").remove(&key_id);
+        Ok(key)
+    }
+
+    pub fn merchant(&self, id: u64) -> Result<Merchant, PaymentError> {
+        self.handles
+            .records(|records| records.merchant(id))?
+            .ok_or(PaymentError::NotFound("merchant"))
+    }
+
+    /// The merchant key `key_id`, active, from the cache or the store.
+    pub fn active_key(&self, key_id: u64, now_s: u64) -> Result<VerifiedKey, PaymentError> {
+        if let Some(cached) = self.keys.lock().expect("key cache").get(&key_id) {
+            if now_s < cached.fetched_at + MERCHANT_KEY_CACHE_S {
+                return Ok(cached.clone());
+            }
+        }
+        let (key, merchant) = self
+            .handles
+            .records(|records| {
+                let Some(key) = records.merchant_key(key_id)? else {
+                    return Ok(None);
+                };
+                Ok(records
+                    .merchant(key.merchant_id)?
+                    .map(|merchant| (key, merchant)))
+            })?
+            .ok_or(PaymentError::InvalidSignature)?;
+        if key.revoked_at.is_some() {
+            return Err(PaymentError::InvalidSignature);
+        }
+        let verified = VerifiedKey {
+            key,
+            merchant,
+            fetched_at: now_s,
+        };
+        self.keys
+            .lock()
+            .expect("key cache")
+            .insert(key_id, verified.clone());
+        Ok(verified)
+    }
+
+    /// Adds a store, or a terminal in one of the merchant's stores.
+    pub async fn add_outlet(
+        &self,
+        merchant_id: u64,
+        kind: OutletKind,
+        parent_id: Option<u64>,
+        name: &str,
+        now_s: u64,
+    ) -> Result<Outlet, PaymentError> {
+        bounded_text("name", name, RECORD_TEXT_BYTES_MAX)?;
+        if name.trim().is_empty() {
+            return Err(invalid("name", "required"));
+        }
+        match (kind, parent_id) {
+            (OutletKind::Store, Some(_)) => {
+                return Err(invalid("store_id", "a store belongs to no other store"))
+            }
+            (OutletKind::Terminal, None) => {
+                return Err(invalid("store_id", "a terminal belongs to a store"))
+            }
+            (OutletKind::Terminal, Some(parent)) => {
+                let store = self
+                    .handles
+                    .records(|records| records.outlet(parent))?
+                    .filter(|outlet| {
+                        outlet.merchant_id == merchant_id && outlet.kind == OutletKind::Store
+                    })
+                    .ok_or(PaymentError::NotFound("store"))?;
+                debug_assert_eq!(store.id, parent);
+            }
+            (OutletKind::Store, None) => {}
+        }
+        let outlet = Outlet {
+            id: new_id(now_s * 1000)?,
+            merchant_id,
+            kind,
+            parent_id,
+            name: name.to_owned(),
+            created_at: now_s,
+        };
+        self.commit(Vec::new(), vec![Record::Outlet(outlet.clone())])
+            .await?;
+        Ok(outlet)
+    }
+
+    // ---- Orders ----------------------------------------------------------------------------
+
+    /// Creates an order. The same `out_trade_no` with the same content answers the existing
+    /// order (a retry); with other content it is refused.
+    pub async fn create_order(
+        &self,
+        merchant: &Merchant,
+        input: NewOrder,
+        idempotency: Option<&Idempotency>,
+        render: Render<'_, Order>,
+        now_s: u64,
+    ) -> Result<Outcome<Order>, PaymentError> {
+        check_reference("out_trade_no", &input.out_trade_no)?;
+        if input.amount == 0 || input.amount > PAYMENT_AMOUNT_MAX {
+            return Err(invalid(
+                "amount",
+                format!("1 to {PAYMENT_AMOUNT_MAX} minor units"),
+            ));
+        }
+        if input.currency != self.config.currency.as_str() {
+            return Err(invalid(
+                "currency",
+                format!("this platform settles in {}", self.config.currency.as_str()),
+            ));
+        }
+        bounded_text("description", &input.description, RECORD_TEXT_BYTES_MAX)?;
+        if let Some(url) = &input.notify_url {
+            check_notify_url(url)?;
+        }
+        let lifetime = input
+            .expires_in_s
+            .unwrap_or(self.config.order_lifetime_default_s);
+        if lifetime == 0 || lifetime > self.config.order_lifetime_max_s {
+            return Err(invalid(
+                "expires_in",
+                format!("1 to {} seconds", self.config.order_lifetime_max_s),
+            ));
+        }
+        if let Some(outlet_id) = input.outlet_id {
+            self.handles
+                .records(|records| records.outlet(outlet_id))?
+                .filter(|outlet| outlet.merchant_id == merchant.id)
+                .ok_or(PaymentError::NotFound("outlet"))?;
+        }
+        let mut keys = vec![lock_key("out_trade_no", (merchant.id, &input.out_trade_no))];
+        keys.extend(idempotency.map(Idempotency::lock_key));
+        let _guards = self.locks.lock(&keys).await;
+        if let Some((status, body)) = self.replay(idempotency)? {
+            return Ok(Outcome::Replayed { status, body });
+        }
+        let existing = self
+            .handles
+            .records(|records| records.order_by_out_trade_no(merchant.id, &input.out_trade_no))?;
+        if let Some(existing) = existing {
+            let same = existing.amount == input.amount
+                && existing.currency == input.currency
+                && existing.description == input.description
+                && existing.notify_url == input.notify_url
+                && existing.outlet_id == input.outlet_id;
+            return if same {
+                Ok(Outcome::Done(existing))
+            } else {
+                Err(PaymentError::OutTradeNoUsed)
+            };
+        }
+        let id = new_id(now_s * 1000)?;
+        let order = Order {
+            id,
+            merchant_id: merchant.id,
+            outlet_id: input.outlet_id,
+            out_trade_no: input.out_trade_no,
+            amount: input.amount,
+            currency: input.currency,
+            description: input.description,
+            notify_url: input.notify_url,
+            state: OrderState::NotPay,
+            payer_user_id: None,
+            fee: 0,
+            refunded: 0,
+            created_at: now_s,
+            expires_at: now_s + lifetime,
+            paid_at: None,
+            closed_at: None,
+            version: 1,
+            payment_transfer_id: transfer_id(id, 1),
+        };
+        let mut records = vec![Record::Order(order.clone())];
+        records.extend(Self::idempotency_record(idempotency, render, &order, now_s));
+        self.commit(Vec::new(), records).await?;
+        Ok(Outcome::Done(order))
+    }
+
+    /// An order of `merchant_id`, by id; another merchant's order is "not found".
+    pub fn order(&self, merchant_id: u64, order_id: u64) -> Result<Order, PaymentError> {
+        self.handles
+            .records(|records| records.order(order_id))?
+            .filter(|order| order.merchant_id == merchant_id)
+            .ok_or(PaymentError::NotFound("order"))
+    }
+
+    /// An order by id, for the user about to pay it (any merchant's).
+    pub fn order_for_payer(&self, order_id: u64) -> Result<Order, PaymentError> {
+        self.handles
+            .records(|records| records.order(order_id))?
+            .ok_or(PaymentError::NotFound("order"))
+    }
+
+    pub fn order_by_out_trade_no(
+        &self,
+        merchant_id: u64,
+        out_trade_no: &str,
+    ) -> Result<Order, PaymentError> {
+        check_reference("out_trade_no", out_trade_no)?;
+        self.handles
+            .records(|records| records.order_by_out_trade_no(merchant_id, out_trade_no))?
+            .ok_or(PaymentError::NotFound("order"))
+    }
+
+    pub fn orders(
+        &self,
+        merchant_id: u64,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<Order>, PaymentError> {
+        Ok(self
+            .handles
+            .records(|records| records.orders(merchant_id, after_id, limit))?)
+    }
+
+    /// Closes an unpaid order (the merchant's decision, or its expiry), with a notification.
+    pub async fn close_order(
+        &self,
+        merchant_id: u64,
+        order_id: u64,
+        expired: bool,
+        now_s: u64,
+    ) -> Result<Order, PaymentError> {
+        let _guards = self.locks.lock(&[lock_key("order", order_id)]).await;
+        let order = self.order(merchant_id, order_id)?;
+        let command = if expired {
+            OrderCommand::Expire { now: now_s }
+        } else {
+            OrderCommand::Close { now: now_s }
+        };
+        let closed = orders::transition(&order, command)?;
+        let event = event_record(
+            closed.merchant_id,
+            closed.id,
+            closed.version,
+            "order.closed",
+            order_json(&closed),
+            closed.notify_url.clone(),
+            now_s,
+        )?;
+        self.commit(Vec::new(), vec![Record::Order(closed.clone()), event])
+            .await?;
+        Ok(closed)
+    }
+
+    /// Closes every unpaid order whose expiry has passed; returns how many.
+    pub async fn expire_orders(&self, now_s: u64, limit: usize) -> Result<usize, PaymentError> {
+        let due = self
+            .handles
+            .records(|records| records.orders_expired(now_s, limit))?;
+        let mut closed = 0;
+        for order in due {
+            match self
+                .close_order(order.merchant_id, order.id, true, now_s)
+                .await
+            {
+                Ok(_) => closed += 1,
+                // Paid or closed meanwhile: nothing to do.
+                Err(PaymentError::Order(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(closed)
+    }
+
+    /// Checks a payment of `amount` against the user's tier limits, and returns what the
+    /// spending would be after it. Call with the user's lock held.
+    fn check_limits(&self, user: &User, amount: u64, now_s: u64) -> Result<Spending, PaymentError> {
+        let limits = self.config.tiers[usize::from(user.tier.min(2))];
+        if amount > limits.single_max {
+            return Err(PaymentError::LimitExceeded {
+                limit: "single payment",
+                remaining: limits.single_max,
+            });
+        }
+        let day = now_s / SECONDS_PER_DAY;
+        let year = year_of(now_s);
+        let mut spending = match self.spending.lock().expect("spending").get(&user.id) {
+            Some(spending) => *spending,
+            None => self.load_spending(user, now_s)?,
+        };
+        if spending.year != year {
+            spending.year = year;
+            spending.year_total = 0;
+        }
+        if spending.day != day {
+            spending.day = day;
+            spending.day_total = 0;
+        }
+        if spending.day_total + amount > limits.daily_max {
+            return Err(PaymentError::LimitExceeded {
+                limit: "daily",
+                remaining: limits.daily_max.saturating_sub(spending.day_total),
+            });
+        }
+        if spending.year_total + amount > limits.yearly_max {
+            return Err(PaymentError::LimitExceeded {
+                limit: "yearly",
+                remaining: limits.yearly_max.saturating_sub(spending.year_total),
+            });
+        }
+        spending.day_total += amount;
+        spending.year_total += amount;
+        Ok(spending)
+    }
+
+    /// What the user paid out this year and today, from the wallet's history (payments and
+    /// P2P transfers out; withdrawals to the user's own card do not count).
+    fn load_spending(&self, user: &User, now_s: u64) -> Result<Spending, PaymentError> {
+        let year = year_of(now_s);
+        let year_start = crate::time::days_from_civil(year, 1, 1) * SECONDS_PER_DAY;
+        let day = now_s / SECONDS_PER_DAY;
+        let mut spending = Spending {
+            day,
+            day_total: 0,
+            year,
+            year_total: 0,
+        };
+        let mut reader = self.handles.store().reader()?;
+        let mut after = (year_start * 1_000_000_000).saturating_sub(1);
+        loop {
+            let page = reader.account_transfers(store::HistoryQuery {
+                account_id: user.wallet_account_id,
+                after_timestamp: after,
+                limit: store::HISTORY_PAGE_LIMIT_MAX,
+            })?;
+            for transfer in &page {
+                let outgoing = transfer.debit_account_id == user.wallet_account_id
+                    && transfer.credit_account_id != RESERVE_ACCOUNT_ID;
+                if outgoing {
+                    let amount = u64::try_from(transfer.amount).unwrap_or(u64::MAX);
+                    spending.year_total = spending.year_total.saturating_add(amount);
+                    if transfer.timestamp / 1_000_000_000 / SECONDS_PER_DAY == day {
+                        spending.day_total = spending.day_total.saturating_add(amount);
+                    }
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == store::HISTORY_PAGE_LIMIT_MAX => after = last.timestamp,
+                _ => break,
+            }
+        }
+        Ok(spending)
+    }
+
+    fn remember_spending(&self, user_id: u64, spending: Spending) {
+        self.spending
+            .lock()
+            .expect("spending")
+            .insert(user_id, spending);
+    }
+
+    fn refusal(result: EventResult) -> PaymentError {
+        match result {
+            EventResult::ExceedsCredits => PaymentError::InsufficientFunds,
+            other => PaymentError::Ledger(format!("{other:?}")),
+        }
+    }
+
+    /// The user pays an order (the payment password was checked by the caller). The money
+    /// goes from the wallet to the merchant, and the fee from the merchant to the platform, in
+    /// one linked chain with the order's new state and its notification.
+    pub async fn pay_order(
+        &self,
+        user: &User,
+        order_id: u64,
+        amount: u64,
+        idempotency: Option<&Idempotency>,
+        render: Render<'_, Order>,
+        now_s: u64,
+    ) -> Result<Outcome<Order>, PaymentError> {
+        let mut keys = vec![lock_key("order", order_id), lock_key("user", user.id)];
+        keys.extend(idempotency.map(Idempotency::lock_key));
+        let _guards = self.locks.lock(&keys).await;
+        if let Some((status, body)) = self.replay(idempotency)? {
+            return Ok(Outcome::Replayed { status, body });
+        }
+        let order = self.order_for_payer(order_id)?;
+        let merchant = self.merchant(order.merchant_id)?;
+        let fee = orders::fee(amount, merchant.fee_rate_bps);
+        let paid = orders::transition(
+            &order,
+            OrderCommand::Pay {
+                payer_user_id: user.id,
+                amount,
+                fee,
+                now: now_s,
+            },
+        )?;
+        let spending = self.check_limits(user, amount, now_s)?;
+        let currency = self.config.currency;
+        let mut payment = NewTransfer::new(
+            order.payment_transfer_id,
+            user.wallet_account_id,
+            merchant.account_id,
+            u128::from(amount),
+            currency,
+        );
+        payment.user_data = u128::from(order.id);
+        let mut events = vec![Event::CreateTransfer(payment)];
+        if fee > 0 {
+            let Event::CreateTransfer(first) = &mut events[0] else {
+                unreachable!("just built")
+            };
+            first.flags |= TransferFlags::LINKED;
+            let mut charge = NewTransfer::new(
+                transfer_id(order.id, 2),
+                merchant.account_id,
+                FEES_ACCOUNT_ID,
+                u128::from(fee),
+                currency,
+            );
+            charge.user_data = u128::from(order.id);
+            events.push(Event::CreateTransfer(charge));
+        }
+        let mut records = vec![
+            Record::Order(paid.clone()),
+            event_record(
+                paid.merchant_id,
+                paid.id,
+                paid.version,
+                "order.paid",
+                order_json(&paid),
+                paid.notify_url.clone(),
+                now_s,
+            )?,
+        ];
+        records.extend(Self::idempotency_record(idempotency, render, &paid, now_s));
+        let results = self.commit(events, records).await?;
+        match first_refusal(&results) {
+            None => {
+                self.remember_spending(user.id, spending);
+                Ok(Outcome::Done(paid))
+            }
+            // The payment transfer exists: paid, by this user or another, meanwhile.
+            Some(EventResult::Exists | EventResult::ExistsWithDifferentFields) => {
+                Err(PaymentError::Order(OrderRefusal::AlreadyPaid))
+            }
+            Some(result) => Err(Self::refusal(result)),
+        }
+    }
+
+    /// Refunds part or all of a paid order to its payer; idempotent by `out_refund_no`.
+    pub async fn refund_order(
+        &self,
+        merchant_id: u64,
+        order_id: u64,
+        out_refund_no: &str,
+        amount: u64,
+        reason: &str,
+        idempotency: Option<&Idempotency>,
+        render: Render<'_, Refund>,
+        now_s: u64,
+    ) -> Result<Outcome<Refund>, PaymentError> {
+        check_reference("out_refund_no", out_refund_no)?;
+        bounded_text("reason", reason, RECORD_TEXT_BYTES_MAX)?;
+        let mut keys = vec![
+            lock_key("order", order_id),
+            lock_key("out_refund_no", (merchant_id, out_refund_no)),
+        ];
+        keys.extend(idempotency.map(Idempotency::lock_key));
+        let _guards = self.locks.lock(&keys).await;
+        if let Some((status, body)) = self.replay(idempotency)? {
+            return Ok(Outcome::Replayed { status, body });
+        }
+        let order = self.order(merchant_id, order_id)?;
+        let existing = self
+            .handles
+            .records(|records| records.refund_by_out_refund_no(merchant_id, out_refund_no))?;
+        if let Some(existing) = existing {
+            return if existing.order_id == order_id && existing.amount == amount {
+                Ok(Outcome::Done(existing))
+            } else {
+                Err(PaymentError::OutRefundNoUsed)
+            };
+        }
+        let refunded = orders::transition(&order, OrderCommand::Refund { amount })?;
+        let before: u64 = self
+            .handles
+            .records(|records| records.refunds_of_order(order_id))?
+            .iter()
+            .map(|refund| refund.fee_refunded)
+            .sum();
+        let fee_back = orders::fee_refunded(&order, amount, before);
+        let merchant = self.merchant(merchant_id)?;
+        let payer = order
+            .payer_user_id
+            .ok_or_else(|| PaymentError::Ledger("a paid order without a payer".into()))?;
+        let wallet = self
+            .handles
+            .users(|users| users.user(payer))?
+            .ok_or(PaymentError::NotFound("payer"))?
+            .wallet_account_id;
+        let id = new_id(now_s * 1000)?;
+        let refund = Refund {
+            id,
+            order_id,
+            merchant_id,
+            out_refund_no: out_refund_no.to_owned(),
+            amount,
+            fee_refunded: fee_back,
+            reason: reason.to_owned(),
+            created_at: now_s,
+        };
+        let currency = self.config.currency;
+        let mut events = Vec::new();
+        let from_merchant = amount - fee_back;
+        if from_merchant > 0 {
+            let mut back = NewTransfer::new(
+                transfer_id(id, 1),
+                merchant.account_id,
+                wallet,
+                u128::from(from_merchant),
+                currency,
+            );
+            back.user_data = u128::from(id);
+            events.push(Event::CreateTransfer(back));
+        }
+        if fee_back > 0 {
+            let mut fee = NewTransfer::new(
+                transfer_id(id, 2),
+                FEES_ACCOUNT_ID,
+                wallet,
+                u128::from(fee_back),
+                currency,
+            );
+            fee.user_data = u128::from(id);
+            events.push(Event::CreateTransfer(fee));
+        }
+        let chain = events.len();
+        for event in events.iter_mut().take(chain - 1) {
+            if let Event::CreateTransfer(transfer) = event {
+                transfer.flags |= TransferFlags::LINKED;
+            }
+        }
+        let mut records = vec![
+            Record::Order(refunded.clone()),
+            Record::Refund(refund.clone()),
+            event_record(
+                merchant_id,
+                order_id,
+                refunded.version,
+                "refund.succeeded",
+                json!({"refund": refund_json(&refund), "order": order_json(&refunded)}),
+                refunded.notify_url.clone(),
+                now_s,
+            )?,
+        ];
+        records.extend(Self::idempotency_record(
+            idempotency,
+            render,
+            &refund,
+            now_s,
+        ));
+        let results = self.commit(events, records).await?;
+        match first_refusal(&results) {
+            None => Ok(Outcome::Done(refund)),
+            Some(EventResult::ExceedsCredits) => Err(PaymentError::MerchantInsufficientFunds),
+            Some(result) => Err(Self::refusal(result)),
+        }
+    }
+
+    pub fn refunds_of_order(
+        &self,
+        merchant_id: u64,
+        order_id: u64,
+    ) -> Result<Vec<Refund>, PaymentError> {
+        self.order(merchant_id, order_id)?;
+        Ok(self
+            .handles
+            .records(|records| records.refunds_of_order(order_id))?)
+    }
+
+    // ---- P2P ---------------------------------------------------------------------------------
+
+    /// Sends money from one user's wallet to another's (the payment password was checked by
+    /// the caller).
+    pub async fn send_p2p(
+        &self,
+        from: &User,
+        to: &User,
+        amount: u64,
+        note: &str,
+        idempotency: Option<&Idempotency>,
+        render: Render<'_, P2pTransfer>,
+        now_s: u64,
+    ) -> Result<Outcome<P2pTransfer>, PaymentError> {
+        if from.id == to.id {
+            return Err(PaymentError::SelfTransfer);
+        }
+        if amount == 0 || amount > PAYMENT_AMOUNT_MAX {
+            return Err(invalid(
+                "amount",
+                format!("1 to {PAYMENT_AMOUNT_MAX} minor units"),
+            ));
+        }
+        bounded_text("note", note, RECORD_TEXT_BYTES_MAX)?;
+        let mut keys = vec![lock_key("user", from.id)];
+        keys.extend(idempotency.map(Idempotency::lock_key));
+        let _guards = self.locks.lock(&keys).await;
+        if let Some((status, body)) = self.replay(idempotency)? {
+            return Ok(Outcome::Replayed { status, body });
+        }
+        let spending = self.check_limits(from, amount, now_s)?;
+        let id = new_id(now_s * 1000)?;
+        let transfer = P2pTransfer {
+            id,
+            from_user_id: from.id,
+            to_user_id: to.id,
+            amount,
+            currency: self.config.currency.as_str().to_owned(),
+            note: note.to_owned(),
+            created_at: now_s,
+        };
+        let mut movement = NewTransfer::new(
+            transfer_id(id, 1),
+            from.wallet_account_id,
+            to.wallet_account_id,
+            u128::from(amount),
+            self.config.currency,
+        );
+        movement.user_data = u128::from(id);
+        let mut records = vec![Record::P2pTransfer(transfer.clone())];
+        records.extend(Self::idempotency_record(
+            idempotency,
+            render,
+            &transfer,
+            now_s,
+        ));
+        let results = self
+            .commit(vec![Event::CreateTransfer(movement)], records)
+            .await?;
+        match first_refusal(&results) {
+            None => {
+                self.remember_spending(from.id, spending);
+                Ok(Outcome::Done(transfer))
+            }
+            Some(result) => Err(Self::refusal(result)),
+        }
+    }
+}
+
+/// The key a merchant signs requests with: SHA-256 of its secret, as the server keeps it.
+pub fn signing_key(secret: &str) -> [u8; 32] {
+    secrets::sha256(&[secret.as_bytes()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_and_urls_are_bounded() {
+        assert!(check_reference("out_trade_no", "T-2026_11|22*1").is_ok());
+        assert!(check_reference("out_trade_no", "").is_err());
+        assert!(check_reference("out_trade_no", &"x".repeat(33)).is_err());
+        assert!(check_reference("out_trade_no", "no spaces").is_err());
+        assert!(check_notify_url("https://shop.example/notify").is_ok());
+        assert!(check_notify_url("ftp://shop.example").is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_are_printable_and_bounded() {
+        assert!(Idempotency::new("mch_1".into(), "abc-123", &[b"body"]).is_ok());
+        assert!(Idempotency::new("mch_1".into(), "", &[b"body"]).is_err());
+        assert!(Idempotency::new("mch_1".into(), "a b", &[b"body"]).is_err());
+        assert!(Idempotency::new("mch_1".into(), &"k".repeat(256), &[b"body"]).is_err());
+    }
+}

@@ -1,0 +1,125 @@
+//! Plumbing the workflows share: striped locks that serialise the work on one object, and a
+//! pool of store handles so a request does not open a connection.
+
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use store::{RecordReader, Store, StoreResult, UserStore};
+use tokio::sync::MutexGuard;
+
+/// Stripes of [`KeyedLocks`]: two unrelated objects share one with odds of 1 in this.
+pub const LOCK_STRIPES: usize = 4096;
+/// Idle store handles a pool keeps.
+pub const POOL_HANDLES_MAX: usize = 64;
+
+/// Serialises the work on one object (an order, a wallet, an idempotency key) within this
+/// process: its state is read, checked and changed while the lock is held, until the change is
+/// durable. Locks are taken in stripe order, so two workflows never wait on each other in a
+/// circle.
+#[derive(Debug)]
+pub struct KeyedLocks {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Default for KeyedLocks {
+    fn default() -> Self {
+        KeyedLocks {
+            stripes: (0..LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+}
+
+/// What a lock is taken on.
+pub fn lock_key(kind: &str, id: impl Hash) -> u64 {
+    // A fixed hasher: stripes are the same in every run.
+    let mut hasher = std::hash::DefaultHasher::new();
+    kind.hash(&mut hasher);
+    id.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl KeyedLocks {
+    /// Locks every key, in stripe order; the guards release them when dropped.
+    pub async fn lock(&self, keys: &[u64]) -> Vec<MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = keys
+            .iter()
+            .map(|key| (*key % LOCK_STRIPES as u64) as usize)
+            .collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for stripe in stripes {
+            guards.push(self.stripes[stripe].lock().await);
+        }
+        guards
+    }
+}
+
+/// Record readers and user stores, reused across requests.
+pub struct Handles {
+    store: Arc<dyn Store>,
+    records: Mutex<Vec<Box<dyn RecordReader>>>,
+    users: Mutex<Vec<Box<dyn UserStore>>>,
+}
+
+impl std::fmt::Debug for Handles {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Handles").finish_non_exhaustive()
+    }
+}
+
+impl Handles {
+    pub fn new(store: Arc<dyn Store>) -> Handles {
+        Handles {
+            store,
+            records: Mutex::new(Vec::new()),
+            users: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Runs `read` on a pooled record reader. A handle that failed is dropped, not reused.
+    pub fn records<T>(
+        &self,
+        read: impl FnOnce(&mut dyn RecordReader) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let pooled = self.records.lock().expect("pool lock").pop();
+        let mut handle = match pooled {
+            Some(handle) => handle,
+            None => self.store.records()?,
+        };
+        let result = read(handle.as_mut());
+        if result.is_ok() {
+            let mut pool = self.records.lock().expect("pool lock");
+            if pool.len() < POOL_HANDLES_MAX {
+                pool.push(handle);
+            }
+        }
+        result
+    }
+
+    /// Runs `work` on a pooled user store.
+    pub fn users<T, E: From<store::StoreError>>(
+        &self,
+        work: impl FnOnce(&mut dyn UserStore) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let pooled = self.users.lock().expect("pool lock").pop();
+        let mut handle = match pooled {
+            Some(handle) => handle,
+            None => self.store.users()?,
+        };
+        let result = work(handle.as_mut());
+        if result.is_ok() {
+            let mut pool = self.users.lock().expect("pool lock");
+            if pool.len() < POOL_HANDLES_MAX {
+                pool.push(handle);
+            }
+        }
+        result
+    }
+}

@@ -1,0 +1,90 @@
+//! Calendar arithmetic for timestamps (UTC, proleptic Gregorian), without a clock.
+
+/// RFC 3339 UTC time of a ledger timestamp (nanoseconds since the Unix epoch), to the
+/// microsecond.
+pub fn rfc3339(timestamp_nanos: u64) -> String {
+    let seconds = timestamp_nanos / 1_000_000_000;
+    let micros = (timestamp_nanos % 1_000_000_000) / 1_000;
+    let days = seconds / 86_400;
+    let second_of_day = seconds % 86_400;
+    // Days to a civil date (proleptic Gregorian), counting eras of 400 years from 0000-03-01.
+    let shifted = days + 719_468;
+    let era = shifted / 146_097;
+    let day_of_era = shifted % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        second_of_day / 3_600,
+        second_of_day % 3_600 / 60,
+        second_of_day % 60
+    )
+}
+
+/// RFC 3339 UTC time of Unix seconds.
+pub fn rfc3339_seconds(unix_s: u64) -> String {
+    let text = rfc3339(unix_s.saturating_mul(1_000_000_000));
+    // Whole seconds: drop the microseconds.
+    format!("{}Z", &text[..19])
+}
+
+/// Days since 1970-01-01 of a civil date.
+pub fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year / 400;
+    let year_of_era = year - era * 400;
+    let month_shifted = if month > 2 { month - 3 } else { month + 9 };
+    let day_of_year = (153 * month_shifted + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// Parses `YYYY-MM-DD` into the Unix second its day starts at (UTC).
+pub fn parse_date(text: &str) -> Option<u64> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u64> {
+        let part = &text[range];
+        part.bytes()
+            .all(|byte| byte.is_ascii_digit())
+            .then(|| part.parse().ok())
+            .flatten()
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || day == 0 {
+        return None;
+    }
+    let start = days_from_civil(year, month, day) * 86_400;
+    // Reject 2026-02-30 and the like: the date must print back as itself.
+    (rfc3339_seconds(start)[..10] == *text).then_some(start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip() {
+        assert_eq!(rfc3339_seconds(0), "1970-01-01T00:00:00Z");
+        assert_eq!(parse_date("2026-11-22"), Some(1_795_305_600));
+        assert_eq!(rfc3339_seconds(1_795_305_600), "2026-11-22T00:00:00Z");
+        assert_eq!(
+            parse_date("2024-02-29").map(rfc3339_seconds).unwrap(),
+            "2024-02-29T00:00:00Z"
+        );
+        assert_eq!(parse_date("2026-02-29"), None);
+        assert_eq!(parse_date("2026-13-01"), None);
+        assert_eq!(parse_date("26-11-22"), None);
+    }
+}
