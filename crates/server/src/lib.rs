@@ -7,6 +7,7 @@
 mod auth;
 mod log;
 mod metrics;
+mod payments;
 mod problem;
 mod readers;
 mod sql;
@@ -44,13 +45,16 @@ pub struct AppState {
     /// When this node witnesses other institutions' logs: `POST /v1/witness/add-checkpoint`.
     pub witness: Option<Arc<witness::Witness>>,
     pub users: Arc<services::users::Users>,
+    pub payments: Arc<services::payments::Payments>,
+    /// Nonces of signed merchant requests seen in the replay window.
+    pub nonces: services::signatures::NonceCache,
 }
 
 impl AppState {
     pub fn new(
         store: Arc<dyn Store>,
         sequencer: SequencerHandle,
-    ) -> Result<Arc<AppState>, services::users::UserError> {
+    ) -> Result<Arc<AppState>, services::payments::PaymentError> {
         Self::with_workers(store, sequencer, workers::WorkerMetrics::new(), None)
     }
 
@@ -59,11 +63,17 @@ impl AppState {
         sequencer: SequencerHandle,
         workers: Arc<workers::WorkerMetrics>,
         witness: Option<Arc<witness::Witness>>,
-    ) -> Result<Arc<AppState>, services::users::UserError> {
+    ) -> Result<Arc<AppState>, services::payments::PaymentError> {
+        let handles = Arc::new(services::support::Handles::new(store.clone()));
         let users = Arc::new(services::users::Users::new(
-            store.clone(),
+            handles.clone(),
             sequencer.clone(),
             services::users::UserConfig::default(),
+        )?);
+        let payments = Arc::new(services::payments::Payments::new(
+            handles,
+            sequencer.clone(),
+            services::payments::PaymentConfig::default(),
         )?);
         Ok(Arc::new(AppState {
             backend: store.backend(),
@@ -74,6 +84,8 @@ impl AppState {
             workers,
             witness,
             users,
+            payments,
+            nonces: services::signatures::NonceCache::default(),
         }))
     }
 }
@@ -103,6 +115,35 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/me/payment-password",
             axum::routing::put(users::set_payment_password),
         )
+        .route("/v1/merchants", post(payments::onboard_merchant))
+        .route("/v1/merchants/{id}/keys", post(payments::create_key))
+        .route(
+            "/v1/merchants/{id}/keys/{key}",
+            axum::routing::delete(payments::revoke_key),
+        )
+        .route(
+            "/v1/users/{id}/tier",
+            axum::routing::put(payments::set_tier),
+        )
+        .route("/v1/admin/events", get(payments::recent_events))
+        .route("/v1/merchant", get(payments::merchant_me))
+        .route("/v1/outlets", post(payments::create_outlet))
+        .route(
+            "/v1/orders",
+            post(payments::create_order).get(payments::list_orders),
+        )
+        .route("/v1/orders/{id}", get(payments::get_order))
+        .route("/v1/orders/{id}/close", post(payments::close_order))
+        .route(
+            "/v1/orders/{id}/refunds",
+            post(payments::refund_order).get(payments::list_refunds),
+        )
+        .route("/v1/orders/{id}/pay", post(payments::pay_order))
+        .route("/v1/checkout/{id}", get(payments::checkout))
+        .route("/v1/events", get(payments::list_events))
+        .route("/v1/bills/{date}", get(payments::daily_bill))
+        .route("/v1/transfers", post(payments::send_transfer))
+        .route("/v1/me/transactions", get(payments::my_transactions))
         .fallback(not_found)
         .with_state(state);
     match witness {

@@ -135,7 +135,8 @@ async fn health_and_readiness_answer() {
     let body: serde_json::Value = serde_json::from_str(&ready.body).unwrap();
     assert_eq!(body["status"], "ready");
     assert_eq!(body["backend"], "sqlite");
-    assert_eq!(body["ledger_batches"], 0);
+    // One batch: the platform's own accounts, opened at start.
+    assert_eq!(body["ledger_batches"], 1);
     app.stop().await;
 }
 
@@ -145,10 +146,10 @@ async fn metrics_count_what_the_ledger_committed() {
     let handle = app.sequencer.as_ref().unwrap().handle();
     let currency = Currency::parse("CNY").unwrap();
     let events = vec![
-        account(1, currency),
-        account(2, currency),
-        Event::CreateTransfer(NewTransfer::new(10, 1, 2, 500, currency)),
-        Event::CreateTransfer(NewTransfer::new(11, 2, 1, 200, currency)),
+        account(101, currency),
+        account(102, currency),
+        Event::CreateTransfer(NewTransfer::new(10, 101, 102, 500, currency)),
+        Event::CreateTransfer(NewTransfer::new(11, 102, 101, 200, currency)),
     ];
     let results = tokio::task::spawn_blocking(move || handle.execute(events))
         .await
@@ -174,20 +175,21 @@ async fn metrics_count_what_the_ledger_committed() {
     assert!(
         metrics
             .body
-            .contains("\ntally_ledger_events_committed_total 4\n"),
+            // The platform's three accounts, opened at start, and the test's four events.
+            .contains("\ntally_ledger_events_committed_total 7\n"),
         "{}",
         metrics.body
     );
     assert!(
         metrics
             .body
-            .contains("tally_ledger_commit_duration_seconds_count 1\n"),
+            .contains("tally_ledger_commit_duration_seconds_count 2\n"),
         "{}",
         metrics.body
     );
     let ready = get(&app, "/readyz").await;
     assert!(
-        ready.body.contains(r#""ledger_batches":1"#),
+        ready.body.contains(r#""ledger_batches":2"#),
         "{}",
         ready.body
     );
@@ -221,10 +223,10 @@ async fn receipts_and_checkpoints_are_served_and_verify() {
     let handle = app.sequencer.as_ref().unwrap().handle();
     let currency = Currency::parse("CNY").unwrap();
     let events = vec![
-        account(1, currency),
-        account(2, currency),
-        Event::CreateTransfer(NewTransfer::new(10, 1, 2, 500, currency)),
-        Event::CreateTransfer(NewTransfer::new(11, 2, 1, 200, currency)),
+        account(101, currency),
+        account(102, currency),
+        Event::CreateTransfer(NewTransfer::new(10, 101, 102, 500, currency)),
+        Event::CreateTransfer(NewTransfer::new(11, 102, 101, 200, currency)),
     ];
     tokio::task::spawn_blocking(move || handle.execute(events))
         .await
@@ -470,9 +472,12 @@ async fn consistency_proofs_and_tiles_let_anyone_audit_the_log() {
     let app = spawn_app_with(config).await;
     let handle = app.sequencer.as_ref().unwrap().handle();
     let currency = Currency::parse("CNY").unwrap();
-    let first: Vec<Event> = [account(1, currency), account(2, currency)]
+    let first: Vec<Event> = [account(101, currency), account(102, currency)]
         .into_iter()
-        .chain((1..=3u128).map(|id| Event::CreateTransfer(NewTransfer::new(id, 1, 2, 5, currency))))
+        .chain(
+            (1..=3u128)
+                .map(|id| Event::CreateTransfer(NewTransfer::new(id, 101, 102, 5, currency))),
+        )
         .collect();
     let handle_first = handle.clone();
     tokio::task::spawn_blocking(move || handle_first.execute(first))
@@ -490,7 +495,7 @@ async fn consistency_proofs_and_tiles_let_anyone_audit_the_log() {
     // Wait out the checkpoint interval so the next batch signs a new one.
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let second: Vec<Event> = (4..=300u128)
-        .map(|id| Event::CreateTransfer(NewTransfer::new(id, 2, 1, 1, currency)))
+        .map(|id| Event::CreateTransfer(NewTransfer::new(id, 102, 101, 1, currency)))
         .collect();
     tokio::task::spawn_blocking(move || handle.execute(second))
         .await
@@ -636,10 +641,10 @@ async fn the_self_audit_follows_the_log_and_catches_a_rewritten_row() {
     let handle = app.sequencer.as_ref().unwrap().handle();
     let currency = Currency::parse("CNY").unwrap();
     let transfers = |ids: std::ops::RangeInclusive<u128>| -> Vec<Event> {
-        ids.map(|id| Event::CreateTransfer(NewTransfer::new(id, 1, 2, 5, currency)))
+        ids.map(|id| Event::CreateTransfer(NewTransfer::new(id, 101, 102, 5, currency)))
             .collect()
     };
-    let first: Vec<Event> = [account(1, currency), account(2, currency)]
+    let first: Vec<Event> = [account(101, currency), account(102, currency)]
         .into_iter()
         .chain(transfers(1..=10))
         .collect();
@@ -737,12 +742,12 @@ async fn operators_get_a_checkpoint_on_demand() {
     // The first batch is signed at once; the second waits for the interval (an hour here).
     for events in [
         vec![
-            account(1, currency),
-            account(2, currency),
-            Event::CreateTransfer(NewTransfer::new(1, 1, 2, 5, currency)),
+            account(101, currency),
+            account(102, currency),
+            Event::CreateTransfer(NewTransfer::new(1, 101, 102, 5, currency)),
         ],
         vec![Event::CreateTransfer(NewTransfer::new(
-            2, 1, 2, 5, currency,
+            2, 101, 102, 5, currency,
         ))],
     ] {
         let handle = handle.clone();

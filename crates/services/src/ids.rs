@@ -52,3 +52,12 @@ mod tests {
         assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
     }
 }
+
+/// `prefix` and an id in decimal (`ord_123`) → the id.
+pub fn parse_prefixed(prefix: &str, text: &str) -> Option<u64> {
+    let digits = text.strip_prefix(prefix)?;
+    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}

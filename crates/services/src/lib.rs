@@ -2,10 +2,13 @@
 //! speaks in domain errors; only the server turns them into HTTP.
 
 pub mod accounts;
+pub mod bills;
+pub mod history;
 pub mod ids;
 pub mod orders;
 pub mod payments;
 pub mod secrets;
+pub mod signatures;
 pub mod support;
 pub mod time;
 pub mod users;

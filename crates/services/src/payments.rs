@@ -20,7 +20,10 @@ use store::{
     P2pTransfer, Record, Refund, StoreError, User, RECORD_TEXT_BYTES_MAX, RECORD_URL_BYTES_MAX,
 };
 
-use crate::accounts::{KIND_FEES, KIND_MERCHANT, KIND_RESERVE, KIND_SUSPENSE};
+use crate::accounts::{
+    KIND_FEES, KIND_MERCHANT, KIND_RESERVE, KIND_SUSPENSE, TRANSFER_FEE, TRANSFER_FEE_REFUND,
+    TRANSFER_P2P, TRANSFER_PAYMENT, TRANSFER_REFUND,
+};
 use crate::ids::{new_id, transfer_id};
 use crate::orders::{self, OrderCommand, OrderRefusal};
 use crate::secrets;
@@ -430,7 +433,7 @@ impl Payments {
                 user_data: 0,
             })
         };
-        let results = ledger.execute(vec![
+        let ticket = ledger.submit(vec![
             // The reserve mirrors the custodian bank: debited when money comes in.
             platform(
                 RESERVE_ACCOUNT_ID,
@@ -444,6 +447,14 @@ impl Payments {
             ),
             platform(SUSPENSE_ACCOUNT_ID, KIND_SUSPENSE, AccountFlags::empty()),
         ])?;
+        // Waited for on a thread of its own: this may be called on an async runtime's thread,
+        // where a ticket cannot be waited for in place.
+        let results = std::thread::scope(|scope| {
+            scope
+                .spawn(|| ticket.wait())
+                .join()
+                .unwrap_or(Err(CommitError::ShuttingDown))
+        })?;
         if !results
             .iter()
             .all(|result| matches!(result, EventResult::Ok | EventResult::Exists))
@@ -1033,6 +1044,7 @@ impl Payments {
             currency,
         );
         payment.user_data = u128::from(order.id);
+        payment.kind = TRANSFER_PAYMENT;
         let mut events = vec![Event::CreateTransfer(payment)];
         if fee > 0 {
             let Event::CreateTransfer(first) = &mut events[0] else {
@@ -1047,6 +1059,7 @@ impl Payments {
                 currency,
             );
             charge.user_data = u128::from(order.id);
+            charge.kind = TRANSFER_FEE;
             events.push(Event::CreateTransfer(charge));
         }
         let mut records = vec![
@@ -1150,6 +1163,7 @@ impl Payments {
                 currency,
             );
             back.user_data = u128::from(id);
+            back.kind = TRANSFER_REFUND;
             events.push(Event::CreateTransfer(back));
         }
         if fee_back > 0 {
@@ -1161,6 +1175,7 @@ impl Payments {
                 currency,
             );
             fee.user_data = u128::from(id);
+            fee.kind = TRANSFER_FEE_REFUND;
             events.push(Event::CreateTransfer(fee));
         }
         let chain = events.len();
@@ -1256,6 +1271,7 @@ impl Payments {
             self.config.currency,
         );
         movement.user_data = u128::from(id);
+        movement.kind = TRANSFER_P2P;
         let mut records = vec![Record::P2pTransfer(transfer.clone())];
         records.extend(Self::idempotency_record(
             idempotency,

@@ -70,6 +70,45 @@ impl std::fmt::Debug for Handles {
     }
 }
 
+/// A pooled handle: back to its pool when dropped, unless it failed.
+pub struct Pooled<'a, T: ?Sized> {
+    handle: Option<Box<T>>,
+    pool: &'a Mutex<Vec<Box<T>>>,
+}
+
+impl<T: ?Sized> std::fmt::Debug for Pooled<'_, T> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Pooled")
+    }
+}
+
+impl<T: ?Sized> std::ops::Deref for Pooled<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.handle.as_deref().expect("present until dropped")
+    }
+}
+
+impl<T: ?Sized> std::ops::DerefMut for Pooled<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.handle.as_deref_mut().expect("present until dropped")
+    }
+}
+
+impl<T: ?Sized> Drop for Pooled<'_, T> {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            if std::thread::panicking() {
+                return;
+            }
+            let mut pool = self.pool.lock().expect("pool lock");
+            if pool.len() < POOL_HANDLES_MAX {
+                pool.push(handle);
+            }
+        }
+    }
+}
+
 impl Handles {
     pub fn new(store: Arc<dyn Store>) -> Handles {
         Handles {
@@ -88,19 +127,37 @@ impl Handles {
         &self,
         read: impl FnOnce(&mut dyn RecordReader) -> StoreResult<T>,
     ) -> StoreResult<T> {
+        let mut handle = self.record_reader()?;
+        let result = read(&mut *handle);
+        if result.is_err() {
+            handle.handle = None;
+        }
+        result
+    }
+
+    pub fn record_reader(&self) -> StoreResult<Pooled<'_, dyn RecordReader>> {
         let pooled = self.records.lock().expect("pool lock").pop();
-        let mut handle = match pooled {
+        let handle = match pooled {
             Some(handle) => handle,
             None => self.store.records()?,
         };
-        let result = read(handle.as_mut());
-        if result.is_ok() {
-            let mut pool = self.records.lock().expect("pool lock");
-            if pool.len() < POOL_HANDLES_MAX {
-                pool.push(handle);
-            }
-        }
-        result
+        Ok(Pooled {
+            handle: Some(handle),
+            pool: &self.records,
+        })
+    }
+
+    /// A pooled user store.
+    pub fn user_store(&self) -> StoreResult<Pooled<'_, dyn UserStore>> {
+        let pooled = self.users.lock().expect("pool lock").pop();
+        let handle = match pooled {
+            Some(handle) => handle,
+            None => self.store.users()?,
+        };
+        Ok(Pooled {
+            handle: Some(handle),
+            pool: &self.users,
+        })
     }
 
     /// Runs `work` on a pooled user store.
@@ -108,18 +165,7 @@ impl Handles {
         &self,
         work: impl FnOnce(&mut dyn UserStore) -> Result<T, E>,
     ) -> Result<T, E> {
-        let pooled = self.users.lock().expect("pool lock").pop();
-        let mut handle = match pooled {
-            Some(handle) => handle,
-            None => self.store.users()?,
-        };
-        let result = work(handle.as_mut());
-        if result.is_ok() {
-            let mut pool = self.users.lock().expect("pool lock");
-            if pool.len() < POOL_HANDLES_MAX {
-                pool.push(handle);
-            }
-        }
-        result
+        let mut handle = self.user_store()?;
+        work(&mut *handle)
     }
 }

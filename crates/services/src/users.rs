@@ -11,9 +11,13 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use ledger::{AccountFlags, Currency, Event, EventResult, NewAccount};
 use sequencer::SequencerHandle;
-use store::{NewUser, OneTimeCode, Session, Store, StoreError, User};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use store::{NewUser, OneTimeCode, Session, StoreError, User};
 
 use crate::secrets::{self, RandomError};
+use crate::support::Handles;
 
 /// The ledger's `kind` code of a user's wallet account.
 pub const WALLET_ACCOUNT_KIND: u16 = crate::accounts::KIND_WALLET;
@@ -215,12 +219,30 @@ pub struct NewSession {
 
 /// The user workflows. Blocking (SQLite, Argon2id): call them off the async runtime.
 pub struct Users {
-    store: Arc<dyn Store>,
+    handles: Arc<Handles>,
     ledger: SequencerHandle,
     config: UserConfig,
     /// A hash to verify against when the phone is unknown, so that a login takes as long
     /// whether or not the number has an account.
     decoy_hash: String,
+    /// Payment passwords verified in a session, as a keyed digest (never the password), so
+    /// that the next payment in the session skips Argon2id, as an app that keeps the user
+    /// "signed in to pay" would.
+    payment_cache: Mutex<HashMap<[u8; 32], CachedPaymentPassword>>,
+    /// Keys the cache's digests; drawn at start, never stored.
+    cache_salt: [u8; 32],
+}
+
+/// How long a verified payment password is remembered for its session.
+pub const PAYMENT_PASSWORD_CACHE_S: u64 = 15 * 60;
+/// Sessions whose payment password is remembered, at most.
+pub const PAYMENT_PASSWORD_CACHE_ENTRIES_MAX: usize = 100_000;
+
+#[derive(Debug, Clone, Copy)]
+struct CachedPaymentPassword {
+    user_id: u64,
+    digest: [u8; 32],
+    until: u64,
 }
 
 impl std::fmt::Debug for Users {
@@ -234,12 +256,14 @@ impl std::fmt::Debug for Users {
 
 impl Users {
     pub fn new(
-        store: Arc<dyn Store>,
+        handles: Arc<Handles>,
         ledger: SequencerHandle,
         config: UserConfig,
     ) -> Result<Users, UserError> {
         Ok(Users {
-            store,
+            handles,
+            payment_cache: Mutex::new(HashMap::new()),
+            cache_salt: secrets::random_bytes::<32>()?,
             ledger,
             config,
             decoy_hash: hash_password("decoy password, never anyone's")?,
@@ -259,7 +283,7 @@ impl Users {
         now_s: u64,
     ) -> Result<(), UserError> {
         let phone = parse_phone(phone)?;
-        let mut users = self.store.users()?;
+        let mut users = self.handles.user_store()?;
         if let Some(previous) = users.code(&phone, purpose.name())? {
             let allowed_at = previous.created_at + self.config.code_resend_s;
             if now_s < allowed_at {
@@ -303,7 +327,7 @@ impl Users {
         code: &str,
         now_s: u64,
     ) -> Result<(), UserError> {
-        let mut users = self.store.users()?;
+        let mut users = self.handles.user_store()?;
         let stored = users
             .code(phone, purpose.name())?
             .ok_or(UserError::CodeInvalid)?;
@@ -337,7 +361,7 @@ impl Users {
     ) -> Result<User, UserError> {
         let phone = parse_phone(phone)?;
         check_password(password)?;
-        if self.store.users()?.user_by_phone(&phone)?.is_some() {
+        if self.handles.user_store()?.user_by_phone(&phone)?.is_some() {
             return Err(UserError::PhoneTaken);
         }
         self.check_code(&phone, CodePurpose::Register, code, now_s)?;
@@ -365,10 +389,10 @@ impl Users {
             wallet_account_id: u128::from(id),
             created_at: now_s,
         };
-        if !self.store.users()?.create_user(&user)? {
+        if !self.handles.user_store()?.create_user(&user)? {
             return Err(UserError::PhoneTaken);
         }
-        self.store.users()?.user(id)?.ok_or_else(|| {
+        self.handles.user_store()?.user(id)?.ok_or_else(|| {
             UserError::Store(StoreError::corrupt("a user vanished after its creation"))
         })
     }
@@ -383,7 +407,7 @@ impl Users {
         now_s: u64,
     ) -> Result<NewSession, UserError> {
         let phone = parse_phone(phone).map_err(|_| UserError::WrongCredentials)?;
-        let user = self.store.users()?.user_by_phone(&phone)?;
+        let user = self.handles.user_store()?.user_by_phone(&phone)?;
         let password_right = match &user {
             Some(user) => verify_password(password, &user.password_hash),
             None => {
@@ -403,8 +427,8 @@ impl Users {
                 if password_right {
                     // The password was right but the code not: use the code up anyway, so
                     // that guesses cannot tell which factor failed.
-                    self.store
-                        .users()?
+                    self.handles
+                        .user_store()?
                         .delete_code(&phone, CodePurpose::Login.name())?;
                 }
                 return Err(UserError::WrongCredentials);
@@ -415,7 +439,7 @@ impl Users {
             secrets::hex(&secrets::random_bytes::<32>()?)
         );
         let expires_at = now_s + self.config.session_lifetime_s;
-        self.store.users()?.create_session(
+        self.handles.user_store()?.create_session(
             &token_digest(&token),
             &Session {
                 user_id: user.id,
@@ -438,7 +462,7 @@ impl Users {
         {
             return Err(UserError::Unauthenticated);
         }
-        let mut users = self.store.users()?;
+        let mut users = self.handles.user_store()?;
         let session = users
             .session(&token_digest(token))?
             .filter(|session| !session.revoked && now_s < session.expires_at)
@@ -464,7 +488,73 @@ impl Users {
         }
         self.check_code(&user.phone, CodePurpose::PaymentPassword, code, now_s)?;
         let hash = hash_password(payment_password)?;
-        self.store.users()?.set_payment_password(user.id, &hash)?;
+        self.handles
+            .user_store()?
+            .set_payment_password(user.id, &hash)?;
+        self.forget_payment_password(user.id);
+        Ok(())
+    }
+
+    fn forget_payment_password(&self, user_id: u64) {
+        self.payment_cache
+            .lock()
+            .expect("payment cache")
+            .retain(|_, cached| cached.user_id != user_id);
+    }
+
+    fn cache_digest(&self, payment_password: &str) -> [u8; 32] {
+        secrets::sha256(&[&self.cache_salt, payment_password.as_bytes()])
+    }
+
+    /// Checks the payment password for a payment in the session `session_token`. The first
+    /// right password of a session is checked with Argon2id (and counted, as
+    /// [`Users::verify_payment_password`] does); for [`PAYMENT_PASSWORD_CACHE_S`] after it, the
+    /// same password in the same session is recognised by a keyed digest kept in memory. A
+    /// different password always takes the counted path, and a lock always applies.
+    pub fn verify_payment_password_in_session(
+        &self,
+        session_token: &str,
+        user: &User,
+        payment_password: &str,
+        now_s: u64,
+    ) -> Result<(), UserError> {
+        if now_s < user.payment_locked_until {
+            return Err(UserError::PaymentLocked {
+                until: user.payment_locked_until,
+            });
+        }
+        let session = token_digest(session_token);
+        let digest = self.cache_digest(payment_password);
+        let cached = self
+            .payment_cache
+            .lock()
+            .expect("payment cache")
+            .get(&session)
+            .copied();
+        if let Some(cached) = cached {
+            if cached.user_id == user.id
+                && now_s < cached.until
+                && secrets::equal(&cached.digest, &digest)
+            {
+                return Ok(());
+            }
+        }
+        self.verify_payment_password(user.id, payment_password, now_s)?;
+        let mut cache = self.payment_cache.lock().expect("payment cache");
+        if cache.len() >= PAYMENT_PASSWORD_CACHE_ENTRIES_MAX {
+            cache.retain(|_, cached| now_s < cached.until);
+            if cache.len() >= PAYMENT_PASSWORD_CACHE_ENTRIES_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(
+            session,
+            CachedPaymentPassword {
+                user_id: user.id,
+                digest,
+                until: now_s + PAYMENT_PASSWORD_CACHE_S,
+            },
+        );
         Ok(())
     }
 
@@ -477,7 +567,7 @@ impl Users {
         payment_password: &str,
         now_s: u64,
     ) -> Result<(), UserError> {
-        let mut users = self.store.users()?;
+        let mut users = self.handles.user_store()?;
         let user = users.user(user_id)?.ok_or(UserError::Unauthenticated)?;
         let hash = user
             .payment_password_hash
@@ -512,7 +602,12 @@ impl Users {
 
     /// Ends a session; its token stops working at once.
     pub fn logout(&self, token: &str) -> Result<(), UserError> {
-        if self.store.users()?.revoke_session(&token_digest(token))? {
+        let digest = token_digest(token);
+        if self.handles.user_store()?.revoke_session(&digest)? {
+            self.payment_cache
+                .lock()
+                .expect("payment cache")
+                .remove(&digest);
             Ok(())
         } else {
             Err(UserError::Unauthenticated)

@@ -18,8 +18,14 @@ fn world() -> World {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(directory.path()).unwrap());
     let sequencer =
         sequencer::Sequencer::start(store.as_ref(), sequencer::SequencerConfig::default()).unwrap();
-    let users =
-        Arc::new(Users::new(store.clone(), sequencer.handle(), UserConfig::default()).unwrap());
+    let users = Arc::new(
+        Users::new(
+            Arc::new(services::support::Handles::new(store.clone())),
+            sequencer.handle(),
+            UserConfig::default(),
+        )
+        .unwrap(),
+    );
     World {
         _directory: directory,
         store,

@@ -1,0 +1,955 @@
+//! Payments over HTTP: merchants (onboarded by operators, then signing their own requests),
+//! orders, refunds, events and daily bills for merchants; paying orders, P2P transfers and
+//! histories for users.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use services::ids::parse_prefixed;
+use services::payments::{
+    order_json, refund_json, Idempotency, NewMerchant, NewOrder, Outcome, PaymentError, VerifiedKey,
+};
+use services::signatures::{parse_authorization, verify_request, SignatureError};
+use services::users::UserError;
+use store::{Merchant, Order, OutletKind, P2pTransfer, Refund, User};
+
+use crate::{unix_seconds, ApiError, AppState};
+
+/// Largest body of a payment endpoint.
+pub const BODY_BYTES_MAX: usize = 8 * 1024;
+/// Largest page of a listing, and the default.
+pub const PAGE_LIMIT_MAX: usize = 100;
+pub const PAGE_LIMIT_DEFAULT: usize = 20;
+/// Longest Authorization header looked at.
+const AUTHORIZATION_BYTES_MAX: usize = 512;
+
+/// Maps a payment refusal to its HTTP status and problem code.
+pub fn payment_error(error: PaymentError) -> ApiError {
+    let code = error.code();
+    let status = match code {
+        "invalid_request" | "self_transfer" | "invalid_phone" | "invalid_payment_password" => {
+            StatusCode::BAD_REQUEST
+        }
+        "not_found" => StatusCode::NOT_FOUND,
+        "invalid_signature" | "unauthenticated" | "wrong_payment_password" => {
+            StatusCode::UNAUTHORIZED
+        }
+        "payment_locked" => StatusCode::LOCKED,
+        "idempotency_conflict" | "out_trade_no_used" | "out_refund_no_used" => StatusCode::CONFLICT,
+        "unavailable" => {
+            tracing::error!(%error, "a payment request could not commit");
+            return ApiError::unavailable(
+                "the ledger could not commit; retry with the same Idempotency-Key",
+            );
+        }
+        "internal" => {
+            tracing::error!(%error, "a payment request failed");
+            return ApiError::unavailable("the request could not be completed; retry later");
+        }
+        // Business refusals: insufficient funds, limits, order states, amounts.
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    ApiError::new(status, code, error.to_string())
+}
+
+fn user_error(error: UserError) -> ApiError {
+    payment_error(PaymentError::User(error))
+}
+
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.len() > BODY_BYTES_MAX {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("The body is at most {BODY_BYTES_MAX} bytes."),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("The body does not match this endpoint: {error}."),
+        )
+    })
+}
+
+fn id_in_path(prefix: &str, text: &str, what: &'static str) -> Result<u64, ApiError> {
+    parse_prefixed(prefix, text).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("No such {what}: ids look like {prefix}123."),
+        )
+    })
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Renders an outcome: done now, or the stored first answer of a retry.
+fn outcome<T>(outcome: Outcome<T>, render: impl Fn(&T) -> (u16, String)) -> Response {
+    let (status, body) = match outcome {
+        Outcome::Done(value) => render(&value),
+        Outcome::Replayed { status, body } => (status, body),
+    };
+    let mut response = json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body);
+    response.headers_mut().insert(
+        "tally-idempotent-replay",
+        header::HeaderValue::from_static("false"),
+    );
+    response
+}
+
+/// The `Idempotency-Key` of a request, bound to its method, path and body.
+fn idempotency(
+    headers: &HeaderMap,
+    principal: String,
+    method: &Method,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<Option<Idempotency>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Idempotency-Key: printable ASCII",
+        )
+    })?;
+    let path = uri
+        .path_and_query()
+        .map_or(uri.path(), |path| path.as_str());
+    Idempotency::new(
+        principal,
+        key,
+        &[
+            method.as_str().as_bytes(),
+            b" ",
+            path.as_bytes(),
+            b"\n",
+            body,
+        ],
+    )
+    .map(Some)
+    .map_err(payment_error)
+}
+
+/// The merchant behind a signed request.
+async fn merchant_auth(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Merchant, ApiError> {
+    let invalid = |detail: &str| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            detail.to_owned(),
+        )
+    };
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| value.len() <= AUTHORIZATION_BYTES_MAX)
+        .ok_or_else(|| {
+            invalid("This endpoint needs a signed request: `Authorization: TALLY-HMAC-SHA256 key=…,timestamp=…,nonce=…,signature=…`.")
+        })?;
+    let signed = parse_authorization(value)
+        .ok_or_else(|| invalid("The Authorization header is malformed."))?;
+    let now = unix_seconds();
+    let VerifiedKey { key, merchant, .. } =
+        state
+            .payments
+            .active_key(signed.key_id, now)
+            .map_err(|error| match error {
+                PaymentError::InvalidSignature => invalid("The API key is unknown or revoked."),
+                other => payment_error(other),
+            })?;
+    let path = uri
+        .path_and_query()
+        .map_or(uri.path(), |path| path.as_str());
+    verify_request(
+        &key.signing_key,
+        &signed,
+        method.as_str(),
+        path,
+        body,
+        &state.nonces,
+        now,
+    )
+    .map_err(|error| match error {
+        SignatureError::Busy => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            error.to_string(),
+        ),
+        other => invalid(&other.to_string()),
+    })?;
+    Ok(merchant)
+}
+
+/// The user behind a session token, and the token.
+fn session_user(state: &AppState, headers: &HeaderMap) -> Result<(String, User), ApiError> {
+    let token = crate::auth::bearer_token(headers)
+        .ok_or_else(|| user_error(UserError::Unauthenticated))?
+        .to_owned();
+    let user = state
+        .users
+        .authenticate(&token, unix_seconds())
+        .map_err(user_error)?;
+    Ok((token, user))
+}
+
+fn rendered(value: Value, status: StatusCode) -> (u16, String) {
+    (status.as_u16(), value.to_string())
+}
+
+fn merchant_json(merchant: &Merchant) -> Value {
+    json!({
+        "id": format!("mch_{}", merchant.id),
+        "object": "merchant",
+        "name": merchant.name,
+        "mcc": merchant.mcc,
+        "country": merchant.country,
+        "city": merchant.city,
+        "settlement_account": merchant.settlement_account,
+        "fee_rate_bps": merchant.fee_rate_bps,
+        "account_id": merchant.account_id.to_string(),
+        "created_at": services::time::rfc3339_seconds(merchant.created_at),
+    })
+}
+
+fn p2p_json(transfer: &P2pTransfer) -> Value {
+    json!({
+        "id": format!("p2p_{}", transfer.id),
+        "object": "transfer",
+        "from": format!("usr_{}", transfer.from_user_id),
+        "to": format!("usr_{}", transfer.to_user_id),
+        "amount": transfer.amount,
+        "currency": transfer.currency,
+        "note": transfer.note,
+        "created_at": services::time::rfc3339_seconds(transfer.created_at),
+    })
+}
+
+// ---- Operators -----------------------------------------------------------------------------
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MerchantRequest {
+    name: String,
+    mcc: String,
+    country: String,
+    city: String,
+    settlement_account: String,
+    fee_rate_bps: u32,
+}
+
+/// `POST /v1/merchants` (operator): onboards a merchant; the API secret and the notification
+/// secret are in this answer only.
+pub(crate) async fn onboard_merchant(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    crate::auth::authenticate(&state, &headers, store::CredentialRole::Operator).await?;
+    let request: MerchantRequest = parse(&body)?;
+    let onboarded = state
+        .payments
+        .onboard_merchant(
+            NewMerchant {
+                name: request.name,
+                mcc: request.mcc,
+                country: request.country,
+                city: request.city,
+                settlement_account: request.settlement_account,
+                fee_rate_bps: request.fee_rate_bps,
+            },
+            unix_seconds(),
+        )
+        .await
+        .map_err(payment_error)?;
+    let mut body = merchant_json(&onboarded.merchant);
+    body["api_key"] = json!({
+        "id": format!("mk_{}", onboarded.key.key.id),
+        "secret": onboarded.key.secret,
+    });
+    body["notify_secret"] = json!(onboarded.notify_secret);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `POST /v1/merchants/{id}/keys` (operator): a new API key; the secret is shown once.
+pub(crate) async fn create_key(
+    State(state): State<Arc<AppState>>,
+    Path(merchant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    crate::auth::authenticate(&state, &headers, store::CredentialRole::Operator).await?;
+    let merchant_id = id_in_path("mch_", &merchant, "merchant")?;
+    let key = state
+        .payments
+        .create_merchant_key(merchant_id, unix_seconds())
+        .await
+        .map_err(payment_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": format!("mk_{}", key.key.id), "secret": key.secret})),
+    )
+        .into_response())
+}
+
+/// `DELETE /v1/merchants/{id}/keys/{key}` (operator): revokes a key.
+pub(crate) async fn revoke_key(
+    State(state): State<Arc<AppState>>,
+    Path((merchant, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    crate::auth::authenticate(&state, &headers, store::CredentialRole::Operator).await?;
+    let merchant_id = id_in_path("mch_", &merchant, "merchant")?;
+    let key_id = id_in_path("mk_", &key, "key")?;
+    let key = state
+        .payments
+        .handles()
+        .records(|records| records.merchant_key(key_id))
+        .map_err(|error| payment_error(error.into()))?
+        .filter(|key| key.merchant_id == merchant_id)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such key."))?;
+    state
+        .payments
+        .revoke_merchant_key(key.id, unix_seconds())
+        .await
+        .map_err(payment_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TierRequest {
+    tier: u8,
+}
+
+/// `PUT /v1/users/{id}/tier` (operator): sets a user's real-name tier (2 after a document
+/// check).
+pub(crate) async fn set_tier(
+    State(state): State<Arc<AppState>>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    crate::auth::authenticate(&state, &headers, store::CredentialRole::Operator).await?;
+    let user_id = id_in_path("usr_", &user, "user")?;
+    let request: TierRequest = parse(&body)?;
+    if request.tier > 2 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "tier: 0, 1 or 2",
+        ));
+    }
+    state
+        .payments
+        .handles()
+        .users(|users| {
+            users.user(user_id)?.ok_or(PaymentError::NotFound("user"))?;
+            users.set_tier(user_id, request.tier)?;
+            Ok::<_, PaymentError>(())
+        })
+        .map_err(payment_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /v1/admin/events` (operator): the newest notifications and their delivery attempts.
+pub(crate) async fn recent_events(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    crate::auth::authenticate(&state, &headers, store::CredentialRole::Operator).await?;
+    let limit = page.limit()?;
+    let events = state
+        .payments
+        .handles()
+        .records(|records| records.events_recent(limit))
+        .map_err(|error| payment_error(error.into()))?;
+    Ok(Json(json!({
+        "data": events.iter().map(event_json).collect::<Vec<_>>(),
+    })))
+}
+
+// ---- Merchants -----------------------------------------------------------------------------
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageQuery {
+    limit: Option<usize>,
+    starting_after: Option<String>,
+    out_trade_no: Option<String>,
+}
+
+impl PageQuery {
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(PAGE_LIMIT_DEFAULT),
+            Some(limit) if (1..=PAGE_LIMIT_MAX).contains(&limit) => Ok(limit),
+            Some(_) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("limit: 1 to {PAGE_LIMIT_MAX}"),
+            )),
+        }
+    }
+
+    fn after(&self, prefix: &str) -> Result<u64, ApiError> {
+        match &self.starting_after {
+            None => Ok(0),
+            Some(text) => parse_prefixed(prefix, text).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("starting_after: an id like {prefix}123"),
+                )
+            }),
+        }
+    }
+}
+
+/// `GET /v1/merchant`: the signed-in merchant and its balance.
+pub(crate) async fn merchant_me(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let merchant = merchant_auth(&state, &method, &uri, &headers, b"").await?;
+    let account_id = merchant.account_id;
+    let account = state
+        .readers
+        .run(move |reader| reader.account(account_id))
+        .await
+        .map_err(|error| payment_error(error.into()))?;
+    let mut body = merchant_json(&merchant);
+    if let Some(account) = account {
+        body["balance"] =
+            json!(account.credits_posted.saturating_sub(account.debits_posted) as u64);
+        body["currency"] = json!(account.currency.as_str());
+    }
+    Ok(Json(body))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutletRequest {
+    kind: String,
+    name: String,
+    store_id: Option<String>,
+}
+
+/// `POST /v1/outlets`: a store, or a terminal in one of the merchant's stores.
+pub(crate) async fn create_outlet(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let merchant = merchant_auth(&state, &method, &uri, &headers, &body).await?;
+    let request: OutletRequest = parse(&body)?;
+    let kind = match request.kind.as_str() {
+        "store" => OutletKind::Store,
+        "terminal" => OutletKind::Terminal,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "kind: store or terminal",
+            ))
+        }
+    };
+    let parent = match &request.store_id {
+        Some(text) => Some(id_in_path("out_", text, "store")?),
+        None => None,
+    };
+    let outlet = state
+        .payments
+        .add_outlet(merchant.id, kind, parent, &request.name, unix_seconds())
+        .await
+        .map_err(payment_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": format!("out_{}", outlet.id),
+            "kind": request.kind,
+            "name": outlet.name,
+            "store_id": outlet.parent_id.map(|id| format!("out_{id}")),
+        })),
+    )
+        .into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderRequest {
+    out_trade_no: String,
+    amount: u64,
+    currency: String,
+    #[serde(default)]
+    description: String,
+    notify_url: Option<String>,
+    outlet_id: Option<String>,
+    /// Seconds until the order expires.
+    expires_in: Option<u64>,
+}
+
+/// `POST /v1/orders`: creates an order (WeChat Pay's unified order, Alipay's trade.create).
+pub(crate) async fn create_order(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let merchant = merchant_auth(&state, &method, &uri, &headers, &body).await?;
+    let request: OrderRequest = parse(&body)?;
+    let idempotency = idempotency(
+        &headers,
+        format!("mch_{}", merchant.id),
+        &method,
+        &uri,
+        &body,
+    )?;
+    let outlet_id = match &request.outlet_id {
+        Some(text) => Some(id_in_path("out_", text, "outlet")?),
+        None => None,
+    };
+    let render = |order: &Order| rendered(order_json(order), StatusCode::CREATED);
+    let result = state
+        .payments
+        .create_order(
+            &merchant,
+            NewOrder {
+                out_trade_no: request.out_trade_no,
+                amount: request.amount,
+                currency: request.currency,
+                description: request.description,
+                notify_url: request.notify_url,
+                outlet_id,
+                expires_in_s: request.expires_in,
+            },
+            idempotency.as_ref(),
+            &render,
+            unix_seconds(),
+        )
+        .await
+        .map_err(payment_error)?;
+    Ok(outcome(result, render))
+}
+
+/// `GET /v1/orders/{id}`: one of the merchant's orders.
+pub(crate) async fn get_order(
+    State(state): State<Arc<AppState>>,
+    Path(order): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let merchant = merchant_auth(&state, &method, &uri, &headers, b"").await?;
+    let order_id = id_in_path("ord_", &order, "order")?;
+    let order = state
+        .payments
+        .order(merchant.id, order_id)
+        .map_err(payment_error)?;
+    Ok(Json(order_json(&order)))
+}
+
+/// `GET /v1/orders?out_trade_no=…` or a page of the merchant's orders.
+pub(crate) async fn list_orders(
+    State(state): State<Arc<AppState>>,
+    Query(page): Query<PageQuery>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let merchant = merchant_auth(&state, &method, &uri, &headers, b"").await?;
+    if let Some(out_trade_no) = &page.out_trade_no {
+        let order = state
+            .payments
+            .order_by_out_trade_no(merchant.id, out_trade_no)
+            .map_err(payment_error)?;
+        return Ok(Json(order_json(&order)));
+    }
+    let limit = page.limit()?;
+    let mut orders = state
+        .payments
+        .orders(merchant.id, page.after("ord_")?, limit + 1)
+        .map_err(payment_error)?;
+    let has_more = orders.len() > limit;
+    orders.truncate(limit);
+    Ok(Json(json!({
+        "data": orders.iter().map(order_json).collect::<Vec<_>>(),
+        "has_more": has_more,
+    })))
+}
+
+/// `POST /v1/orders/{id}/close`: closes an unpaid order.
+pub(crate) async fn close_order(
+    State(state): State<Arc<AppState>>,
+    Path(order): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let merchant = merchant_auth(&state, &method, &uri, &headers, &body).await?;
+    let order_id = id_in_path("ord_", &order, "order")?;
+    let order = state
+        .payments
+        .close_order(merchant.id, order_id, false, unix_seconds())
+        .await
+        .map_err(payment_error)?;
+    Ok(Json(order_json(&order)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefundRequest {
+    out_refund_no: String,
+    amount: u64,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /v1/orders/{id}/refunds`: refunds part or all of a paid order.
+pub(crate) async fn refund_order(
+    State(state): State<Arc<AppState>>,
+    Path(order): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let merchant = merchant_auth(&state, &method, &uri, &headers, &body).await?;
+    let order_id = id_in_path("ord_", &order, "order")?;
+    let request: RefundRequest = parse(&body)?;
+    let idempotency = idempotency(
+        &headers,
+        format!("mch_{}", merchant.id),
+        &method,
+        &uri,
+        &body,
+    )?;
+    let render = |refund: &Refund| rendered(refund_json(refund), StatusCode::CREATED);
+    let result = state
+        .payments
+        .refund_order(
+            merchant.id,
+            order_id,
+            &request.out_refund_no,
+            request.amount,
+            &request.reason,
+            idempotency.as_ref(),
+            &render,
+            unix_seconds(),
+        )
+        .await
+        .map_err(payment_error)?;
+    Ok(outcome(result, render))
+}
+
+/// `GET /v1/orders/{id}/refunds`.
+pub(crate) async fn list_refunds(
+    State(state): State<Arc<AppState>>,
+    Path(order): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let merchant = merchant_auth(&state, &method, &uri, &headers, b"").await?;
+    let order_id = id_in_path("ord_", &order, "order")?;
+    let refunds = state
+        .payments
+        .refunds_of_order(merchant.id, order_id)
+        .map_err(payment_error)?;
+    Ok(Json(json!({
+        "data": refunds.iter().map(refund_json).collect::<Vec<_>>(),
+    })))
+}
+
+pub(crate) fn event_json(stored: &store::StoredEvent) -> Value {
+    let mut body: Value = serde_json::from_str(&stored.event.payload).unwrap_or(Value::Null);
+    body["delivery"] = json!({
+        "state": match stored.delivery {
+            store::DeliveryState::None => "none",
+            store::DeliveryState::Pending => "pending",
+            store::DeliveryState::Delivered => "delivered",
+            store::DeliveryState::Failed => "failed",
+        },
+        "attempts": stored.attempts,
+        "last_result": stored.last_result,
+    });
+    body
+}
+
+/// `GET /v1/events`: the merchant's notifications, oldest first, for polling.
+pub(crate) async fn list_events(
+    State(state): State<Arc<AppState>>,
+    Query(page): Query<PageQuery>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let merchant = merchant_auth(&state, &method, &uri, &headers, b"").await?;
+    let limit = page.limit()?;
+    let after = page.after("evt_")?;
+    let mut events = state
+        .payments
+        .handles()
+        .records(|records| records.events(merchant.id, after, limit + 1))
+        .map_err(|error| payment_error(error.into()))?;
+    let has_more = events.len() > limit;
+    events.truncate(limit);
+    Ok(Json(json!({
+        "data": events.iter().map(event_json).collect::<Vec<_>>(),
+        "has_more": has_more,
+    })))
+}
+
+/// `GET /v1/bills/{date}`: the merchant's bill of one UTC day as CSV: one line per payment
+/// and per refund, then totals.
+pub(crate) async fn daily_bill(
+    State(state): State<Arc<AppState>>,
+    Path(date): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let merchant = merchant_auth(&state, &method, &uri, &headers, b"").await?;
+    let start = services::time::parse_date(&date).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "date: YYYY-MM-DD",
+        )
+    })?;
+    let bill = services::bills::daily_bill(state.payments.handles(), &merchant, start)
+        .map_err(payment_error)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"bill-{date}.csv\""),
+            ),
+        ],
+        bill,
+    )
+        .into_response())
+}
+
+// ---- Users ---------------------------------------------------------------------------------
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayRequest {
+    amount: u64,
+    payment_password: String,
+}
+
+/// `GET /v1/checkout/{id}`: what a user about to pay sees of an order.
+pub(crate) async fn checkout(
+    State(state): State<Arc<AppState>>,
+    Path(order): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    session_user(&state, &headers)?;
+    let order_id = id_in_path("ord_", &order, "order")?;
+    let order = state
+        .payments
+        .order_for_payer(order_id)
+        .map_err(payment_error)?;
+    let merchant = state
+        .payments
+        .merchant(order.merchant_id)
+        .map_err(payment_error)?;
+    Ok(Json(json!({
+        "id": format!("ord_{}", order.id),
+        "merchant": {"id": format!("mch_{}", merchant.id), "name": merchant.name, "city": merchant.city},
+        "amount": order.amount,
+        "currency": order.currency,
+        "description": order.description,
+        "state": order.state.as_str(),
+        "expires_at": services::time::rfc3339_seconds(order.expires_at),
+    })))
+}
+
+/// Checks the payment password of the session's user (Argon2id on the first payment of a
+/// session, off the async threads).
+async fn check_payment_password(
+    state: &Arc<AppState>,
+    token: String,
+    user: User,
+    password: String,
+) -> Result<User, ApiError> {
+    let users = state.users.clone();
+    tokio::task::spawn_blocking(move || {
+        users
+            .verify_payment_password_in_session(&token, &user, &password, unix_seconds())
+            .map(|()| user)
+    })
+    .await
+    .map_err(|_| ApiError::unavailable("the request was lost"))?
+    .map_err(user_error)
+}
+
+/// `POST /v1/orders/{id}/pay`: the signed-in user pays an order with the payment password.
+pub(crate) async fn pay_order(
+    State(state): State<Arc<AppState>>,
+    Path(order): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (token, user) = session_user(&state, &headers)?;
+    let order_id = id_in_path("ord_", &order, "order")?;
+    let request: PayRequest = parse(&body)?;
+    let idempotency = idempotency(&headers, format!("usr_{}", user.id), &method, &uri, &body)?;
+    let user = check_payment_password(&state, token, user, request.payment_password).await?;
+    let render = |order: &Order| rendered(order_json(order), StatusCode::OK);
+    let result = state
+        .payments
+        .pay_order(
+            &user,
+            order_id,
+            request.amount,
+            idempotency.as_ref(),
+            &render,
+            unix_seconds(),
+        )
+        .await
+        .map_err(payment_error)?;
+    Ok(outcome(result, render))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferRequest {
+    /// A phone number (`+86…`) or a user id (`usr_…`).
+    to: String,
+    amount: u64,
+    payment_password: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /v1/transfers`: sends money to another user.
+pub(crate) async fn send_transfer(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (token, user) = session_user(&state, &headers)?;
+    let request: TransferRequest = parse(&body)?;
+    let idempotency = idempotency(&headers, format!("usr_{}", user.id), &method, &uri, &body)?;
+    let payee = {
+        let to = request.to.clone();
+        state
+            .payments
+            .handles()
+            .users(move |users| {
+                if let Some(id) = parse_prefixed("usr_", &to) {
+                    users.user(id)
+                } else {
+                    match services::users::parse_phone(&to) {
+                        Ok(phone) => users.user_by_phone(&phone),
+                        Err(_) => Ok(None),
+                    }
+                }
+            })
+            .map_err(|error| payment_error(error.into()))?
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "payee_not_found",
+                    "No user has this phone number or id.",
+                )
+            })?
+    };
+    let user = check_payment_password(&state, token, user, request.payment_password).await?;
+    let render = |transfer: &P2pTransfer| rendered(p2p_json(transfer), StatusCode::CREATED);
+    let result = state
+        .payments
+        .send_p2p(
+            &user,
+            &payee,
+            request.amount,
+            &request.note,
+            idempotency.as_ref(),
+            &render,
+            unix_seconds(),
+        )
+        .await
+        .map_err(payment_error)?;
+    Ok(outcome(result, render))
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HistoryQueryParameters {
+    limit: Option<usize>,
+    /// The `cursor` of the previous page.
+    starting_after: Option<u64>,
+}
+
+/// `GET /v1/me/transactions`: the user's wallet movements, oldest first from the cursor.
+pub(crate) async fn my_transactions(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<HistoryQueryParameters>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (_, user) = session_user(&state, &headers)?;
+    let limit = match query.limit {
+        None => PAGE_LIMIT_DEFAULT,
+        Some(limit) if (1..=PAGE_LIMIT_MAX).contains(&limit) => limit,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("limit: 1 to {PAGE_LIMIT_MAX}"),
+            ))
+        }
+    };
+    let wallet = user.wallet_account_id;
+    let after = query.starting_after.unwrap_or(0);
+    let transfers = state
+        .readers
+        .run(move |reader| {
+            reader.account_transfers(store::HistoryQuery {
+                account_id: wallet,
+                after_timestamp: after,
+                limit,
+            })
+        })
+        .await
+        .map_err(|error| payment_error(error.into()))?;
+    let data: Vec<Value> = transfers
+        .iter()
+        .map(|transfer| services::history::entry_json(transfer, wallet))
+        .collect();
+    Ok(Json(json!({
+        "data": data,
+        "cursor": transfers.last().map(|transfer| transfer.timestamp),
+        "has_more": transfers.len() == limit,
+    })))
+}
