@@ -27,6 +27,9 @@ pub struct WorkerMetrics {
     pub audit_ok: AtomicU64,
     /// Unix seconds of the last audit run (a gauge).
     pub audit_last_run_seconds: AtomicU64,
+    pub notifications_delivered: AtomicU64,
+    pub notification_failures: AtomicU64,
+    pub orders_expired: AtomicU64,
 }
 
 impl WorkerMetrics {
@@ -382,4 +385,157 @@ pub fn start_self_audit(
             return;
         }
     })
+}
+
+/// Waits before each retry of a notification the merchant did not acknowledge, in seconds,
+/// then gives up (about a day in all, as WeChat Pay's schedule).
+pub const NOTIFICATION_RETRY_S: [u64; 9] = [15, 30, 180, 600, 1_200, 1_800, 3_600, 10_800, 21_600];
+/// Notifications sent per round, at most.
+pub const NOTIFICATIONS_PER_ROUND_MAX: usize = 200;
+/// How long a merchant's endpoint may take to answer.
+pub const NOTIFICATION_TIMEOUT_MS: u64 = 5_000;
+/// How much of a merchant's answer is read.
+const NOTIFICATION_RESPONSE_BYTES_MAX: u64 = 4 * 1024;
+
+/// Delivers the outbox: every notification with an address is POSTed to it, signed with
+/// `Tally-Signature`, until the merchant answers 2xx, with back-off between attempts. Each
+/// round's outcomes are recorded in one transaction.
+pub fn start_notifications(
+    store: Arc<dyn Store>,
+    metrics: Arc<WorkerMetrics>,
+    interval: Duration,
+) -> std::io::Result<Worker> {
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_millis(NOTIFICATION_TIMEOUT_MS)))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .proxy(None)
+        .build();
+    let agent = ureq::Agent::new_with_config(config);
+    Worker::spawn("notifications", move |stopped| loop {
+        match deliver_round(store.as_ref(), &agent, &metrics) {
+            // A full round: there may be more waiting.
+            Ok(delivered) if delivered == NOTIFICATIONS_PER_ROUND_MAX => continue,
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "delivering notifications"),
+        }
+        if !wait(&stopped, interval) {
+            return;
+        }
+    })
+}
+
+fn deliver_round(
+    store: &dyn Store,
+    agent: &ureq::Agent,
+    metrics: &WorkerMetrics,
+) -> store::StoreResult<usize> {
+    let now = unix_seconds();
+    let due = store
+        .records()?
+        .events_due(now, NOTIFICATIONS_PER_ROUND_MAX)?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let mut merchants = std::collections::HashMap::new();
+    let mut reader = store.records()?;
+    let mut updates = Vec::with_capacity(due.len());
+    for stored in &due {
+        let event = &stored.event;
+        let Some(url) = &event.notify_url else {
+            continue;
+        };
+        if !merchants.contains_key(&event.merchant_id) {
+            let merchant = reader.merchant(event.merchant_id)?;
+            merchants.insert(event.merchant_id, merchant);
+        }
+        let Some(Some(merchant)) = merchants.get(&event.merchant_id) else {
+            continue;
+        };
+        let attempts = stored.attempts + 1;
+        let signature = services::signatures::notification_signature(
+            &merchant.notify_key,
+            unix_seconds(),
+            event.payload.as_bytes(),
+        );
+        let result = agent
+            .post(url)
+            .header("Tally-Signature", &signature)
+            .header("Tally-Event-Id", &format!("evt_{}", event.id))
+            .content_type("application/json")
+            .send(event.payload.as_bytes());
+        let (delivered, last_result) = match result {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let mut sink = Vec::new();
+                let _ = std::io::Read::read_to_end(
+                    &mut std::io::Read::take(
+                        response.into_body().into_reader(),
+                        NOTIFICATION_RESPONSE_BYTES_MAX,
+                    ),
+                    &mut sink,
+                );
+                ((200..300).contains(&status), status.to_string())
+            }
+            Err(error) => (false, error.to_string()),
+        };
+        let (delivery, next_attempt_at) = if delivered {
+            metrics
+                .notifications_delivered
+                .fetch_add(1, Ordering::Relaxed);
+            (store::DeliveryState::Delivered, now)
+        } else {
+            metrics
+                .notification_failures
+                .fetch_add(1, Ordering::Relaxed);
+            match NOTIFICATION_RETRY_S.get(stored.attempts as usize) {
+                Some(wait) => (store::DeliveryState::Pending, now + wait),
+                None => {
+                    tracing::warn!(
+                        event = event.id,
+                        "a notification was given up after its last retry"
+                    );
+                    (store::DeliveryState::Failed, now)
+                }
+            }
+        };
+        updates.push(store::DeliveryUpdate {
+            event_id: event.id,
+            delivery,
+            attempts,
+            next_attempt_at,
+            last_result: Some(last_result),
+        });
+    }
+    store.outbox()?.record_deliveries(&updates)?;
+    Ok(due.len())
+}
+
+/// Orders closed per round of the expiry task, at most.
+pub const ORDERS_EXPIRED_PER_ROUND_MAX: usize = 500;
+
+/// Closes unpaid orders whose expiry has passed, every `interval`, until `stop` resolves.
+pub async fn expire_orders(
+    payments: Arc<services::payments::Payments>,
+    metrics: Arc<WorkerMetrics>,
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match payments
+            .expire_orders(unix_seconds(), ORDERS_EXPIRED_PER_ROUND_MAX)
+            .await
+        {
+            Ok(closed) => {
+                metrics
+                    .orders_expired
+                    .fetch_add(closed as u64, Ordering::Relaxed);
+            }
+            Err(error) => tracing::warn!(%error, "closing expired orders"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }

@@ -200,8 +200,10 @@ pub fn check_reference(field: &'static str, text: &str) -> Result<(), PaymentErr
 
 fn check_notify_url(url: &str) -> Result<(), PaymentError> {
     bounded_text("notify_url", url, RECORD_URL_BYTES_MAX)?;
-    if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(' ') {
-        return Err(invalid("notify_url", "an http:// or https:// URL"));
+    // Notifications leave over plain HTTP: an operator that needs TLS to merchants sends them
+    // through its egress proxy.
+    if !url.starts_with("http://") || url.len() <= "http://".len() || url.contains(' ') {
+        return Err(invalid("notify_url", "an http:// URL"));
     }
     Ok(())
 }
@@ -1307,7 +1309,7 @@ mod tests {
         assert!(check_reference("out_trade_no", "").is_err());
         assert!(check_reference("out_trade_no", &"x".repeat(33)).is_err());
         assert!(check_reference("out_trade_no", "no spaces").is_err());
-        assert!(check_notify_url("https://shop.example/notify").is_ok());
+        assert!(check_notify_url("http://shop.example/notify").is_ok());
         assert!(check_notify_url("ftp://shop.example").is_err());
     }
 

@@ -231,7 +231,11 @@ pub struct Users {
     payment_cache: Mutex<HashMap<[u8; 32], CachedPaymentPassword>>,
     /// Keys the cache's digests; drawn at start, never stored.
     cache_salt: [u8; 32],
+    /// Serialise a user's Argon2id payment-password checks (striped by user id).
+    payment_checks: Vec<Mutex<()>>,
 }
+
+const PAYMENT_CHECK_STRIPES: usize = 256;
 
 /// How long a verified payment password is remembered for its session.
 pub const PAYMENT_PASSWORD_CACHE_S: u64 = 15 * 60;
@@ -264,6 +268,7 @@ impl Users {
             handles,
             payment_cache: Mutex::new(HashMap::new()),
             cache_salt: secrets::random_bytes::<32>()?,
+            payment_checks: (0..PAYMENT_CHECK_STRIPES).map(|_| Mutex::new(())).collect(),
             ledger,
             config,
             decoy_hash: hash_password("decoy password, never anyone's")?,
@@ -525,19 +530,29 @@ impl Users {
         }
         let session = token_digest(session_token);
         let digest = self.cache_digest(payment_password);
-        let cached = self
-            .payment_cache
+        let remembered = || {
+            self.payment_cache
+                .lock()
+                .expect("payment cache")
+                .get(&session)
+                .is_some_and(|cached| {
+                    cached.user_id == user.id
+                        && now_s < cached.until
+                        && secrets::equal(&cached.digest, &digest)
+                })
+        };
+        if remembered() {
+            return Ok(());
+        }
+        // One Argon2id check at a time per user: parallel payments of one user wait for the
+        // first check instead of each counting a try (which would lock a user paying several
+        // orders at once), and parallel guesses are still counted one by one.
+        let stripe = (user.id % PAYMENT_CHECK_STRIPES as u64) as usize;
+        let _one_at_a_time = self.payment_checks[stripe]
             .lock()
-            .expect("payment cache")
-            .get(&session)
-            .copied();
-        if let Some(cached) = cached {
-            if cached.user_id == user.id
-                && now_s < cached.until
-                && secrets::equal(&cached.digest, &digest)
-            {
-                return Ok(());
-            }
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if remembered() {
+            return Ok(());
         }
         self.verify_payment_password(user.id, payment_password, now_s)?;
         let mut cache = self.payment_cache.lock().expect("payment cache");

@@ -37,6 +37,10 @@ pub struct ServeArgs {
 }
 
 /// How often the log looks for a new checkpoint to send to its witnesses.
+/// How often the outbox is looked at for notifications due.
+const NOTIFICATION_INTERVAL: Duration = Duration::from_millis(500);
+/// How often unpaid orders past their expiry are closed.
+const ORDER_EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
 const COSIGNING_INTERVAL: Duration = Duration::from_millis(500);
 
 fn init_logging() {
@@ -124,10 +128,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(server::workers::start_cosigning(
             store.clone(),
             targets,
-            metrics,
+            metrics.clone(),
             COSIGNING_INTERVAL,
         )?)
     };
+    let notifications = server::workers::start_notifications(
+        store.clone(),
+        metrics.clone(),
+        NOTIFICATION_INTERVAL,
+    )?;
+    let payments = state.payments.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(HTTP_WORKER_THREADS)
         .enable_all()
@@ -140,8 +150,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let address = listener.local_addr()?;
         tracing::info!(%address, backend = store.backend(), data = %directory.display(), "listening");
         println!("listening on http://{address}");
-        server::serve(listener, state, shutdown_signal()).await.context("serving HTTP")
+        let (stop_expiry, stopped) = tokio::sync::watch::channel(false);
+        let expiry = tokio::spawn(server::workers::expire_orders(
+            payments,
+            metrics,
+            ORDER_EXPIRY_INTERVAL,
+            stopped,
+        ));
+        let served = server::serve(listener, state, shutdown_signal()).await;
+        let _ = stop_expiry.send(true);
+        let _ = expiry.await;
+        served.context("serving HTTP")
     })?;
+    drop(notifications);
     drop(cosigning);
     drop(audit);
     // Everything queued is committed and answered before the process ends.

@@ -3,6 +3,8 @@
 // Tests drive real sockets and time.
 #![allow(clippy::disallowed_methods)]
 
+mod payments;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
