@@ -41,6 +41,8 @@ const PAGE_SIZE_BYTES: i64 = 16 * 1024;
 /// does the writer checkpoint by itself.
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 65_536;
 const BUSY_TIMEOUT_MS: u64 = 5_000;
+/// Prepared statements each connection keeps.
+const STATEMENTS_CACHED_MAX: usize = 128;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -152,6 +154,9 @@ pub(crate) fn open_connection(path: &Path, read_only: bool) -> StoreResult<Conne
     connection
         .busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
         .map_err(map_error)?;
+    // Every statement a connection runs stays prepared (the business records alone use a few
+    // dozen; the default of 16 would re-prepare them over and over).
+    connection.set_prepared_statement_cache_capacity(STATEMENTS_CACHED_MAX);
     if !read_only {
         let mode: String = connection
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))

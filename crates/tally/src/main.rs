@@ -5,6 +5,7 @@
 
 mod admin;
 mod bench;
+mod bench_api;
 mod bench_receipts;
 mod code128;
 mod demo;
@@ -61,6 +62,8 @@ enum Command {
 enum BenchCommand {
     /// Push transfers through the same sequencer and store the server uses, durably.
     Ledger(bench::LedgerArgs),
+    /// Create and pay merchant orders through the HTTP API on loopback, and time them.
+    Api(bench_api::ApiArgs),
     /// Build receipts for random transfers of an existing store and time each.
     Receipts(bench_receipts::ReceiptsArgs),
     /// Push transfers until stopped, appending each acknowledged transfer id to a file
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
         Command::Qr(command) => qr::run(command),
         Command::Bench(BenchCommand::Ledger(args)) => bench::run(args),
         Command::Bench(BenchCommand::Receipts(args)) => bench_receipts::run(args),
+        Command::Bench(BenchCommand::Api(args)) => bench_api::run(args),
         Command::Bench(BenchCommand::Push(args)) => push::run(args),
     };
     match outcome {

@@ -54,7 +54,8 @@ CREATE TABLE orders (
     paid_at             INTEGER,
     closed_at           INTEGER,
     version             INTEGER NOT NULL,
-    payment_transfer_id INTEGER NOT NULL UNIQUE,
+    -- Derived from the id (services::ids::transfer_id), so unique without an index of its own.
+    payment_transfer_id INTEGER NOT NULL,
     UNIQUE (merchant_id, out_trade_no)
 ) STRICT;
 CREATE INDEX orders_by_merchant ON orders (merchant_id, id);

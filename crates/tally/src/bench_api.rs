@@ -1,0 +1,475 @@
+//! `tally bench api`: a server on loopback and a built-in load generator that creates and pays
+//! merchant orders through the HTTP API, as merchants' backends and wallet apps do: each order
+//! is created by a signed merchant request and paid by a user's session with the payment
+//! password (checked with Argon2id on a session's first payment, then remembered for the
+//! session, as an app keeps its user "signed in to pay").
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use clap::Args;
+use ledger::{Event, EventResult, NewTransfer};
+use sequencer::Sequencer;
+use server::AppState;
+use services::payments::{NewMerchant, RESERVE_ACCOUNT_ID};
+use services::users::CodePurpose;
+use store::{InvariantReport, Store};
+use store_sqlite::SqliteStore;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const CLIENTS_MAX: usize = 1024;
+const SECONDS_MAX: u64 = 3_600;
+const MERCHANTS: usize = 8;
+/// Each order's amount, in minor units.
+const ORDER_AMOUNT: u64 = 100;
+const PAYMENT_PASSWORD: &str = "135790";
+/// What each user is topped up with before the run.
+const USER_FUNDS: u128 = 100_000_000;
+/// Largest response the load generator reads.
+const RESPONSE_BYTES_MAX: usize = 64 * 1024;
+const HTTP_WORKER_THREADS: usize = 2;
+
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// A data directory for the store (default: a temporary one, removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Concurrent clients; each is one user paying orders of one merchant, on one keep-alive
+    /// connection for the merchant and one for the user.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// How long to measure.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Connection {
+    stream: BufReader<TcpStream>,
+    line: String,
+}
+
+impl Connection {
+    async fn open(address: std::net::SocketAddr) -> anyhow::Result<Connection> {
+        let stream = TcpStream::connect(address).await?;
+        stream.set_nodelay(true)?;
+        Ok(Connection {
+            stream: BufReader::new(stream),
+            line: String::new(),
+        })
+    }
+
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> anyhow::Result<(u16, Vec<u8>)> {
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: bench\r\n");
+        for (name, value) in headers {
+            request.push_str(name);
+            request.push_str(": ");
+            request.push_str(value);
+            request.push_str("\r\n");
+        }
+        request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        request.push_str(body);
+        self.stream.get_mut().write_all(request.as_bytes()).await?;
+        self.line.clear();
+        self.stream.read_line(&mut self.line).await?;
+        let status: u16 = self
+            .line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .context("a malformed status line")?;
+        let mut length = 0usize;
+        loop {
+            self.line.clear();
+            if self.stream.read_line(&mut self.line).await? == 0 {
+                bail!("the connection closed mid-response");
+            }
+            let line = self.line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().context("a bad Content-Length")?;
+                }
+            }
+        }
+        ensure!(length <= RESPONSE_BYTES_MAX, "a response of {length} bytes");
+        let mut body = vec![0u8; length];
+        self.stream.read_exact(&mut body).await?;
+        Ok((status, body))
+    }
+}
+
+/// What one client needs: a merchant key and a user session.
+#[derive(Clone)]
+struct Client {
+    key_id: u64,
+    signing_key: [u8; 32],
+    session: String,
+}
+
+struct Tally {
+    paid: AtomicU64,
+    errors: AtomicU64,
+    requests: AtomicU64,
+}
+
+fn percentile(sorted: &[u64], fraction: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() - 1) as f64 * fraction).round() as usize;
+    sorted[index] as f64 / 1_000.0
+}
+
+pub fn run(args: ApiArgs) -> anyhow::Result<()> {
+    ensure!(
+        (1..=CLIENTS_MAX).contains(&args.clients),
+        "--clients must be between 1 and {CLIENTS_MAX}"
+    );
+    ensure!(
+        (1..=SECONDS_MAX).contains(&args.seconds),
+        "--seconds must be between 1 and {SECONDS_MAX}"
+    );
+    let temporary;
+    let directory = match &args.data {
+        Some(directory) => directory.clone(),
+        None => {
+            temporary = tempfile::tempdir()?;
+            temporary.path().to_path_buf()
+        }
+    };
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&directory)?);
+    let sequencer = Sequencer::start(store.as_ref(), crate::sequencer_config(&directory)?)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(HTTP_WORKER_THREADS)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let state = AppState::new(store.clone(), sequencer.handle())?;
+    if !args.json {
+        eprintln!(
+            "setting up {} users and {MERCHANTS} merchants…",
+            args.clients
+        );
+    }
+    let clients = runtime.block_on(set_up(&state, &sequencer, args.clients))?;
+    let outcome = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(server::serve(listener, state.clone(), async {
+            let _ = stopped.await;
+        }));
+        let outcome = load(address, clients, Duration::from_secs(args.seconds)).await;
+        let _ = stop.send(());
+        server.await??;
+        outcome
+    })?;
+    drop(runtime);
+    let (tally, mut latencies_us, elapsed) = outcome;
+    let handle = sequencer.handle();
+    let metrics = handle.metrics();
+    let batches = sequencer::Metrics::read(&metrics.batches_committed);
+    let commit_micros = sequencer::Metrics::read(&metrics.commit_duration_micros_total);
+    sequencer.shutdown();
+    let mut reader = store.reader()?;
+    let report = InvariantReport::check(reader.as_mut())?;
+    ensure!(
+        report.holds(),
+        "the ledger's invariants do not hold: {report:?}"
+    );
+    latencies_us.sort_unstable();
+    let paid = tally.paid.load(Ordering::Relaxed);
+    let errors = tally.errors.load(Ordering::Relaxed);
+    let requests = tally.requests.load(Ordering::Relaxed);
+    let seconds = elapsed.as_secs_f64();
+    let rate = paid as f64 / seconds;
+    let (p50, p90, p99) = (
+        percentile(&latencies_us, 0.50),
+        percentile(&latencies_us, 0.90),
+        percentile(&latencies_us, 0.99),
+    );
+    let max = latencies_us.last().copied().unwrap_or(0) as f64 / 1_000.0;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "paid_orders": paid,
+                "paid_orders_per_second": rate.round(),
+                "requests_per_second": (requests as f64 / seconds).round(),
+                "errors": errors,
+                "clients": args.clients,
+                "seconds": seconds,
+                "latency_ms": {"p50": p50, "p90": p90, "p99": p99, "max": max},
+                "invariants_hold": true,
+            })
+        );
+    } else {
+        println!(
+            "{paid} orders created and paid in {seconds:.1} s by {} clients: {rate:.0} paid orders/s ({:.0} requests/s), {errors} errors",
+            args.clients,
+            requests as f64 / seconds
+        );
+        println!("latency of a paid order (create + pay), ms: p50 {p50:.1}  p90 {p90:.1}  p99 {p99:.1}  max {max:.1}");
+        println!(
+            "{batches} batches committed, {:.1} ms each on average",
+            commit_micros as f64 / batches.max(1) as f64 / 1_000.0
+        );
+        println!("invariants hold: debits equal credits, no account breaks its flags");
+    }
+    ensure!(errors == 0, "{errors} requests failed");
+    Ok(())
+}
+
+/// Merchants, users with sessions and payment passwords, tier 2, funded.
+async fn set_up(
+    state: &Arc<AppState>,
+    sequencer: &Sequencer,
+    clients: usize,
+) -> anyhow::Result<Vec<Client>> {
+    let now = server::unix_seconds();
+    let mut merchants = Vec::with_capacity(MERCHANTS);
+    for index in 0..MERCHANTS {
+        let onboarded = state
+            .payments
+            .onboard_merchant(
+                NewMerchant {
+                    name: format!("Bench Merchant {index}"),
+                    mcc: "5814".into(),
+                    country: "CN".into(),
+                    city: "Hangzhou".into(),
+                    settlement_account: format!("62220000{index:08}"),
+                    fee_rate_bps: 60,
+                },
+                now,
+            )
+            .await?;
+        merchants.push((
+            onboarded.key.key.id,
+            services::payments::signing_key(&onboarded.key.secret),
+        ));
+    }
+    let users = state.users.clone();
+    let store = state.store.clone();
+    let sessions =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(String, u64, u128)>> {
+            let code_for = |phone: &str| -> anyhow::Result<String> {
+                let messages = store.users()?.sms_outbox(20)?;
+                let message = messages
+                    .iter()
+                    .find(|message| message.phone == phone)
+                    .context("no code was sent")?;
+                message
+                    .text
+                    .split_whitespace()
+                    .find(|word| {
+                        word.len() == 7 && word[..6].bytes().all(|byte| byte.is_ascii_digit())
+                    })
+                    .map(|word| word[..6].to_owned())
+                    .context("no code in the message")
+            };
+            let mut sessions = Vec::new();
+            let base = 13_900_000_000u64 + u64::from(std::process::id() % 1_000) * 100_000;
+            for index in 0..clients as u64 {
+                let phone = format!("+86{}", base + index);
+                let password = "bench password";
+                users.send_code(&phone, CodePurpose::Register, now)?;
+                let user = users.register(&phone, password, &code_for(&phone)?, now)?;
+                users.send_code(&phone, CodePurpose::Login, now)?;
+                let session = users.login(&phone, password, &code_for(&phone)?, now)?;
+                users.send_code(&phone, CodePurpose::PaymentPassword, now)?;
+                users.set_payment_password(&user, PAYMENT_PASSWORD, &code_for(&phone)?, now)?;
+                store.users()?.set_tier(user.id, 2)?;
+                sessions.push((session.token, user.id, user.wallet_account_id));
+            }
+            Ok(sessions)
+        })
+        .await??;
+    let currency = state.payments.config().currency;
+    let top_ups: Vec<Event> = sessions
+        .iter()
+        .map(|(_, _, wallet)| {
+            let mut transfer = NewTransfer::new(
+                services::ids::transfer_id(services::ids::new_id(now * 1000).expect("ids"), 1),
+                RESERVE_ACCOUNT_ID,
+                *wallet,
+                USER_FUNDS,
+                currency,
+            );
+            transfer.kind = services::accounts::TRANSFER_TOP_UP;
+            Event::CreateTransfer(transfer)
+        })
+        .collect();
+    let results = sequencer.handle().submit(top_ups)?.await?;
+    ensure!(
+        results.iter().all(|result| *result == EventResult::Ok),
+        "funding the users failed: {results:?}"
+    );
+    Ok(sessions
+        .into_iter()
+        .enumerate()
+        .map(|(index, (session, _, _))| {
+            let (key_id, signing_key) = merchants[index % MERCHANTS];
+            Client {
+                key_id,
+                signing_key,
+                session,
+            }
+        })
+        .collect())
+}
+
+/// One order created and paid; the order's id.
+async fn paid_order(
+    client: &Client,
+    merchant: &mut Connection,
+    user: &mut Connection,
+    out_trade_no: &str,
+    nonce: &str,
+) -> anyhow::Result<()> {
+    let body = format!(
+        r#"{{"out_trade_no":"{out_trade_no}","amount":{ORDER_AMOUNT},"currency":"CNY","description":"bench"}}"#
+    );
+    let authorization = services::signatures::authorization(
+        client.key_id,
+        &client.signing_key,
+        "POST",
+        "/v1/orders",
+        server::unix_seconds(),
+        nonce,
+        body.as_bytes(),
+    );
+    let (status, response) = merchant
+        .send(
+            "POST",
+            "/v1/orders",
+            &[
+                ("Authorization", &authorization),
+                ("Content-Type", "application/json"),
+            ],
+            &body,
+        )
+        .await?;
+    ensure!(
+        status == 201,
+        "creating an order: {status} {}",
+        String::from_utf8_lossy(&response)
+    );
+    let order: serde_json::Value = serde_json::from_slice(&response)?;
+    let order_id = order["id"].as_str().context("an order without an id")?;
+    let pay = format!(r#"{{"amount":{ORDER_AMOUNT},"payment_password":"{PAYMENT_PASSWORD}"}}"#);
+    let bearer = format!("Bearer {}", client.session);
+    let (status, response) = user
+        .send(
+            "POST",
+            &format!("/v1/orders/{order_id}/pay"),
+            &[
+                ("Authorization", &bearer),
+                ("Content-Type", "application/json"),
+            ],
+            &pay,
+        )
+        .await?;
+    ensure!(
+        status == 200,
+        "paying an order: {status} {}",
+        String::from_utf8_lossy(&response)
+    );
+    Ok(())
+}
+
+async fn load(
+    address: std::net::SocketAddr,
+    clients: Vec<Client>,
+    duration: Duration,
+) -> anyhow::Result<(Arc<Tally>, Vec<u64>, Duration)> {
+    let tally = Arc::new(Tally {
+        paid: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        requests: AtomicU64::new(0),
+    });
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let warmed = Arc::new(tokio::sync::Barrier::new(clients.len() + 1));
+    let mut tasks = Vec::with_capacity(clients.len());
+    for (index, client) in clients.into_iter().enumerate() {
+        let (tally, measuring, stopping, warmed) = (
+            tally.clone(),
+            measuring.clone(),
+            stopping.clone(),
+            warmed.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut merchant = Connection::open(address).await?;
+            let mut user = Connection::open(address).await?;
+            // The session's first payment checks the password with Argon2id: not measured.
+            let warm_up = paid_order(
+                &client,
+                &mut merchant,
+                &mut user,
+                &format!("W{index}"),
+                &format!("warm-{index:08}"),
+            )
+            .await;
+            warmed.wait().await;
+            warm_up?;
+            let mut sequence = 0u64;
+            while !stopping.load(Ordering::Relaxed) {
+                sequence += 1;
+                let began = Instant::now();
+                let outcome = paid_order(
+                    &client,
+                    &mut merchant,
+                    &mut user,
+                    &format!("B{index}-{sequence}"),
+                    &format!("n{index:04}-{sequence:010}"),
+                )
+                .await;
+                let counted = measuring.load(Ordering::Relaxed);
+                match outcome {
+                    Ok(()) if counted => {
+                        latencies.push(began.elapsed().as_micros() as u64);
+                        tally.paid.fetch_add(1, Ordering::Relaxed);
+                        tally.requests.fetch_add(2, Ordering::Relaxed);
+                    }
+                    Ok(()) => {}
+                    Err(error) => {
+                        tally.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%error, "a bench request failed");
+                        merchant = Connection::open(address).await?;
+                        user = Connection::open(address).await?;
+                    }
+                }
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    warmed.wait().await;
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(duration).await;
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    stopping.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    Ok((tally, latencies, elapsed))
+}
