@@ -46,6 +46,7 @@ pub struct AppState {
     pub witness: Option<Arc<witness::Witness>>,
     pub users: Arc<services::users::Users>,
     pub payments: Arc<services::payments::Payments>,
+    pub cards: Arc<services::cards::Cards>,
     /// Nonces of signed merchant requests seen in the replay window.
     pub nonces: services::signatures::NonceCache,
 }
@@ -71,10 +72,29 @@ impl AppState {
             services::users::UserConfig::default(),
         )?);
         let payments = Arc::new(services::payments::Payments::new(
-            handles,
+            handles.clone(),
             sequencer.clone(),
             services::payments::PaymentConfig::default(),
         )?);
+        // The built-in simulated bank texts its codes through the development SMS outbox.
+        let sms_store = store.clone();
+        let bank = Arc::new(services::bank::SimulatedBank::new(
+            "Tally Simulated Bank",
+            Arc::new(move |phone: &str, text: &str| {
+                let sent = sms_store
+                    .users()
+                    .and_then(|mut users| users.send_sms(phone, text, unix_seconds()));
+                if let Err(error) = sent {
+                    tracing::warn!(%error, "the simulated bank could not send its code");
+                }
+            }),
+        ));
+        let cards = Arc::new(services::cards::Cards::new(
+            handles,
+            sequencer.clone(),
+            bank,
+            payments.config().currency,
+        ));
         Ok(Arc::new(AppState {
             backend: store.backend(),
             readers: Arc::new(ReaderPool::new(store.clone())),
@@ -85,6 +105,7 @@ impl AppState {
             witness,
             users,
             payments,
+            cards,
             nonces: services::signatures::NonceCache::default(),
         }))
     }
@@ -144,6 +165,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/bills/{date}", get(payments::daily_bill))
         .route("/v1/transfers", post(payments::send_transfer))
         .route("/v1/me/transactions", get(payments::my_transactions))
+        .route(
+            "/v1/me/cards",
+            post(payments::start_binding).get(payments::list_cards),
+        )
+        .route("/v1/me/cards/confirm", post(payments::confirm_binding))
+        .route(
+            "/v1/me/cards/{id}",
+            axum::routing::delete(payments::unbind_card),
+        )
+        .route("/v1/me/top-ups", post(payments::top_up))
+        .route("/v1/me/withdrawals", post(payments::withdraw))
+        .route(
+            "/v1/me/bank-transfers/{id}",
+            get(payments::get_bank_transfer),
+        )
         .fallback(not_found)
         .with_state(state);
     match witness {

@@ -41,6 +41,8 @@ pub fn payment_error(error: PaymentError) -> ApiError {
         }
         "payment_locked" => StatusCode::LOCKED,
         "idempotency_conflict" | "out_trade_no_used" | "out_refund_no_used" => StatusCode::CONFLICT,
+        "invalid_card" => StatusCode::BAD_REQUEST,
+        "bank_timeout" => StatusCode::GATEWAY_TIMEOUT,
         "unavailable" => {
             tracing::error!(%error, "a payment request could not commit");
             return ApiError::unavailable(
@@ -952,4 +954,279 @@ pub(crate) async fn my_transactions(
         "cursor": transfers.last().map(|transfer| transfer.timestamp),
         "has_more": transfers.len() == limit,
     })))
+}
+
+// ---- Cards, top-ups and withdrawals ----------------------------------------------------------
+
+fn card_json(card: &store::Card) -> Value {
+    json!({
+        "id": format!("card_{}", card.id),
+        "object": "card",
+        "bank": card.bank,
+        "bin": card.bin,
+        "last4": card.last4,
+        "state": match card.state {
+            store::CardState::Active => "active",
+            store::CardState::Unbound => "unbound",
+        },
+        "created_at": services::time::rfc3339_seconds(card.created_at),
+    })
+}
+
+fn bank_transfer_json(transfer: &store::BankTransfer) -> Value {
+    json!({
+        "id": format!("bt_{}", transfer.id),
+        "object": match transfer.direction {
+            store::BankDirection::TopUp => "top_up",
+            store::BankDirection::Withdrawal => "withdrawal",
+        },
+        "card_id": format!("card_{}", transfer.card_id),
+        "amount": transfer.amount,
+        "currency": transfer.currency,
+        "state": match transfer.state {
+            store::BankTransferState::Pending => "pending",
+            store::BankTransferState::Succeeded => "succeeded",
+            store::BankTransferState::Failed => "failed",
+        },
+        "bank_reference": transfer.bank_reference,
+        "failure": transfer.failure,
+        "created_at": services::time::rfc3339_seconds(transfer.created_at),
+        "updated_at": services::time::rfc3339_seconds(transfer.updated_at),
+    })
+}
+
+/// A bank transfer as answered: 201 when done, 202 while the bank has not answered, and a
+/// problem document with the bank's reason when it refused.
+fn render_bank_transfer(transfer: &store::BankTransfer) -> (u16, String) {
+    match transfer.state {
+        store::BankTransferState::Succeeded => {
+            rendered(bank_transfer_json(transfer), StatusCode::CREATED)
+        }
+        store::BankTransferState::Pending => {
+            rendered(bank_transfer_json(transfer), StatusCode::ACCEPTED)
+        }
+        store::BankTransferState::Failed => {
+            let mut body = bank_transfer_json(transfer);
+            body["type"] = json!("https://tally.dev/problems/bank_refused");
+            body["title"] = json!("Unprocessable Entity");
+            body["status"] = json!(422);
+            body["code"] = json!("bank_refused");
+            body["detail"] = json!(transfer.failure);
+            (422, body.to_string())
+        }
+    }
+}
+
+fn bank_outcome(outcome: Outcome<store::BankTransfer>) -> Response {
+    let (status, body) = match outcome {
+        Outcome::Done(transfer) => render_bank_transfer(&transfer),
+        Outcome::Replayed { status, body } => (status, body),
+    };
+    let content_type = if status == 422 {
+        "application/problem+json"
+    } else {
+        "application/json"
+    };
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        [(header::CONTENT_TYPE, content_type)],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BindRequest {
+    card_number: String,
+    holder_name: String,
+    id_number: String,
+    phone: String,
+}
+
+/// `POST /v1/me/cards`: starts binding a card; the bank texts a code to the card's phone.
+pub(crate) async fn start_binding(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (_, user) = session_user(&state, &headers)?;
+    let request: BindRequest = parse(&body)?;
+    let binding = state
+        .cards
+        .start_binding(
+            &user,
+            services::bank::CardDetails {
+                number: request.card_number,
+                holder_name: request.holder_name,
+                id_number: request.id_number,
+                phone: request.phone,
+            },
+            unix_seconds(),
+        )
+        .await
+        .map_err(payment_error)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"binding_id": binding, "code_sent": true})),
+    )
+        .into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmRequest {
+    binding_id: String,
+    code: String,
+}
+
+/// `POST /v1/me/cards/confirm`: the bank's code confirms the binding.
+pub(crate) async fn confirm_binding(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (_, user) = session_user(&state, &headers)?;
+    let request: ConfirmRequest = parse(&body)?;
+    let card = state
+        .cards
+        .confirm_binding(&user, &request.binding_id, &request.code, unix_seconds())
+        .await
+        .map_err(payment_error)?;
+    Ok((StatusCode::CREATED, Json(card_json(&card))).into_response())
+}
+
+/// `GET /v1/me/cards`.
+pub(crate) async fn list_cards(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (_, user) = session_user(&state, &headers)?;
+    let cards = state.cards.cards(user.id).map_err(payment_error)?;
+    Ok(Json(json!({
+        "data": cards.iter().filter(|card| card.state == store::CardState::Active).map(card_json).collect::<Vec<_>>(),
+    })))
+}
+
+/// `DELETE /v1/me/cards/{id}`.
+pub(crate) async fn unbind_card(
+    State(state): State<Arc<AppState>>,
+    Path(card): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, user) = session_user(&state, &headers)?;
+    let card_id = id_in_path("card_", &card, "card")?;
+    state
+        .cards
+        .unbind(user.id, card_id)
+        .await
+        .map_err(payment_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BankTransferRequest {
+    card_id: String,
+    amount: u64,
+    payment_password: String,
+}
+
+async fn bank_transfer(
+    state: Arc<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    direction: store::BankDirection,
+) -> Result<Response, ApiError> {
+    let (token, user) = session_user(&state, &headers)?;
+    let request: BankTransferRequest = parse(&body)?;
+    let card_id = id_in_path("card_", &request.card_id, "card")?;
+    let idempotency = idempotency(&headers, format!("usr_{}", user.id), &method, &uri, &body)?;
+    let user = check_payment_password(&state, token, user, request.payment_password).await?;
+    let render = render_bank_transfer;
+    let outcome = match direction {
+        store::BankDirection::TopUp => {
+            state
+                .cards
+                .top_up(
+                    &user,
+                    card_id,
+                    request.amount,
+                    idempotency.as_ref(),
+                    &render,
+                    unix_seconds(),
+                )
+                .await
+        }
+        store::BankDirection::Withdrawal => {
+            state
+                .cards
+                .withdraw(
+                    &user,
+                    card_id,
+                    request.amount,
+                    idempotency.as_ref(),
+                    &render,
+                    unix_seconds(),
+                )
+                .await
+        }
+    }
+    .map_err(payment_error)?;
+    Ok(bank_outcome(outcome))
+}
+
+/// `POST /v1/me/top-ups`: card → wallet.
+pub(crate) async fn top_up(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    bank_transfer(
+        state,
+        method,
+        uri,
+        headers,
+        body,
+        store::BankDirection::TopUp,
+    )
+    .await
+}
+
+/// `POST /v1/me/withdrawals`: wallet → card.
+pub(crate) async fn withdraw(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    bank_transfer(
+        state,
+        method,
+        uri,
+        headers,
+        body,
+        store::BankDirection::Withdrawal,
+    )
+    .await
+}
+
+/// `GET /v1/me/bank-transfers/{id}`.
+pub(crate) async fn get_bank_transfer(
+    State(state): State<Arc<AppState>>,
+    Path(transfer): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (_, user) = session_user(&state, &headers)?;
+    let id = id_in_path("bt_", &transfer, "bank transfer")?;
+    let transfer = state
+        .cards
+        .bank_transfer(user.id, id)
+        .map_err(payment_error)?;
+    Ok(Json(bank_transfer_json(&transfer)))
 }

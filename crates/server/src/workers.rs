@@ -539,3 +539,30 @@ pub async fn expire_orders(
         }
     }
 }
+
+/// Bank transfers pending at least this long are asked about (younger ones may still be
+/// waiting for the bank's answer in their own request).
+pub const BANK_PENDING_AGE_S: u64 = 60;
+
+/// Asks the bank about top-ups and withdrawals it did not answer in time, every `interval`,
+/// until `stop` resolves.
+pub async fn resolve_bank_transfers(
+    cards: Arc<services::cards::Cards>,
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match cards
+            .resolve_pending(unix_seconds(), BANK_PENDING_AGE_S)
+            .await
+        {
+            Ok(0) => {}
+            Ok(finished) => tracing::info!(finished, "pending bank transfers resolved"),
+            Err(error) => tracing::warn!(%error, "resolving pending bank transfers"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

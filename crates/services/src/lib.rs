@@ -2,7 +2,9 @@
 //! speaks in domain errors; only the server turns them into HTTP.
 
 pub mod accounts;
+pub mod bank;
 pub mod bills;
+pub mod cards;
 pub mod history;
 pub mod ids;
 pub mod orders;

@@ -121,6 +121,8 @@ pub enum PaymentError {
     InvalidSignature,
     #[error(transparent)]
     User(#[from] UserError),
+    #[error(transparent)]
+    Bank(#[from] crate::bank::BankError),
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
     #[error("the ledger could not commit: {0}")]
@@ -156,6 +158,7 @@ impl PaymentError {
             PaymentError::SelfTransfer => "self_transfer",
             PaymentError::InvalidSignature => "invalid_signature",
             PaymentError::User(error) => crate::users::error_code(error),
+            PaymentError::Bank(error) => error.code(),
             PaymentError::Store(_) | PaymentError::Ledger(_) | PaymentError::Random(_) => {
                 "internal"
             }

@@ -39,6 +39,8 @@ pub struct ServeArgs {
 /// How often the log looks for a new checkpoint to send to its witnesses.
 /// How often the outbox is looked at for notifications due.
 const NOTIFICATION_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the bank is asked about transfers it did not answer in time.
+const BANK_RESOLVE_INTERVAL: Duration = Duration::from_secs(10);
 /// How often unpaid orders past their expiry are closed.
 const ORDER_EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
 const COSIGNING_INTERVAL: Duration = Duration::from_millis(500);
@@ -138,6 +140,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         NOTIFICATION_INTERVAL,
     )?;
     let payments = state.payments.clone();
+    let cards = state.cards.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(HTTP_WORKER_THREADS)
         .enable_all()
@@ -155,11 +158,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             payments,
             metrics,
             ORDER_EXPIRY_INTERVAL,
+            stopped.clone(),
+        ));
+        let resolver = tokio::spawn(server::workers::resolve_bank_transfers(
+            cards,
+            BANK_RESOLVE_INTERVAL,
             stopped,
         ));
         let served = server::serve(listener, state, shutdown_signal()).await;
         let _ = stop_expiry.send(true);
         let _ = expiry.await;
+        let _ = resolver.await;
         served.context("serving HTTP")
     })?;
     drop(notifications);

@@ -28,6 +28,7 @@ fn account(id: u128, currency: Currency) -> Event {
 
 struct TestApp {
     address: SocketAddr,
+    state: Arc<AppState>,
     store: Arc<dyn Store>,
     sequencer: Option<Sequencer>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -48,11 +49,12 @@ async fn spawn_app_with(config: SequencerConfig) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve(listener, state, async {
+    let server = tokio::spawn(server::serve(listener, state.clone(), async {
         let _ = stopped.await;
     }));
     TestApp {
         address,
+        state,
         store,
         sequencer: Some(sequencer),
         stop: Some(stop),

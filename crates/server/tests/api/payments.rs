@@ -10,6 +10,10 @@ use super::{last_code, post_json, request, spawn_app, token, Answer, TestApp};
 
 const PAYMENT_PASSWORD: &str = "246810";
 
+fn app_state(app: &TestApp) -> &std::sync::Arc<server::AppState> {
+    &app.state
+}
+
 /// A merchant as the tests hold it: its id, API key and notification secret.
 pub(crate) struct TestMerchant {
     pub id: String,
@@ -897,5 +901,236 @@ async fn paid_orders_notify_the_merchant_with_a_signed_post() {
         .clone();
     assert_eq!(event["delivery"]["state"], "delivered", "{event}");
     assert_eq!(event["delivery"]["attempts"], 2);
+    app.stop().await;
+}
+
+async fn user_post(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    body: Value,
+    key: Option<&str>,
+) -> Answer {
+    let bearer = format!("Bearer {token}");
+    let mut headers = vec![
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    if let Some(key) = key {
+        headers.push(("Idempotency-Key", key));
+    }
+    request(app, "POST", path, &headers, &body.to_string()).await
+}
+
+/// Every file of the store, as bytes, to search for what must never be stored.
+fn stored_bytes(app: &TestApp) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(app._directory.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            bytes.extend(std::fs::read(path).unwrap());
+        }
+    }
+    bytes
+}
+
+#[tokio::test]
+async fn cards_are_bound_with_the_banks_code_and_move_money_both_ways() {
+    let app = spawn_app().await;
+    // The simulated bank's sample card of Li Lei, whose bank phone is +8613800138000.
+    let phone = "+8613800138000";
+    let number = "6222020200112233446";
+    let (token, _, wallet) = sign_up(&app, phone).await;
+    let card_request = |holder: &str| {
+        json!({"card_number": "6222 0202 0011 2233 446", "holder_name": holder,
+               "id_number": "110101199003070011", "phone": phone})
+    };
+    let typo = user_post(
+        &app,
+        &token,
+        "/v1/me/cards",
+        json!({"card_number": "6222020200112233445", "holder_name": "Li Lei",
+               "id_number": "110101199003070011", "phone": phone}),
+        None,
+    )
+    .await;
+    assert_eq!(typo.status, 400, "{}", typo.body);
+    assert_eq!(typo.json()["code"], "invalid_card");
+    let mismatch = user_post(&app, &token, "/v1/me/cards", card_request("Wang Wu"), None).await;
+    assert_eq!(
+        mismatch.json()["code"],
+        "card_details_mismatch",
+        "{}",
+        mismatch.body
+    );
+    let started = user_post(&app, &token, "/v1/me/cards", card_request("Li Lei"), None).await;
+    assert_eq!(started.status, 202, "{}", started.body);
+    let binding = started.json()["binding_id"].as_str().unwrap().to_owned();
+    let wrong_code = user_post(
+        &app,
+        &token,
+        "/v1/me/cards/confirm",
+        json!({"binding_id": binding, "code": "000000"}),
+        None,
+    )
+    .await;
+    assert_eq!(wrong_code.status, 422, "{}", wrong_code.body);
+    assert_eq!(wrong_code.json()["code"], "invalid_code");
+    // A wrong code ends the binding: even the right code no longer confirms it.
+    let ended = user_post(
+        &app,
+        &token,
+        "/v1/me/cards/confirm",
+        json!({"binding_id": binding, "code": last_code(&app, phone)}),
+        None,
+    )
+    .await;
+    assert_eq!(ended.status, 404, "{}", ended.body);
+    let started = user_post(&app, &token, "/v1/me/cards", card_request("Li Lei"), None).await;
+    let binding = started.json()["binding_id"].as_str().unwrap().to_owned();
+    let card = user_post(
+        &app,
+        &token,
+        "/v1/me/cards/confirm",
+        json!({"binding_id": binding, "code": last_code(&app, phone)}),
+        None,
+    )
+    .await;
+    assert_eq!(card.status, 201, "{}", card.body);
+    let card = card.json();
+    assert_eq!(
+        (card["bin"].as_str(), card["last4"].as_str()),
+        (Some("622202"), Some("3446"))
+    );
+    let card_id = card["id"].as_str().unwrap().to_owned();
+    let me = request(
+        &app,
+        "GET",
+        "/v1/me",
+        &[("Authorization", &format!("Bearer {token}"))],
+        "",
+    )
+    .await;
+    assert_eq!(me.json()["tier"], 1, "a bound card raises the tier");
+
+    let move_money = |path: &'static str, amount: u64, key: &'static str| {
+        let (token, card_id, app) = (token.clone(), card_id.clone(), &app);
+        async move {
+            user_post(
+                app,
+                &token,
+                path,
+                json!({"card_id": card_id, "amount": amount, "payment_password": PAYMENT_PASSWORD}),
+                Some(key),
+            )
+            .await
+        }
+    };
+    let topped = move_money("/v1/me/top-ups", 300_000, "top-up-1").await;
+    assert_eq!(topped.status, 201, "{}", topped.body);
+    assert_eq!(topped.json()["state"], "succeeded");
+    let again = move_money("/v1/me/top-ups", 300_000, "top-up-1").await;
+    assert_eq!(
+        again.body, topped.body,
+        "a retry replays, and moves nothing"
+    );
+    assert_eq!(balance(&app, wallet), 300_000);
+    // More than the card holds: the bank refuses, nothing moves.
+    let refused = move_money("/v1/me/top-ups", 90_000_000, "top-up-2").await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(refused.json()["state"], "failed");
+    assert_eq!(balance(&app, wallet), 300_000);
+    // The bank's answer is lost: pending, until the bank is asked.
+    let lost = move_money("/v1/me/top-ups", 1_099, "top-up-3").await;
+    assert_eq!(lost.status, 202, "{}", lost.body);
+    assert_eq!(balance(&app, wallet), 300_000);
+
+    let withdrawn = move_money("/v1/me/withdrawals", 100_000, "withdrawal-1").await;
+    assert_eq!(withdrawn.status, 201, "{}", withdrawn.body);
+    assert_eq!(balance(&app, wallet), 200_000);
+    let too_much = move_money("/v1/me/withdrawals", 900_000, "withdrawal-2").await;
+    assert_eq!(
+        too_much.json()["code"],
+        "insufficient_funds",
+        "{}",
+        too_much.body
+    );
+    // A withdrawal whose answer is lost stays held: not spendable, not paid out yet.
+    let held = move_money("/v1/me/withdrawals", 50_099, "withdrawal-3").await;
+    assert_eq!(held.status, 202, "{}", held.body);
+    let account = app
+        .store
+        .reader()
+        .unwrap()
+        .account(wallet)
+        .unwrap()
+        .unwrap();
+    assert_eq!(account.debits_pending, 50_099);
+
+    // The resolver asks the bank and finishes both, once.
+    let later = server::unix_seconds() + 3_600;
+    let finished = app_state(&app)
+        .cards
+        .resolve_pending(later, 60)
+        .await
+        .unwrap();
+    assert_eq!(finished, 2);
+    assert_eq!(
+        app_state(&app)
+            .cards
+            .resolve_pending(later, 60)
+            .await
+            .unwrap(),
+        0
+    );
+    let account = app
+        .store
+        .reader()
+        .unwrap()
+        .account(wallet)
+        .unwrap()
+        .unwrap();
+    assert_eq!(account.debits_pending, 0);
+    assert_eq!(balance(&app, wallet), 200_000 + 1_099 - 50_099);
+    let lost_id = lost.json()["id"].as_str().unwrap().to_owned();
+    let resolved = request(
+        &app,
+        "GET",
+        &format!("/v1/me/bank-transfers/{lost_id}"),
+        &[("Authorization", &format!("Bearer {token}"))],
+        "",
+    )
+    .await;
+    assert_eq!(resolved.json()["state"], "succeeded", "{}", resolved.body);
+
+    // The reserve mirrors what the platform owes: here, this one wallet.
+    let reserve = app
+        .store
+        .reader()
+        .unwrap()
+        .account(RESERVE_ACCOUNT_ID)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        reserve.debits_posted - reserve.credits_posted,
+        balance(&app, wallet)
+    );
+    // The card number is nowhere in the store.
+    let bytes = stored_bytes(&app);
+    assert!(!bytes
+        .windows(number.len())
+        .any(|window| window == number.as_bytes()));
+    // Unbinding: the card can no longer be used.
+    let unbound = request(
+        &app,
+        "DELETE",
+        &format!("/v1/me/cards/{card_id}"),
+        &[("Authorization", &format!("Bearer {token}"))],
+        "",
+    )
+    .await;
+    assert_eq!(unbound.status, 204);
+    let after = move_money("/v1/me/top-ups", 100, "top-up-4").await;
+    assert_eq!(after.status, 404, "{}", after.body);
     app.stop().await;
 }
