@@ -4,6 +4,7 @@
 // An edge of the system: it may read the clock and wait (see clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
+pub mod api;
 mod auth;
 mod log;
 mod metrics;
@@ -21,7 +22,7 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use sequencer::SequencerHandle;
 use store::Store;
@@ -113,75 +114,17 @@ impl AppState {
 
 pub fn router(state: Arc<AppState>) -> Router {
     let witness = state.witness.clone();
-    let router = Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route(
-            "/v1/log/checkpoint",
-            get(log::checkpoint).post(log::sign_checkpoint),
-        )
-        .route("/v1/log/receipts/{transfer_id}", get(log::receipt))
-        .route("/v1/log/consistency", get(log::consistency))
-        .route("/v1/log/tile/{*path}", get(log::tile))
-        .route("/v1/log/deposits", post(log::deposit))
-        .route("/v1/log/deposits/{id}", get(log::get_deposit))
-        .route("/v1/sql", post(sql::query))
-        .route("/v1/otp", post(users::send_code))
-        .route("/v1/users", post(users::register))
-        .route("/v1/sessions", post(users::login))
-        .route("/v1/sessions/current", axum::routing::delete(users::logout))
-        .route("/v1/me", get(users::me))
-        .route(
-            "/v1/me/payment-password",
-            axum::routing::put(users::set_payment_password),
-        )
-        .route("/v1/merchants", post(payments::onboard_merchant))
-        .route("/v1/merchants/{id}/keys", post(payments::create_key))
-        .route(
-            "/v1/merchants/{id}/keys/{key}",
-            axum::routing::delete(payments::revoke_key),
-        )
-        .route(
-            "/v1/users/{id}/tier",
-            axum::routing::put(payments::set_tier),
-        )
-        .route("/v1/admin/events", get(payments::recent_events))
-        .route("/v1/merchant", get(payments::merchant_me))
-        .route("/v1/outlets", post(payments::create_outlet))
-        .route(
-            "/v1/orders",
-            post(payments::create_order).get(payments::list_orders),
-        )
-        .route("/v1/orders/{id}", get(payments::get_order))
-        .route("/v1/orders/{id}/close", post(payments::close_order))
-        .route(
-            "/v1/orders/{id}/refunds",
-            post(payments::refund_order).get(payments::list_refunds),
-        )
-        .route("/v1/orders/{id}/pay", post(payments::pay_order))
-        .route("/v1/checkout/{id}", get(payments::checkout))
-        .route("/v1/events", get(payments::list_events))
-        .route("/v1/bills/{date}", get(payments::daily_bill))
-        .route("/v1/transfers", post(payments::send_transfer))
-        .route("/v1/me/transactions", get(payments::my_transactions))
-        .route(
-            "/v1/me/cards",
-            post(payments::start_binding).get(payments::list_cards),
-        )
-        .route("/v1/me/cards/confirm", post(payments::confirm_binding))
-        .route(
-            "/v1/me/cards/{id}",
-            axum::routing::delete(payments::unbind_card),
-        )
-        .route("/v1/me/top-ups", post(payments::top_up))
-        .route("/v1/me/withdrawals", post(payments::withdraw))
-        .route(
-            "/v1/me/bank-transfers/{id}",
-            get(payments::get_bank_transfer),
-        )
-        .fallback(not_found)
-        .with_state(state);
+        .route("/v1/openapi.json", get(api::openapi));
+    for endpoint in api::endpoints() {
+        // The table's `{path}` of the tiles is a wildcard in the router.
+        let path = endpoint.path.replace("{path}", "{*path}");
+        router = router.route(&path, endpoint.handler);
+    }
+    let router = router.fallback(not_found).with_state(state);
     match witness {
         Some(witness) => router.nest("/v1/witness", witness::router(witness)),
         None => router,

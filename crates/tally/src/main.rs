@@ -53,9 +53,18 @@ enum Command {
     /// Payment codes: decode what a wallet scans, encode EMVCo merchant codes.
     #[command(subcommand)]
     Qr(qr::QrCommand),
+    /// Print the HTTP API's OpenAPI 3.1 document (or, with --markdown, its reference).
+    Openapi(OpenapiArgs),
     /// Operator tasks: API credentials.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+}
+
+#[derive(Debug, Args)]
+struct OpenapiArgs {
+    /// The reference in Markdown (docs/api.md) instead of the JSON document.
+    #[arg(long)]
+    markdown: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,6 +118,14 @@ fn main() -> ExitCode {
         Command::Log(command) => log::run(command),
         Command::Admin(command) => admin::run(command),
         Command::Qr(command) => qr::run(command),
+        Command::Openapi(args) => {
+            if args.markdown {
+                print!("{}", server::api::markdown());
+            } else {
+                println!("{:#}", server::api::document());
+            }
+            Ok(())
+        }
         Command::Bench(BenchCommand::Ledger(args)) => bench::run(args),
         Command::Bench(BenchCommand::Receipts(args)) => bench_receipts::run(args),
         Command::Bench(BenchCommand::Api(args)) => bench_api::run(args),

@@ -1051,3 +1051,39 @@ async fn a_code_survives_five_wrong_guesses_and_no_more() {
         .is_none());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_openapi_document_and_the_reference_describe_every_route() {
+    let app = spawn_app().await;
+    let answer = get(&app, "/v1/openapi.json").await;
+    assert_eq!(answer.status, 200);
+    let document = answer.json();
+    assert_eq!(document["openapi"], "3.1.0");
+    // Every documented operation is routed: no fallback, no 405.
+    for endpoint in server::api::endpoints() {
+        let path = endpoint
+            .path
+            .replace("{path}", "0/x000")
+            .replace("{date}", "2026-11-22")
+            .replace('{', "")
+            .replace('}', "");
+        let routed = request(&app, endpoint.method, &path, &[], "").await;
+        assert_ne!(routed.status, 405, "{} {path}", endpoint.method);
+        assert!(
+            !routed.body.contains("No such endpoint"),
+            "{} {path} is documented but not routed",
+            endpoint.method
+        );
+        let operation = &document["paths"][endpoint.path][endpoint.method.to_ascii_lowercase()];
+        assert!(operation["summary"].is_string(), "{endpoint:?}");
+    }
+    // The reference in the repository is the one the table renders.
+    let reference =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md"))
+            .unwrap_or_default();
+    assert!(
+        reference == server::api::markdown(),
+        "docs/api.md is stale: run `cargo run -p tally -- openapi --markdown > docs/api.md`"
+    );
+    app.stop().await;
+}

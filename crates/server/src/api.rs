@@ -1,0 +1,416 @@
+//! The API's one table: every endpoint with its handler and its documentation. The router is
+//! built from it and so is the OpenAPI 3.1 document (`GET /v1/openapi.json`) and the
+//! reference in `docs/api.md`, so none of them can drift from the code.
+
+use std::sync::Arc;
+
+use axum::routing::{delete, get, post, put, MethodRouter};
+use serde_json::{json, Map, Value};
+
+use crate::{log, payments, sql, users, AppState};
+
+/// Who may call an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    /// `Authorization: Bearer tally_…` with this role (or operator).
+    Credential(&'static str),
+    /// A user's session: `Authorization: Bearer sess_…`.
+    Session,
+    /// A merchant's signed request: `Authorization: TALLY-HMAC-SHA256 …`.
+    Merchant,
+}
+
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub tag: &'static str,
+    pub summary: &'static str,
+    pub access: Access,
+    /// Whether it takes an `Idempotency-Key`.
+    pub idempotent: bool,
+    /// The JSON schema of the request body.
+    pub body: Option<Value>,
+    /// Query parameters: (name, description).
+    pub query: &'static [(&'static str, &'static str)],
+    /// Status codes it answers with, and what each means.
+    pub responses: &'static [(u16, &'static str)],
+    pub handler: MethodRouter<Arc<AppState>>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{} {}", self.method, self.path)
+    }
+}
+
+fn object(properties: &[(&str, Value)], required: &[&str]) -> Value {
+    let mut map = Map::new();
+    for (name, schema) in properties {
+        map.insert((*name).to_owned(), schema.clone());
+    }
+    json!({"type": "object", "properties": map, "required": required, "additionalProperties": false})
+}
+
+fn text(description: &str) -> Value {
+    json!({"type": "string", "description": description})
+}
+
+fn minor_units(description: &str) -> Value {
+    json!({"type": "integer", "minimum": 1, "description": description})
+}
+
+const PROBLEM: &str = "a problem document (application/problem+json) with a stable `code`";
+
+#[allow(clippy::too_many_lines)]
+pub fn endpoints() -> Vec<Endpoint> {
+    use Access::{Credential, Merchant, Public, Session};
+    let endpoint = |method: &'static str,
+                    path: &'static str,
+                    tag: &'static str,
+                    summary: &'static str,
+                    access: Access,
+                    handler: MethodRouter<Arc<AppState>>| Endpoint {
+        method,
+        path,
+        tag,
+        summary,
+        access,
+        idempotent: false,
+        body: None,
+        query: &[],
+        responses: &[(200, "OK")],
+        handler,
+    };
+    let payment_password = text("the user's 6-digit payment password");
+    vec![
+        // ---- Trust log ----
+        endpoint("GET", "/v1/log/checkpoint", "trust log", "The latest signed checkpoint (a C2SP signed note), with witness cosignatures.", Public, get(log::checkpoint)),
+        Endpoint {
+            responses: &[(200, "the new checkpoint"), (401, PROBLEM), (403, PROBLEM)],
+            ..endpoint("POST", "/v1/log/checkpoint", "trust log", "Sign a checkpoint of everything committed so far, now.", Credential("operator"), post(log::sign_checkpoint))
+        },
+        Endpoint {
+            responses: &[(200, "the receipt: leaf, inclusion proof, checkpoint"), (404, PROBLEM)],
+            ..endpoint("GET", "/v1/log/receipts/{transfer_id}", "trust log", "A transfer's receipt, verifiable offline with the log's key.", Public, get(log::receipt))
+        },
+        Endpoint {
+            query: &[("from", "the smaller tree size"), ("to", "the larger tree size")],
+            responses: &[(200, "the consistency proof"), (400, PROBLEM)],
+            ..endpoint("GET", "/v1/log/consistency", "trust log", "A consistency proof between two tree sizes (RFC 9162).", Public, get(log::consistency))
+        },
+        endpoint("GET", "/v1/log/tile/{path}", "trust log", "Tiles and entry bundles at their C2SP tlog-tiles paths.", Public, get(log::tile)),
+        Endpoint {
+            idempotent: true,
+            body: Some(object(&[("kind", text("document, merchant_code, invoice or device_certificate")), ("digest", text("the SHA-256 of the document, 64 hex digits")), ("reference", text("the depositor's own reference"))], &["kind", "digest"])),
+            responses: &[(201, "deposited, with its receipt"), (200, "a retry: the first answer"), (409, PROBLEM)],
+            ..endpoint("POST", "/v1/log/deposits", "trust log", "Deposit a document's hash in the trust log.", Credential("depositor"), post(log::deposit))
+        },
+        endpoint("GET", "/v1/log/deposits/{id}", "trust log", "A deposit, to its depositor or an operator.", Credential("depositor"), get(log::get_deposit)),
+        Endpoint {
+            body: Some(object(&[("sql", text("one read-only statement"))], &["sql"])),
+            responses: &[(200, "columns and rows (at most 10,000; 5 s)"), (400, PROBLEM)],
+            ..endpoint("POST", "/v1/sql", "audit", "Run a read-only SQL query over the ledger, the log and the business tables.", Credential("auditor"), post(sql::query))
+        },
+        // ---- Users ----
+        Endpoint {
+            body: Some(object(&[("phone", text("E.164, e.g. +8613800138000")), ("purpose", text("register, login or payment_password"))], &["phone", "purpose"])),
+            responses: &[(202, "sent"), (429, PROBLEM)],
+            ..endpoint("POST", "/v1/otp", "users", "Send a one-time code by SMS.", Public, post(users::send_code))
+        },
+        Endpoint {
+            body: Some(object(&[("phone", text("E.164")), ("password", text("8 to 128 bytes, not only digits")), ("code", text("the code sent for register"))], &["phone", "password", "code"])),
+            responses: &[(201, "the user"), (401, PROBLEM), (409, PROBLEM)],
+            ..endpoint("POST", "/v1/users", "users", "Register: a user and a wallet.", Public, post(users::register))
+        },
+        Endpoint {
+            body: Some(object(&[("phone", text("E.164")), ("password", text("the login password")), ("code", text("the code sent for login"))], &["phone", "password", "code"])),
+            responses: &[(201, "a session token"), (401, PROBLEM)],
+            ..endpoint("POST", "/v1/sessions", "users", "Log in with phone, password and a one-time code.", Public, post(users::login))
+        },
+        Endpoint {
+            responses: &[(204, "logged out"), (401, PROBLEM)],
+            ..endpoint("DELETE", "/v1/sessions/current", "users", "Log out: the token stops working at once.", Session, delete(users::logout))
+        },
+        endpoint("GET", "/v1/me", "users", "The signed-in user and the wallet's balance.", Session, get(users::me)),
+        Endpoint {
+            body: Some(object(&[("payment_password", text("six digits")), ("code", text("the code sent for payment_password"))], &["payment_password", "code"])),
+            responses: &[(204, "set"), (400, PROBLEM), (401, PROBLEM)],
+            ..endpoint("PUT", "/v1/me/payment-password", "users", "Set or change the payment password.", Session, put(users::set_payment_password))
+        },
+        Endpoint {
+            query: &[("limit", "1 to 100 (20)"), ("starting_after", "the cursor of the previous page")],
+            ..endpoint("GET", "/v1/me/transactions", "users", "The wallet's movements: payments, refunds, transfers, top-ups, withdrawals.", Session, get(payments::my_transactions))
+        },
+        // ---- Cards ----
+        Endpoint {
+            body: Some(object(&[("card_number", text("12 to 19 digits, Luhn-checked; sent to the bank, never stored")), ("holder_name", text("as the bank knows it")), ("id_number", text("the holder's ID number")), ("phone", text("the phone the bank has for the card"))], &["card_number", "holder_name", "id_number", "phone"])),
+            responses: &[(202, "the bank sent a code to the card's phone"), (400, PROBLEM), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/me/cards", "cards", "Start binding a bank card.", Session, post(payments::start_binding))
+        },
+        Endpoint {
+            body: Some(object(&[("binding_id", text("from POST /v1/me/cards")), ("code", text("the bank's code"))], &["binding_id", "code"])),
+            responses: &[(201, "the card (token, BIN, last four)"), (404, PROBLEM), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/me/cards/confirm", "cards", "Confirm a binding with the bank's code; raises tier 0 to 1.", Session, post(payments::confirm_binding))
+        },
+        endpoint("GET", "/v1/me/cards", "cards", "The user's cards.", Session, get(payments::list_cards)),
+        Endpoint {
+            responses: &[(204, "unbound"), (404, PROBLEM)],
+            ..endpoint("DELETE", "/v1/me/cards/{id}", "cards", "Unbind a card.", Session, delete(payments::unbind_card))
+        },
+        Endpoint {
+            idempotent: true,
+            body: Some(object(&[("card_id", text("card_…")), ("amount", minor_units("minor units")), ("payment_password", payment_password.clone())], &["card_id", "amount", "payment_password"])),
+            responses: &[(201, "succeeded"), (202, "the bank has not answered yet: pending"), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/me/top-ups", "cards", "Top up the wallet from a card.", Session, post(payments::top_up))
+        },
+        Endpoint {
+            idempotent: true,
+            body: Some(object(&[("card_id", text("card_…")), ("amount", minor_units("minor units")), ("payment_password", payment_password.clone())], &["card_id", "amount", "payment_password"])),
+            responses: &[(201, "paid out"), (202, "held; the bank has not answered yet"), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/me/withdrawals", "cards", "Withdraw from the wallet to a card (held, then posted or voided).", Session, post(payments::withdraw))
+        },
+        endpoint("GET", "/v1/me/bank-transfers/{id}", "cards", "A top-up or withdrawal.", Session, get(payments::get_bank_transfer)),
+        // ---- Payments (users) ----
+        endpoint("GET", "/v1/checkout/{id}", "payments", "What a user about to pay sees of an order.", Session, get(payments::checkout)),
+        Endpoint {
+            idempotent: true,
+            body: Some(object(&[("amount", minor_units("must equal the order's amount")), ("payment_password", payment_password.clone())], &["amount", "payment_password"])),
+            responses: &[(200, "the paid order"), (401, PROBLEM), (422, PROBLEM), (423, PROBLEM)],
+            ..endpoint("POST", "/v1/orders/{id}/pay", "payments", "Pay an order from the wallet.", Session, post(payments::pay_order))
+        },
+        Endpoint {
+            idempotent: true,
+            body: Some(object(&[("to", text("a phone number or usr_…")), ("amount", minor_units("minor units")), ("payment_password", payment_password), ("note", text("up to 256 bytes"))], &["to", "amount", "payment_password"])),
+            responses: &[(201, "sent"), (409, PROBLEM), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/transfers", "payments", "Send money to another user.", Session, post(payments::send_transfer))
+        },
+        // ---- Merchants ----
+        Endpoint {
+            body: Some(object(&[("name", text("trading name")), ("mcc", text("ISO 18245, four digits")), ("country", text("ISO 3166-1 alpha-2")), ("city", text("city")), ("settlement_account", text("the merchant's bank account")), ("fee_rate_bps", json!({"type": "integer", "minimum": 0, "maximum": 10000}))], &["name", "mcc", "country", "city", "settlement_account", "fee_rate_bps"])),
+            responses: &[(201, "the merchant, its API key and notification secret (shown once)"), (400, PROBLEM)],
+            ..endpoint("POST", "/v1/merchants", "operators", "Onboard a merchant.", Credential("operator"), post(payments::onboard_merchant))
+        },
+        Endpoint {
+            responses: &[(201, "the key and its secret (shown once)"), (404, PROBLEM)],
+            ..endpoint("POST", "/v1/merchants/{id}/keys", "operators", "A new API key for a merchant.", Credential("operator"), post(payments::create_key))
+        },
+        Endpoint {
+            responses: &[(204, "revoked"), (404, PROBLEM)],
+            ..endpoint("DELETE", "/v1/merchants/{id}/keys/{key}", "operators", "Revoke an API key.", Credential("operator"), delete(payments::revoke_key))
+        },
+        Endpoint {
+            body: Some(object(&[("tier", json!({"type": "integer", "minimum": 0, "maximum": 2}))], &["tier"])),
+            responses: &[(204, "set"), (404, PROBLEM)],
+            ..endpoint("PUT", "/v1/users/{id}/tier", "operators", "Set a user's real-name tier (2 after a document check).", Credential("operator"), put(payments::set_tier))
+        },
+        Endpoint {
+            query: &[("limit", "1 to 100 (20)")],
+            ..endpoint("GET", "/v1/admin/events", "operators", "The newest notifications and their delivery attempts.", Credential("operator"), get(payments::recent_events))
+        },
+        endpoint("GET", "/v1/merchant", "merchants", "The signed-in merchant and its balance.", Merchant, get(payments::merchant_me)),
+        Endpoint {
+            body: Some(object(&[("kind", text("store or terminal")), ("name", text("name")), ("store_id", text("the store of a terminal (out_…)"))], &["kind", "name"])),
+            responses: &[(201, "created"), (400, PROBLEM), (404, PROBLEM)],
+            ..endpoint("POST", "/v1/outlets", "merchants", "Add a store, or a terminal in a store.", Merchant, post(payments::create_outlet))
+        },
+        Endpoint {
+            idempotent: true,
+            body: Some(object(&[("out_trade_no", text("the merchant's reference: 1 to 32 of A-Z a-z 0-9 _ - | *, unique per merchant")), ("amount", minor_units("minor units")), ("currency", text("ISO 4217, the platform's currency")), ("description", text("up to 256 bytes")), ("notify_url", text("http:// address for notifications")), ("outlet_id", text("out_…")), ("expires_in", json!({"type": "integer", "minimum": 1, "description": "seconds (default 7200)"}))], &["out_trade_no", "amount", "currency"])),
+            responses: &[(201, "the order (NOTPAY)"), (200, "the same out_trade_no again: the existing order"), (400, PROBLEM), (401, PROBLEM), (409, PROBLEM)],
+            ..endpoint("POST", "/v1/orders", "orders", "Create an order.", Merchant, post(payments::create_order))
+        },
+        Endpoint {
+            query: &[("out_trade_no", "find one order by the merchant's reference"), ("limit", "1 to 100 (20)"), ("starting_after", "ord_… of the previous page")],
+            ..endpoint("GET", "/v1/orders", "orders", "The merchant's orders, or one by out_trade_no.", Merchant, get(payments::list_orders))
+        },
+        Endpoint {
+            responses: &[(200, "the order"), (404, PROBLEM)],
+            ..endpoint("GET", "/v1/orders/{id}", "orders", "One of the merchant's orders.", Merchant, get(payments::get_order))
+        },
+        Endpoint {
+            responses: &[(200, "the closed order"), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/orders/{id}/close", "orders", "Close an unpaid order.", Merchant, post(payments::close_order))
+        },
+        Endpoint {
+            idempotent: true,
+            body: Some(object(&[("out_refund_no", text("the merchant's reference, unique per merchant")), ("amount", minor_units("up to what is left of the paid amount")), ("reason", text("up to 256 bytes"))], &["out_refund_no", "amount"])),
+            responses: &[(201, "the refund"), (409, PROBLEM), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/orders/{id}/refunds", "orders", "Refund part or all of a paid order.", Merchant, post(payments::refund_order))
+        },
+        endpoint("GET", "/v1/orders/{id}/refunds", "orders", "An order's refunds.", Merchant, get(payments::list_refunds)),
+        Endpoint {
+            query: &[("limit", "1 to 100 (20)"), ("starting_after", "evt_… of the previous page")],
+            ..endpoint("GET", "/v1/events", "orders", "The merchant's notifications, oldest first (polling instead of, or besides, notify_url).", Merchant, get(payments::list_events))
+        },
+        Endpoint {
+            responses: &[(200, "text/csv: one line per payment and refund, then totals"), (400, PROBLEM)],
+            ..endpoint("GET", "/v1/bills/{date}", "orders", "The merchant's bill of one UTC day (YYYY-MM-DD).", Merchant, get(payments::daily_bill))
+        },
+    ]
+}
+
+fn security(access: Access) -> Value {
+    match access {
+        Access::Public => json!([]),
+        Access::Credential(_) => json!([{"credential": []}]),
+        Access::Session => json!([{"session": []}]),
+        Access::Merchant => json!([{"merchantSignature": []}]),
+    }
+}
+
+/// The OpenAPI 3.1 document of [`endpoints`].
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for endpoint in endpoints() {
+        let mut operation = Map::new();
+        operation.insert("summary".into(), json!(endpoint.summary));
+        operation.insert("tags".into(), json!([endpoint.tag]));
+        operation.insert("security".into(), security(endpoint.access));
+        if let Access::Credential(role) = endpoint.access {
+            operation.insert(
+                "description".into(),
+                json!(format!(
+                    "Needs a credential with the {role} role (or operator)."
+                )),
+            );
+        }
+        let mut parameters = Vec::new();
+        for segment in endpoint.path.split('/') {
+            if let Some(name) = segment
+                .strip_prefix('{')
+                .and_then(|rest| rest.strip_suffix('}'))
+            {
+                parameters.push(json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}));
+            }
+        }
+        for (name, description) in endpoint.query {
+            parameters.push(json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "string"}}));
+        }
+        if endpoint.idempotent {
+            parameters.push(json!({"name": "Idempotency-Key", "in": "header", "required": false,
+                "description": "retries with the same key replay the first answer; the same key with another request is a 409",
+                "schema": {"type": "string", "maxLength": 255}}));
+        }
+        if !parameters.is_empty() {
+            operation.insert("parameters".into(), Value::Array(parameters));
+        }
+        if let Some(body) = &endpoint.body {
+            operation.insert(
+                "requestBody".into(),
+                json!({"required": true, "content": {"application/json": {"schema": body}}}),
+            );
+        }
+        let mut responses = Map::new();
+        for (status, description) in endpoint.responses {
+            let content = if *description == PROBLEM {
+                json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}})
+            } else {
+                json!({"application/json": {}})
+            };
+            responses.insert(
+                status.to_string(),
+                json!({"description": description, "content": content}),
+            );
+        }
+        operation.insert("responses".into(), Value::Object(responses));
+        let entry = paths
+            .entry(endpoint.path.to_owned())
+            .or_insert_with(|| json!({}));
+        entry[endpoint.method.to_ascii_lowercase()] = Value::Object(operation);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Tally",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Wallets, merchant orders, refunds, P2P transfers, cards and the trust log. Amounts are integers in minor units of the currency; ids are prefixed (usr_, mch_, ord_, rfd_ …); times are RFC 3339 UTC.",
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "credential": {"type": "http", "scheme": "bearer", "description": "tally_<id>_<secret> from `tally admin credentials create`"},
+                "session": {"type": "http", "scheme": "bearer", "description": "sess_… from POST /v1/sessions"},
+                "merchantSignature": {"type": "apiKey", "in": "header", "name": "Authorization",
+                    "description": "TALLY-HMAC-SHA256 key=mk_…,timestamp=<unix>,nonce=<8-64 of A-Za-z0-9_->,signature=<hex HMAC-SHA256, keyed by SHA-256 of the API secret, of METHOD\\nPATH?QUERY\\nTIMESTAMP\\nNONCE\\nhex(SHA-256(body))>; 5-minute window; a nonce is accepted once"},
+            },
+            "schemas": {
+                "Problem": {"type": "object", "description": "RFC 9457", "properties": {
+                    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                    "code": {"type": "string", "description": "stable, snake_case: insufficient_funds, limit_exceeded, order_paid, order_closed, order_expired, amount_mismatch, wrong_payment_password, payment_locked, invalid_signature, idempotency_conflict …"},
+                    "detail": {"type": "string"}}},
+            },
+        },
+    })
+}
+
+/// The reference in Markdown, as `docs/api.md` holds it.
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# Tally HTTP API\n\nGenerated from the server's endpoint table (`crates/server/src/api.rs`); the same table builds the router and `GET /v1/openapi.json` (OpenAPI 3.1). Amounts are integers in minor units (`\"amount\": 1234, \"currency\": \"CNY\"` is 12.34 CNY); ids are prefixed and time-sortable; times are RFC 3339 UTC; every error is an RFC 9457 problem document with a stable `code`.\n\nAuthentication: **credential** — `Authorization: Bearer tally_…` (operators, auditors, depositors); **session** — `Authorization: Bearer sess_…` (users); **merchant** — `Authorization: TALLY-HMAC-SHA256 key=mk_…,timestamp=…,nonce=…,signature=…`, the HMAC-SHA256 keyed by SHA-256 of the API secret over `METHOD\\nPATH?QUERY\\nTIMESTAMP\\nNONCE\\nhex(SHA-256(body))`, within 5 minutes, each nonce once.\n\nNotifications: `POST notify_url` with the event as body and `Tally-Signature: t=<unix>,v1=<hex HMAC-SHA256 of \"t.body\">` keyed by the merchant's notification secret (`whsec_…`, the 32 bytes after the prefix); `sequence` orders an object's events; answer 2xx, or it is retried after 15 s, 30 s, 3 min, 10 min, 20 min, 30 min, 1 h, 3 h and 6 h.\n",
+    );
+    let mut tag = "";
+    for endpoint in endpoints() {
+        if endpoint.tag != tag {
+            tag = endpoint.tag;
+            out.push_str(&format!("\n## {}\n", tag[..1].to_uppercase() + &tag[1..]));
+        }
+        let access = match endpoint.access {
+            Access::Public => "public".to_owned(),
+            Access::Credential(role) => format!("credential ({role})"),
+            Access::Session => "session".to_owned(),
+            Access::Merchant => "merchant".to_owned(),
+        };
+        out.push_str(&format!(
+            "\n### `{} {}`\n\n{} Access: {access}.{}\n",
+            endpoint.method,
+            endpoint.path,
+            endpoint.summary,
+            if endpoint.idempotent {
+                " Takes an `Idempotency-Key`."
+            } else {
+                ""
+            }
+        ));
+        if !endpoint.query.is_empty() {
+            out.push_str("\nQuery:\n");
+            for (name, description) in endpoint.query {
+                out.push_str(&format!("- `{name}`: {description}\n"));
+            }
+        }
+        if let Some(body) = &endpoint.body {
+            out.push_str("\nBody (JSON, unknown fields refused):\n");
+            let required: Vec<&str> = body["required"]
+                .as_array()
+                .map(|names| names.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if let Some(properties) = body["properties"].as_object() {
+                for (name, schema) in properties {
+                    let description = schema["description"]
+                        .as_str()
+                        .unwrap_or(schema["type"].as_str().unwrap_or(""));
+                    let optional = if required.contains(&name.as_str()) {
+                        ""
+                    } else {
+                        " (optional)"
+                    };
+                    out.push_str(&format!("- `{name}`{optional}: {description}\n"));
+                }
+            }
+        }
+        out.push_str("\nAnswers: ");
+        let answers: Vec<String> = endpoint
+            .responses
+            .iter()
+            .map(|(status, description)| format!("{status} {description}"))
+            .collect();
+        out.push_str(&answers.join("; "));
+        out.push('\n');
+    }
+    out
+}
+
+/// `GET /v1/openapi.json`.
+pub(crate) async fn openapi() -> axum::Json<Value> {
+    axum::Json(document())
+}
