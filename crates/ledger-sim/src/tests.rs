@@ -43,7 +43,7 @@ fn transfer(id: u128, debit: u128, credit: u128, amount: u128) -> NewTransfer {
 }
 
 fn with(mut request: NewTransfer, flags: TransferFlags) -> NewTransfer {
-    request.flags = request.flags | flags;
+    request.flags |= flags;
     request
 }
 

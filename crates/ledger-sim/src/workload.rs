@@ -365,7 +365,7 @@ impl Workload {
             }
         };
         if self.rng.percent(20) {
-            flags = flags | AccountFlags::HISTORY;
+            flags |= AccountFlags::HISTORY;
         }
         NewAccount {
             id: self.fresh_account_id(),
@@ -603,12 +603,12 @@ impl Workload {
 
     fn pending_transfer(&mut self, model: &Model) -> NewTransfer {
         let mut transfer = self.simple_transfer(model);
-        transfer.flags = transfer.flags | TransferFlags::PENDING;
+        transfer.flags |= TransferFlags::PENDING;
         if self.rng.percent(60) {
             transfer.timeout_seconds = self.rng.between(1, PENDING_TIMEOUT_SECONDS_MAX) as u32;
         }
         if self.rng.percent(10) {
-            transfer.flags = transfer.flags | TransferFlags::BALANCING_DEBIT;
+            transfer.flags |= TransferFlags::BALANCING_DEBIT;
             transfer.amount = transfer.amount.saturating_mul(10);
         }
         transfer
@@ -791,7 +791,7 @@ impl Workload {
         transfer.amount = u128::from(self.rng.between(1, 2_000_000));
         transfer.flags = flags;
         if self.rng.percent(15) {
-            transfer.flags = transfer.flags | F::PENDING;
+            transfer.flags |= F::PENDING;
         }
         transfer
     }

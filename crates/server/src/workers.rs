@@ -445,11 +445,13 @@ fn deliver_round(
         let Some(url) = &event.notify_url else {
             continue;
         };
-        if !merchants.contains_key(&event.merchant_id) {
-            let merchant = reader.merchant(event.merchant_id)?;
-            merchants.insert(event.merchant_id, merchant);
-        }
-        let Some(Some(merchant)) = merchants.get(&event.merchant_id) else {
+        let merchant = match merchants.entry(event.merchant_id) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(reader.merchant(event.merchant_id)?)
+            }
+        };
+        let Some(merchant) = merchant else {
             continue;
         };
         let attempts = stored.attempts + 1;

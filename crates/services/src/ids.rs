@@ -34,6 +34,15 @@ pub fn transfer_id(object_id: u64, leg: u8) -> u128 {
     (u128::from(object_id) << 4) | u128::from(leg)
 }
 
+/// `prefix` and an id in decimal (`ord_123`) → the id.
+pub fn parse_prefixed(prefix: &str, text: &str) -> Option<u64> {
+    let digits = text.strip_prefix(prefix)?;
+    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -51,13 +60,4 @@ mod tests {
             .collect();
         assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
     }
-}
-
-/// `prefix` and an id in decimal (`ord_123`) → the id.
-pub fn parse_prefixed(prefix: &str, text: &str) -> Option<u64> {
-    let digits = text.strip_prefix(prefix)?;
-    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
 }

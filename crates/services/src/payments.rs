@@ -1095,6 +1095,8 @@ impl Payments {
     }
 
     /// Refunds part or all of a paid order to its payer; idempotent by `out_refund_no`.
+    // The request's fields, its idempotency, its rendering and the time: each says what it is.
+    #[allow(clippy::too_many_arguments)]
     pub async fn refund_order(
         &self,
         merchant_id: u64,
@@ -1231,6 +1233,7 @@ impl Payments {
 
     /// Sends money from one user's wallet to another's (the payment password was checked by
     /// the caller).
+    #[allow(clippy::too_many_arguments)]
     pub async fn send_p2p(
         &self,
         from: &User,

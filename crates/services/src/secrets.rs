@@ -50,6 +50,20 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
+/// Parses 64 hex digits (either case) into 32 bytes.
+pub fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (index, pair) in text.as_bytes().chunks_exact(2).enumerate() {
+        let high = (pair[0] as char).to_digit(16)?;
+        let low = (pair[1] as char).to_digit(16)?;
+        bytes[index] = u8::try_from(high * 16 + low).ok()?;
+    }
+    Some(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,18 +86,4 @@ mod tests {
         assert_ne!(sha256(&[b"ab", b"c"]), sha256(&[b"a", b"bc"]));
         assert!(equal(&sha256(&[b"x"]), &sha256(&[b"x"])));
     }
-}
-
-/// Parses 64 hex digits (either case) into 32 bytes.
-pub fn parse_hex32(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut bytes = [0u8; 32];
-    for (index, pair) in text.as_bytes().chunks_exact(2).enumerate() {
-        let high = (pair[0] as char).to_digit(16)?;
-        let low = (pair[1] as char).to_digit(16)?;
-        bytes[index] = u8::try_from(high * 16 + low).ok()?;
-    }
-    Some(bytes)
 }

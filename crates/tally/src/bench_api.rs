@@ -51,13 +51,13 @@ pub struct ApiArgs {
 }
 
 /// One keep-alive HTTP/1.1 connection.
-struct Connection {
+pub(crate) struct Connection {
     stream: BufReader<TcpStream>,
     line: String,
 }
 
 impl Connection {
-    async fn open(address: std::net::SocketAddr) -> anyhow::Result<Connection> {
+    pub(crate) async fn open(address: std::net::SocketAddr) -> anyhow::Result<Connection> {
         let stream = TcpStream::connect(address).await?;
         stream.set_nodelay(true)?;
         Ok(Connection {
@@ -66,7 +66,7 @@ impl Connection {
         })
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &mut self,
         method: &str,
         path: &str,

@@ -43,6 +43,12 @@ fn the_demo_tells_its_story_and_the_ledger_balances() {
         "a late attempt to capture it is refused: pending_expired",
         "refused: exceeds_credits; nothing moved.",
         "answers: exists, exists",
+        "NOTPAY → SUCCESS, merchant fee 0.23 CNY",
+        "paying again: 422 order_paid",
+        "order.paid (sequence 2) — signature verified ✓",
+        "refund.succeeded (sequence 3) — signature verified ✓",
+        "Li Lei 451.00 CNY, Han Meimei 19.00 CNY, Lanzhou Noodles 29.81 CNY",
+        "total_net,2,,,,,,,29.81,CNY",
         "the invariants hold",
     ] {
         assert!(
@@ -62,7 +68,7 @@ fn the_demo_tells_its_story_and_the_ledger_balances() {
     assert!(sums.status.success(), "{}", text(&sums.stderr));
     let rows: serde_json::Value = serde_json::from_slice(&sums.stdout).unwrap();
     assert_eq!(rows[0]["debits"], rows[0]["credits"]);
-    assert_eq!(rows[0]["debits"], serde_json::json!(195_373));
+    assert_eq!(rows[0]["debits"], serde_json::json!(251_896));
     // A second demo into the same directory is refused rather than mixed in.
     let again = demo(&data);
     assert_eq!(again.status.code(), Some(2));
@@ -669,7 +675,7 @@ fn a_witness_cosigns_a_log_and_refuses_a_fork_of_it() {
         metric(text, "tally_audit_runs_total") >= 1
     });
     assert_eq!(metric(&metrics, "tally_audit_ok"), 1);
-    assert_eq!(metric(&metrics, "tally_audit_verified_leaves"), 12);
+    assert_eq!(metric(&metrics, "tally_audit_verified_leaves"), 18);
     assert_eq!(metric(&metrics, "tally_witness_cosignatures_total"), 1);
 
     // The fork asks the same witness: refused, never cosigned.

@@ -1065,8 +1065,7 @@ async fn the_openapi_document_and_the_reference_describe_every_route() {
             .path
             .replace("{path}", "0/x000")
             .replace("{date}", "2026-11-22")
-            .replace('{', "")
-            .replace('}', "");
+            .replace(['{', '}'], "");
         let routed = request(&app, endpoint.method, &path, &[], "").await;
         assert_ne!(routed.status, 405, "{} {path}", endpoint.method);
         assert!(

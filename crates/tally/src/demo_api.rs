@@ -1,0 +1,578 @@
+//! The second part of `tally demo`: the payment platform as its users meet it, through the
+//! HTTP API on loopback. A user registers and binds a card, tops up, pays a merchant's order,
+//! sends money to a friend and gets a partial refund; the merchant's notification receiver
+//! checks every notification's signature and says so.
+
+// Amounts are written as units_cents (500_00 is 500.00 CNY), which clippy reads as odd grouping.
+#![allow(clippy::inconsistent_digit_grouping)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use ledger::Currency;
+use serde_json::{json, Value};
+use server::AppState;
+use store::Store;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::bench_api::Connection;
+
+const PAYMENT_PASSWORD: &str = "135790";
+/// How long the demo waits for the merchant's notifications.
+const NOTIFICATIONS_WAIT: Duration = Duration::from_secs(15);
+
+struct Api {
+    connection: Connection,
+    currency: Currency,
+}
+
+impl Api {
+    async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: Option<Value>,
+        idempotency_key: Option<&str>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let body = body.map(|body| body.to_string()).unwrap_or_default();
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(value) = authorization {
+            headers.push(("Authorization", value));
+        }
+        if let Some(key) = idempotency_key {
+            headers.push(("Idempotency-Key", key));
+        }
+        let (status, bytes) = self.connection.send(method, path, &headers, &body).await?;
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok((status, value))
+    }
+
+    async fn expect(
+        &mut self,
+        status: u16,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: Option<Value>,
+        idempotency_key: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        let (got, value) = self
+            .call(method, path, authorization, body, idempotency_key)
+            .await?;
+        ensure!(
+            got == status,
+            "{method} {path}: expected {status}, got {got}: {value}"
+        );
+        Ok(value)
+    }
+
+    /// A merchant's signed request.
+    async fn signed(
+        &mut self,
+        merchant: &Merchant,
+        status: u16,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let text = body.as_ref().map(Value::to_string).unwrap_or_default();
+        let nonce = format!(
+            "demo-{:016x}",
+            u64::from_be_bytes(services::secrets::random_bytes::<8>()?)
+        );
+        let authorization = services::signatures::authorization(
+            merchant.key_id,
+            &merchant.signing_key,
+            method,
+            path,
+            server::unix_seconds(),
+            &nonce,
+            text.as_bytes(),
+        );
+        self.expect(status, method, path, Some(&authorization), body, None)
+            .await
+    }
+
+    fn money(&self, minor: &Value) -> String {
+        self.currency
+            .format_amount(u128::from(minor.as_u64().unwrap_or(0)))
+    }
+}
+
+struct Merchant {
+    key_id: u64,
+    signing_key: [u8; 32],
+}
+
+/// The last code the development SMS gateway sent to `phone`.
+fn last_code(store: &dyn Store, phone: &str) -> anyhow::Result<String> {
+    let messages = store.users()?.sms_outbox(50)?;
+    let message = messages
+        .iter()
+        .find(|message| message.phone == phone)
+        .context("no SMS was sent")?;
+    message
+        .text
+        .split_whitespace()
+        .find(|word| word.len() == 7 && word[..6].bytes().all(|byte| byte.is_ascii_digit()))
+        .map(|word| word[..6].to_owned())
+        .context("no code in the SMS")
+}
+
+/// Registers, logs in and sets the payment password; returns the session's Authorization.
+async fn sign_up(
+    api: &mut Api,
+    store: &dyn Store,
+    phone: &str,
+) -> anyhow::Result<(String, String)> {
+    let password = "a long demo password";
+    api.expect(
+        202,
+        "POST",
+        "/v1/otp",
+        None,
+        Some(json!({"phone": phone, "purpose": "register"})),
+        None,
+    )
+    .await?;
+    let user = api
+        .expect(
+            201,
+            "POST",
+            "/v1/users",
+            None,
+            Some(json!({"phone": phone, "password": password, "code": last_code(store, phone)?})),
+            None,
+        )
+        .await?;
+    api.expect(
+        202,
+        "POST",
+        "/v1/otp",
+        None,
+        Some(json!({"phone": phone, "purpose": "login"})),
+        None,
+    )
+    .await?;
+    let session = api
+        .expect(
+            201,
+            "POST",
+            "/v1/sessions",
+            None,
+            Some(json!({"phone": phone, "password": password, "code": last_code(store, phone)?})),
+            None,
+        )
+        .await?;
+    let bearer = format!("Bearer {}", session["token"].as_str().context("no token")?);
+    api.expect(
+        202,
+        "POST",
+        "/v1/otp",
+        None,
+        Some(json!({"phone": phone, "purpose": "payment_password"})),
+        None,
+    )
+    .await?;
+    api.expect(
+        204,
+        "PUT",
+        "/v1/me/payment-password",
+        Some(&bearer),
+        Some(json!({"payment_password": PAYMENT_PASSWORD, "code": last_code(store, phone)?})),
+        None,
+    )
+    .await?;
+    Ok((bearer, user["id"].as_str().context("no id")?.to_owned()))
+}
+
+/// The merchant's side: an HTTP endpoint that checks each notification's signature.
+async fn receive_notifications(
+    listener: tokio::net::TcpListener,
+    notify_key: Arc<Mutex<Option<[u8; 32]>>>,
+    seen: Arc<Mutex<Vec<String>>>,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        let mut length = 0usize;
+        let mut signature = String::new();
+        if reader.read_line(&mut line).await.is_err() {
+            continue;
+        }
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                break;
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                } else if name.eq_ignore_ascii_case("tally-signature") {
+                    value.trim().clone_into(&mut signature);
+                }
+            }
+        }
+        let mut body = vec![0u8; length.min(64 * 1024)];
+        if reader.read_exact(&mut body).await.is_err() {
+            continue;
+        }
+        let key = *notify_key.lock().expect("key");
+        let verified = key.is_some_and(|key| {
+            services::signatures::verify_notification(
+                &key,
+                &signature,
+                &body,
+                server::unix_seconds(),
+            )
+        });
+        let status = if verified {
+            "200 OK"
+        } else {
+            "401 Unauthorized"
+        };
+        let _ = reader
+            .get_mut()
+            .write_all(
+                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await;
+        let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let description = format!(
+            "{} (sequence {}) — signature {}",
+            event["type"].as_str().unwrap_or("?"),
+            event["sequence"],
+            if verified {
+                "verified ✓"
+            } else {
+                "WRONG ✗"
+            }
+        );
+        println!("     ⇢ the merchant's server received {description}");
+        seen.lock().expect("seen").push(description);
+    }
+}
+
+/// Tells the second part of the story, numbering its steps from `first_step`.
+pub fn run(
+    store: Arc<dyn Store>,
+    ledger: sequencer::SequencerHandle,
+    first_step: u32,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(story(store, ledger, first_step))
+}
+
+#[allow(clippy::too_many_lines)]
+async fn story(
+    store: Arc<dyn Store>,
+    ledger: sequencer::SequencerHandle,
+    first_step: u32,
+) -> anyhow::Result<()> {
+    let state = AppState::new(store.clone(), ledger)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::serve(listener, state.clone(), async {
+        let _ = stopped.await;
+    }));
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let notify_url = format!("http://{}/tally/notify", receiver.local_addr()?);
+    let notify_key = Arc::new(Mutex::new(None));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let receiving = tokio::spawn(receive_notifications(
+        receiver,
+        notify_key.clone(),
+        seen.clone(),
+    ));
+    let metrics = server::workers::WorkerMetrics::new();
+    let outbox =
+        server::workers::start_notifications(store.clone(), metrics, Duration::from_millis(100))?;
+    let mut api = Api {
+        connection: Connection::open(address).await?,
+        currency: state.payments.config().currency,
+    };
+    let mut step = first_step;
+    let mut next = || {
+        step += 1;
+        step - 1
+    };
+
+    println!("Part two: the payment platform, through its HTTP API on {address}.");
+    println!();
+    println!(
+        "{}. The operator onboards a merchant, Lanzhou Noodles (fee 0.6 %), which gets an API",
+        next()
+    );
+    println!("    key to sign its requests and a secret that signs the notifications it receives.");
+    let (_, operator) = server::issue_credential(
+        store.admin()?.as_mut(),
+        store::CredentialRole::Operator,
+        "demo operator",
+        server::unix_seconds(),
+    )?;
+    let onboarded = api
+        .expect(
+            201,
+            "POST",
+            "/v1/merchants",
+            Some(&format!("Bearer {operator}")),
+            Some(
+                json!({"name": "Lanzhou Noodles", "mcc": "5814", "country": "CN", "city": "Lanzhou",
+                        "settlement_account": "6222 0200 0000 1111", "fee_rate_bps": 60}),
+            ),
+            None,
+        )
+        .await?;
+    let merchant = Merchant {
+        key_id: services::ids::parse_prefixed(
+            "mk_",
+            onboarded["api_key"]["id"].as_str().context("key")?,
+        )
+        .context("key id")?,
+        signing_key: services::payments::signing_key(
+            onboarded["api_key"]["secret"].as_str().context("secret")?,
+        ),
+    };
+    let secret = onboarded["notify_secret"]
+        .as_str()
+        .context("notify secret")?;
+    *notify_key.lock().expect("key") =
+        services::secrets::parse_hex32(secret.trim_start_matches("whsec_"));
+    println!(
+        "     merchant {} (API key mk_{})",
+        onboarded["id"].as_str().unwrap_or("?"),
+        merchant.key_id
+    );
+    println!();
+
+    println!(
+        "{}. Li Lei registers with his phone, a password and an SMS code, logs in (password",
+        next()
+    );
+    println!(
+        "    and a fresh code) and sets a 6-digit payment password. So does his friend Han Meimei."
+    );
+    let (li_lei, _) = sign_up(&mut api, store.as_ref(), "+8613800138000").await?;
+    let (han_meimei, han_id) = sign_up(&mut api, store.as_ref(), "+8613900139000").await?;
+    println!("     two wallets opened; only Argon2id digests of their passwords are stored.");
+    println!();
+
+    println!(
+        "{}. Li Lei binds his bank card: the bank checks his name, ID number and phone and",
+        next()
+    );
+    println!("    texts him a code. Tally keeps the bank's token, the BIN and the last four digits only.");
+    let binding = api
+        .expect(
+            202,
+            "POST",
+            "/v1/me/cards",
+            Some(&li_lei),
+            Some(
+                json!({"card_number": "6222 0202 0011 2233 446", "holder_name": "Li Lei",
+                        "id_number": "110101199003070011", "phone": "+8613800138000"}),
+            ),
+            None,
+        )
+        .await?;
+    let card = api
+        .expect(201, "POST", "/v1/me/cards/confirm", Some(&li_lei),
+            Some(json!({"binding_id": binding["binding_id"], "code": last_code(store.as_ref(), "+8613800138000")?})), None)
+        .await?;
+    let me = api
+        .expect(200, "GET", "/v1/me", Some(&li_lei), None, None)
+        .await?;
+    println!(
+        "     card {} ({}, BIN {}, ending {}); Li Lei is now tier {}",
+        card["id"].as_str().unwrap_or("?"),
+        card["bank"].as_str().unwrap_or("?"),
+        card["bin"].as_str().unwrap_or("?"),
+        card["last4"].as_str().unwrap_or("?"),
+        me["tier"]
+    );
+    println!();
+
+    println!(
+        "{}. He tops up {} from the card.",
+        next(),
+        api.money(&json!(500_00))
+    );
+    let top_up = api
+        .expect(201, "POST", "/v1/me/top-ups", Some(&li_lei),
+            Some(json!({"card_id": card["id"], "amount": 500_00, "payment_password": PAYMENT_PASSWORD})), Some("demo-top-up-1"))
+        .await?;
+    println!(
+        "     {} {} — bank reference {}",
+        top_up["id"].as_str().unwrap_or("?"),
+        top_up["state"].as_str().unwrap_or("?"),
+        top_up["bank_reference"].as_str().unwrap_or("?")
+    );
+    println!();
+
+    println!(
+        "{}. Lanzhou Noodles creates an order for {} (a signed request) and Li Lei pays it",
+        next(),
+        api.money(&json!(38_00))
+    );
+    println!("    with his payment password. Paying it twice is refused.");
+    let order = api
+        .signed(
+            &merchant,
+            201,
+            "POST",
+            "/v1/orders",
+            Some(
+                json!({"out_trade_no": "LZ-20261122-0001", "amount": 38_00, "currency": "CNY",
+                        "description": "beef noodles ×2", "notify_url": notify_url}),
+            ),
+        )
+        .await?;
+    let order_id = order["id"].as_str().context("order id")?.to_owned();
+    let paid = api
+        .expect(
+            200,
+            "POST",
+            &format!("/v1/orders/{order_id}/pay"),
+            Some(&li_lei),
+            Some(json!({"amount": 38_00, "payment_password": PAYMENT_PASSWORD})),
+            Some("demo-pay-1"),
+        )
+        .await?;
+    println!(
+        "     {order_id}: {} → {}, merchant fee {}",
+        order["state"].as_str().unwrap_or("?"),
+        paid["state"].as_str().unwrap_or("?"),
+        api.money(&paid["fee"])
+    );
+    let (status, again) = api
+        .call(
+            "POST",
+            &format!("/v1/orders/{order_id}/pay"),
+            Some(&li_lei),
+            Some(json!({"amount": 38_00, "payment_password": PAYMENT_PASSWORD})),
+            None,
+        )
+        .await?;
+    println!(
+        "     paying again: {status} {}",
+        again["code"].as_str().unwrap_or("?")
+    );
+    println!();
+
+    println!(
+        "{}. Li Lei sends Han Meimei {} for her share.",
+        next(),
+        api.money(&json!(19_00))
+    );
+    let sent = api
+        .expect(201, "POST", "/v1/transfers", Some(&li_lei),
+            Some(json!({"to": han_id, "amount": 19_00, "payment_password": PAYMENT_PASSWORD, "note": "noodles"})), Some("demo-p2p-1"))
+        .await?;
+    println!("     {} sent", sent["id"].as_str().unwrap_or("?"));
+    println!();
+
+    println!(
+        "{}. One bowl came cold: Lanzhou Noodles refunds {} of the order; the fee is",
+        next(),
+        api.money(&json!(8_00))
+    );
+    println!("    given back in proportion.");
+    let refund = api
+        .signed(
+            &merchant,
+            201,
+            "POST",
+            &format!("/v1/orders/{order_id}/refunds"),
+            Some(json!({"out_refund_no": "LZ-R-0001", "amount": 8_00, "reason": "cold soup"})),
+        )
+        .await?;
+    println!(
+        "     {} {}: {} back, {} of it from the fee",
+        refund["id"].as_str().unwrap_or("?"),
+        refund["state"].as_str().unwrap_or("?"),
+        api.money(&refund["amount"]),
+        api.money(&refund["fee_refunded"])
+    );
+    println!();
+
+    println!(
+        "{}. The merchant's server receives each notification, signed, and checks it:",
+        next()
+    );
+    let deadline = Instant::now() + NOTIFICATIONS_WAIT;
+    while seen.lock().expect("seen").len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let received = seen.lock().expect("seen").clone();
+    ensure!(
+        received.len() >= 2 && received.iter().all(|line| line.contains("verified")),
+        "the merchant did not receive both notifications, signed: {received:?}"
+    );
+    println!();
+
+    println!("{}. Where the money is now:", next());
+    let li = api
+        .expect(200, "GET", "/v1/me", Some(&li_lei), None, None)
+        .await?;
+    let han = api
+        .expect(200, "GET", "/v1/me", Some(&han_meimei), None, None)
+        .await?;
+    let noodles = api
+        .signed(&merchant, 200, "GET", "/v1/merchant", None)
+        .await?;
+    println!(
+        "     Li Lei {} CNY, Han Meimei {} CNY, Lanzhou Noodles {}",
+        li["wallet"]["available"].as_str().unwrap_or("?"),
+        han["wallet"]["available"].as_str().unwrap_or("?"),
+        api.money(&noodles["balance"])
+    );
+    let today = &services::time::rfc3339_seconds(server::unix_seconds())[..10];
+    let (status, _) = api
+        .call("GET", "/v1/openapi.json", None, None, None)
+        .await?;
+    ensure!(status == 200, "no OpenAPI document");
+    let nonce = format!(
+        "demo-bill-{:08x}",
+        u32::from_be_bytes(services::secrets::random_bytes::<4>()?)
+    );
+    let path = format!("/v1/bills/{today}");
+    let authorization = services::signatures::authorization(
+        merchant.key_id,
+        &merchant.signing_key,
+        "GET",
+        &path,
+        server::unix_seconds(),
+        &nonce,
+        b"",
+    );
+    let (status, bill) = api
+        .connection
+        .send("GET", &path, &[("Authorization", &authorization)], "")
+        .await?;
+    ensure!(status == 200, "no daily bill: {status}");
+    println!("     the merchant's bill for {today}:");
+    for line in String::from_utf8_lossy(&bill).lines() {
+        println!("       {line}");
+    }
+    println!();
+
+    drop(outbox);
+    let _ = stop.send(());
+    server.await??;
+    receiving.abort();
+    Ok(())
+}
