@@ -40,7 +40,10 @@ fn credential_from_row(row: &Row) -> StoreResult<Credential> {
 }
 
 /// One credential by id (for the readers that authenticate requests).
-pub(crate) fn load_credential(client: &mut PooledClient, id: u64) -> StoreResult<Option<Credential>> {
+pub(crate) fn load_credential(
+    client: &mut PooledClient,
+    id: u64,
+) -> StoreResult<Option<Credential>> {
     let Ok(id) = i64::try_from(id) else {
         return Ok(None);
     };

@@ -49,16 +49,30 @@ pub struct PostgresStore {
 
 /// A driver error as a [`StoreError`], with a kind that says what the caller can do about it.
 pub(crate) fn map_error(error: postgres::Error) -> StoreError {
+    use std::error::Error;
+    let io = error
+        .source()
+        .is_some_and(|source| source.is::<std::io::Error>());
     let kind = match error.code() {
-        None => StoreErrorKind::Unavailable,
         Some(code) => kind_of(code),
+        None if error.is_closed() || io => StoreErrorKind::Unavailable,
+        // Timeouts and lost connections come without a code too.
+        None if error.to_string().contains("timeout")
+            || error.to_string().contains("connection") =>
+        {
+            StoreErrorKind::Unavailable
+        }
+        None => StoreErrorKind::Other,
     };
     let message = match error.as_db_error() {
         Some(database) => match database.detail() {
             Some(detail) => format!("{}: {detail}", database.message()),
             None => database.message().to_owned(),
         },
-        None => error.to_string(),
+        None => match error.source() {
+            Some(source) => format!("{error}: {source}"),
+            None => error.to_string(),
+        },
     };
     StoreError::new(kind, message)
 }
@@ -113,7 +127,9 @@ impl PostgresStore {
         let mut config: postgres::Config = url.parse().map_err(|error| {
             StoreError::new(
                 StoreErrorKind::Unavailable,
-                format!("not a PostgreSQL URL ({error}); expected postgres://user@host:port/database"),
+                format!(
+                    "not a PostgreSQL URL ({error}); expected postgres://user@host:port/database"
+                ),
             )
         })?;
         if config.get_connect_timeout().is_none() {

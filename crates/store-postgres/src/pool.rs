@@ -119,7 +119,11 @@ impl Deref for PooledClient {
     type Target = Client;
 
     fn deref(&self) -> &Client {
-        &self.connection.as_ref().expect("present until dropped").client
+        &self
+            .connection
+            .as_ref()
+            .expect("present until dropped")
+            .client
     }
 }
 

@@ -105,15 +105,16 @@ fn error_text(error: &postgres::Error) -> String {
 /// Says what a refusal means for the person who wrote the query.
 fn explain(error: StoreError, limits: QueryLimits) -> StoreError {
     let read_only = SqlState::READ_ONLY_SQL_TRANSACTION;
-    if error.message.contains("read-only transaction") || error.message.contains(read_only.code())
-    {
+    if error.message.contains("read-only transaction") || error.message.contains(read_only.code()) {
         return StoreError::new(StoreErrorKind::Refused, READ_ONLY_MESSAGE);
     }
     if error.message.contains("statement timeout") {
         let seconds = limits.time_max.map_or(0.0, |time| time.as_secs_f64());
         return StoreError::new(
             StoreErrorKind::Refused,
-            format!("the query ran longer than {seconds} s and was stopped; narrow it or add a LIMIT"),
+            format!(
+                "the query ran longer than {seconds} s and was stopped; narrow it or add a LIMIT"
+            ),
         );
     }
     error
@@ -177,7 +178,9 @@ impl<'a> FromSql<'a> for AnyValue {
                 Value::Text(String::from_utf8_lossy(raw).into_owned())
             }
             // Version byte, then the text.
-            Type::JSONB => Value::Text(String::from_utf8_lossy(raw.get(1..).unwrap_or(&[])).into_owned()),
+            Type::JSONB => {
+                Value::Text(String::from_utf8_lossy(raw.get(1..).unwrap_or(&[])).into_owned())
+            }
             Type::BYTEA => Value::Blob(raw.to_vec()),
             Type::NUMERIC => numeric(raw)?,
             _ => {
@@ -221,7 +224,14 @@ fn numeric(raw: &[u8]) -> DecodeResult<Value> {
         return Ok(Value::Text("NaN".into()));
     }
     if sign != 0 && sign != NUMERIC_NEGATIVE {
-        return Ok(Value::Text(if sign == 0xD000 { "Infinity" } else { "-Infinity" }.into()));
+        return Ok(Value::Text(
+            if sign == 0xD000 {
+                "Infinity"
+            } else {
+                "-Infinity"
+            }
+            .into(),
+        ));
     }
     let mut digits = Vec::with_capacity(digit_count);
     for index in 0..digit_count {
@@ -276,7 +286,10 @@ mod tests {
 
     #[test]
     fn the_first_keyword_skips_comments_and_brackets() {
-        assert_eq!(first_keyword("  -- hello\n /* a /* b */ c */ (SELECT 1)"), "SELECT");
+        assert_eq!(
+            first_keyword("  -- hello\n /* a /* b */ c */ (SELECT 1)"),
+            "SELECT"
+        );
         assert_eq!(first_keyword("/* unclosed DELETE"), "");
         assert_eq!(first_keyword("delete from x"), "delete");
     }

@@ -8,8 +8,8 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::Row;
 use store::{
-    from_i64, Credential, CurrencyTotals, HistoryCounts, HistoryQuery, LedgerHead,
-    LogCheckpoint, LogLeaf, Registration, RegistrationKind, StoreError, StoreReader, StoreResult,
+    from_i64, Credential, CurrencyTotals, HistoryCounts, HistoryQuery, LedgerHead, LogCheckpoint,
+    LogLeaf, Registration, RegistrationKind, StoreError, StoreReader, StoreResult,
     StoredRegistration, StoredTransfer, HISTORY_PAGE_LIMIT_MAX, LEAVES_RANGE_MAX,
 };
 
@@ -25,7 +25,11 @@ impl PostgresReader {
         PostgresReader { client }
     }
 
-    fn rows(&mut self, sql: &'static str, parameters: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {
+    fn rows(
+        &mut self,
+        sql: &'static str,
+        parameters: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<Vec<Row>> {
         let statement = self.client.statement(sql)?;
         self.client.query(&statement, parameters).map_err(map_error)
     }
@@ -136,7 +140,9 @@ fn pending_status(text: Option<&str>) -> StoreResult<Option<PendingStatus>> {
 
 /// Ids as the store keeps them; an id beyond i64 cannot be stored, so it is simply not found.
 fn stored_ids(ids: &[u128]) -> Vec<i64> {
-    ids.iter().filter_map(|id| i64::try_from(*id).ok()).collect()
+    ids.iter()
+        .filter_map(|id| i64::try_from(*id).ok())
+        .collect()
 }
 
 fn limit(limit: usize) -> i64 {
@@ -257,7 +263,11 @@ impl StoreReader for PostgresReader {
         }
         let ids = stored_ids(ids);
         for row in self.rows(
-            sql!("SELECT ", account_columns!(), " FROM accounts WHERE id = ANY($1)"),
+            sql!(
+                "SELECT ",
+                account_columns!(),
+                " FROM accounts WHERE id = ANY($1)"
+            ),
             &[&ids],
         )? {
             out.push(account_from_row(&row)?);
@@ -478,12 +488,16 @@ impl StoreReader for PostgresReader {
         let high = i64::try_from(*ids.end()).unwrap_or(i64::MAX);
         // The statuses first (one small table), so the big scan needs no join.
         let mut statuses: ledger::IdMap<PendingStatus> = ledger::IdMap::default();
-        self.each_row("SELECT id, status FROM pending_transfers", &[], &mut |row| {
-            if let Some(status) = pending_status(get(row, 1)?)? {
-                statuses.insert(from_i64(get(row, 0)?, "pending transfer id")?, status);
-            }
-            Ok(())
-        })?;
+        self.each_row(
+            "SELECT id, status FROM pending_transfers",
+            &[],
+            &mut |row| {
+                if let Some(status) = pending_status(get(row, 1)?)? {
+                    statuses.insert(from_i64(get(row, 0)?, "pending transfer id")?, status);
+                }
+                Ok(())
+            },
+        )?;
         self.each_row(
             sql!(
                 "SELECT ",

@@ -140,7 +140,9 @@ pub fn find_binaries() -> TestResult<Binaries> {
 }
 
 fn output_of(command: &mut Command, what: &str) -> TestResult<String> {
-    let output = command.output().map_err(|error| command_error(what, error))?;
+    let output = command
+        .output()
+        .map_err(|error| command_error(what, error))?;
     if !output.status.success() {
         return Err(command_error(
             what,
@@ -353,14 +355,24 @@ impl TestServer {
                 return Ok(());
             }
             let log = self.log();
-            if log.contains("FATAL") || Instant::now() >= deadline {
+            // Our own early connection attempts are refused with "is starting up": not a
+            // failure. Anything else fatal (a port taken, a bad setting) is.
+            let fatal: Vec<&str> = log
+                .lines()
+                .filter(|line| {
+                    (line.contains("FATAL") || line.contains("PANIC"))
+                        && !line.contains("is starting up")
+                })
+                .collect();
+            if !fatal.is_empty() || Instant::now() >= deadline {
                 return Err(TestServerError::Startup(format!(
                     "port {}: {}",
                     self.port,
-                    log.lines()
-                        .filter(|line| line.contains("FATAL") || line.contains("ERROR"))
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                    if fatal.is_empty() {
+                        "no connection before the time limit".to_owned()
+                    } else {
+                        fatal.join("; ")
+                    }
                 )));
             }
             std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS));
@@ -389,10 +401,7 @@ impl TestServer {
 
     /// A new, empty database owned by the unprivileged role; returns its URL.
     pub fn create_database(&self) -> TestResult<String> {
-        let name = format!(
-            "tally_{}",
-            self.databases.fetch_add(1, Ordering::SeqCst)
-        );
+        let name = format!("tally_{}", self.databases.fetch_add(1, Ordering::SeqCst));
         let mut client = self.superuser()?;
         client
             .batch_execute(&format!("CREATE DATABASE {name} OWNER {ROLE}"))

@@ -19,9 +19,15 @@ impl PostgresUsers {
         PostgresUsers { client }
     }
 
-    fn execute(&mut self, sql: &'static str, parameters: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
+    fn execute(
+        &mut self,
+        sql: &'static str,
+        parameters: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<u64> {
         let statement = self.client.statement(sql)?;
-        self.client.execute(&statement, parameters).map_err(map_error)
+        self.client
+            .execute(&statement, parameters)
+            .map_err(map_error)
     }
 
     fn query_opt(
@@ -30,7 +36,9 @@ impl PostgresUsers {
         parameters: &[&(dyn ToSql + Sync)],
     ) -> StoreResult<Option<Row>> {
         let statement = self.client.statement(sql)?;
-        self.client.query_opt(&statement, parameters).map_err(map_error)
+        self.client
+            .query_opt(&statement, parameters)
+            .map_err(map_error)
     }
 }
 
@@ -125,11 +133,16 @@ impl UserStore for PostgresUsers {
                                         ELSE payment_failures + 1 END,
                 payment_locked_until = CASE
                     WHEN (CASE WHEN payment_locked_until > 0 THEN 1
-                               ELSE payment_failures + 1 END) >= $3 THEN $4
+                               ELSE payment_failures + 1 END) >= $3::int4 THEN $4::int8
                     ELSE 0 END
-              WHERE id = $1 AND payment_locked_until <= $2
+              WHERE id = $1::int8 AND payment_locked_until <= $2::int8
               RETURNING payment_failures, payment_locked_until",
-            &[&signed(user_id), &signed(now), &attempts_max, &signed(lock_until)],
+            &[
+                &signed(user_id),
+                &signed(now),
+                &attempts_max,
+                &signed(lock_until),
+            ],
         )?
         .map(|row| Ok((count(get(&row, 0)?), unsigned(get(&row, 1)?, "time")?)))
         .transpose()

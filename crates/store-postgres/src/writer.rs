@@ -16,9 +16,10 @@ use store::{to_i64, CommitBatch, StoreError, StoreErrorKind, StoreResult, StoreW
 use crate::{map_error, signed};
 
 const ADVANCE_HEAD: &str = "
-    UPDATE ledger_head SET batches = $1, timestamp_last = $2,
-        transfer_id_max = greatest(transfer_id_max, $3), log_size = $5
-     WHERE singleton = 1 AND batches = $1 - 1 AND timestamp_last < $2 AND log_size = $4";
+    UPDATE ledger_head SET batches = $1::int8, timestamp_last = $2::int8,
+        transfer_id_max = greatest(transfer_id_max, $3::int8), log_size = $5::int8
+     WHERE singleton = 1 AND batches = $1::int8 - 1 AND timestamp_last < $2::int8
+       AND log_size = $4::int8";
 
 const LOCK_ACCOUNTS: &str =
     "SELECT id FROM accounts WHERE id = ANY($1::int8[]) ORDER BY id FOR UPDATE";
@@ -243,7 +244,10 @@ fn write_accounts(
     if !batch.accounts_created.is_empty() {
         let accounts = batch.accounts_created;
         let column = |value: fn(&ledger::Account) -> u128| -> Vec<i64> {
-            accounts.iter().map(|account| to_i64(value(account))).collect()
+            accounts
+                .iter()
+                .map(|account| to_i64(value(account)))
+                .collect()
         };
         transaction
             .execute(
@@ -278,7 +282,10 @@ fn write_accounts(
     if !batch.accounts_updated.is_empty() {
         let accounts = batch.accounts_updated;
         let column = |value: fn(&ledger::Account) -> u128| -> Vec<i64> {
-            accounts.iter().map(|account| to_i64(value(account))).collect()
+            accounts
+                .iter()
+                .map(|account| to_i64(value(account)))
+                .collect()
         };
         let changed = transaction
             .execute(
@@ -415,7 +422,10 @@ fn write_balances(
         return Ok(());
     }
     let column = |value: fn(&ledger::AccountBalance) -> u128| -> Vec<i64> {
-        balances.iter().map(|balance| to_i64(value(balance))).collect()
+        balances
+            .iter()
+            .map(|balance| to_i64(value(balance)))
+            .collect()
     };
     transaction
         .execute(
