@@ -73,11 +73,11 @@ pub(crate) fn query_read_only(
         let mut rows = Vec::with_capacity(fetched.len().min(limits.rows_max));
         for row in fetched.iter().take(limits.rows_max) {
             let mut values = Vec::with_capacity(columns.len());
-            for index in 0..columns.len() {
+            for (index, column) in columns.iter().enumerate() {
                 let value: AnyValue = row.try_get(index).map_err(|error| {
                     StoreError::new(
                         StoreErrorKind::Refused,
-                        format!("column {:?}: {}", columns[index], error_text(&error)),
+                        format!("column {column:?}: {}", error_text(&error)),
                     )
                 })?;
                 values.push(value.0);

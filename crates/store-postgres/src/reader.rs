@@ -671,7 +671,7 @@ impl StoreReader for PostgresReader {
         )? {
             let first = unsigned(get(&row, 0)?, "leaf index")?;
             let ids: &[u8] = get(&row, 1)?;
-            if ids.len() % 8 != 0 {
+            if !ids.len().is_multiple_of(8) {
                 return Err(StoreError::corrupt(format!(
                     "the leaf run at {first} is not a list of 8-byte ids"
                 )));

@@ -123,7 +123,7 @@ pub fn find_binaries() -> TestResult<Binaries> {
                 Some((major, entry.path().join("bin")))
             })
             .collect();
-        versions.sort_by(|a, b| b.0.cmp(&a.0));
+        versions.sort_by_key(|(major, _)| std::cmp::Reverse(*major));
         candidates.extend(versions.into_iter().map(|(_, path)| path));
     }
     if let Some(path) = std::env::var_os("PATH") {
