@@ -14,7 +14,9 @@ CREATE TABLE accounts (
     credits_pending BIGINT  NOT NULL,
     credits_posted  BIGINT  NOT NULL,
     timestamp       BIGINT  NOT NULL
-);
+) WITH (fillfactor = 50);
+-- Every batch rewrites the balances of the accounts it touched: room left on each page lets
+-- the new row version stay on its page without a new index entry (a HOT update).
 
 -- Transfers are appended in id order (ids grow with time), so the heap and the primary key
 -- grow at their right edge. `leaf_index` is the transfer's leaf number in the trust log.
@@ -33,16 +35,29 @@ CREATE TABLE transfers (
     leaf_index        BIGINT  NOT NULL
 );
 
--- An account's transfers by time: the engine keeps one (account, time) index per side of a
--- transfer, maintained in the batch's transaction, so the history can never disagree with the
--- ledger. `account_history` below gives auditors the same rows as the SQLite backend's view.
-CREATE INDEX transfers_debit_history ON transfers (debit_account_id, timestamp);
-CREATE INDEX transfers_credit_history ON transfers (credit_account_id, timestamp);
+-- An account's transfers by time. An (account, time) index maintained row by row would cost
+-- two random index insertions per transfer, most of a batch's commit (measured: ~100 ms of
+-- ~220 ms for 8,190 transfers over 10,000 accounts). Instead each batch writes its postings
+-- packed, one row per slice of the account space (slice = account_id % 256): three parallel
+-- arrays, in the batch's (time) order, written with one COPY in the batch's own transaction,
+-- so the history can never disagree with the ledger. Reading an account's history reads its
+-- slice's rows from the cursor's batch on (`timestamp_last` skips the older ones).
+CREATE TABLE account_postings (
+    slice          INTEGER  NOT NULL,
+    batch          BIGINT   NOT NULL,
+    timestamp_last BIGINT   NOT NULL,
+    account_ids    BIGINT[] NOT NULL,
+    timestamps     BIGINT[] NOT NULL,
+    transfer_ids   BIGINT[] NOT NULL,
+    PRIMARY KEY (slice, batch)
+);
 
+-- The postings as plain rows, as the SQLite backend's view of the same name gives them.
 CREATE VIEW account_history (account_id, timestamp, transfer_id) AS
-    SELECT debit_account_id, timestamp, id FROM transfers
-    UNION ALL
-    SELECT credit_account_id, timestamp, id FROM transfers;
+    SELECT posting.account_id, posting.timestamp, posting.transfer_id
+      FROM account_postings p,
+           unnest(p.account_ids, p.timestamps, p.transfer_ids)
+               AS posting (account_id, timestamp, transfer_id);
 
 -- Where each pending (two-phase) transfer stands: 'pending', 'posted', 'voided', 'expired'.
 CREATE TABLE pending_transfers (
@@ -115,6 +130,8 @@ CREATE TABLE log_leaf_runs (
     leaf_first   BIGINT PRIMARY KEY,
     transfer_ids BYTEA  NOT NULL
 );
+-- Up to 64 KiB of ids that do not compress: stored as they are, not through compression.
+ALTER TABLE log_leaf_runs ALTER COLUMN transfer_ids SET STORAGE EXTERNAL;
 
 -- Witness cosignature lines (C2SP tlog-cosignature) for stored checkpoints.
 CREATE TABLE log_cosignatures (

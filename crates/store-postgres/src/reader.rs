@@ -14,6 +14,7 @@ use store::{
 };
 
 use crate::pool::PooledClient;
+use crate::writer::history_slice;
 use crate::{map_error, signed, unsigned};
 
 pub(crate) struct PostgresReader {
@@ -312,27 +313,38 @@ impl StoreReader for PostgresReader {
             return Ok(Vec::new());
         };
         let after = i64::try_from(query.after_timestamp).unwrap_or(i64::MAX);
-        // Each side walks its own (account, time) index from the cursor; the two short runs
-        // are merged.
-        self.rows(
-            sql!(
-                "SELECT * FROM (
-                    (SELECT ",
-                transfer_columns!(),
-                " FROM transfers t WHERE t.debit_account_id = $1 AND t.timestamp > $2
-                      ORDER BY t.timestamp LIMIT $3)
-                    UNION ALL
-                    (SELECT ",
-                transfer_columns!(),
-                " FROM transfers t WHERE t.credit_account_id = $1 AND t.timestamp > $2
-                      ORDER BY t.timestamp LIMIT $3)
-                 ) history ORDER BY timestamp LIMIT $3"
-            ),
-            &[&account_id, &after, &limit(query.limit)],
-        )?
-        .iter()
-        .map(transfer_from_row)
-        .collect()
+        // The account's postings in its slice of the packed history, from the cursor on.
+        let ids: Vec<u128> = self
+            .rows(
+                "SELECT posting.transfer_id
+                   FROM account_postings p,
+                        unnest(p.account_ids, p.timestamps, p.transfer_ids)
+                            AS posting (account_id, timestamp, transfer_id)
+                  WHERE p.slice = $1 AND p.timestamp_last > $3
+                    AND posting.account_id = $2 AND posting.timestamp > $3
+                  ORDER BY posting.timestamp LIMIT $4",
+                &[
+                    &history_slice(account_id),
+                    &account_id,
+                    &after,
+                    &limit(query.limit),
+                ],
+            )?
+            .iter()
+            .map(|row| from_i64(get(row, 0)?, "transfer id"))
+            .collect::<StoreResult<_>>()?;
+        let mut stored = Vec::with_capacity(ids.len());
+        self.load_transfers(&ids, &mut stored)?;
+        if stored.len() != ids.len() {
+            return Err(StoreError::corrupt(format!(
+                "account {} has postings for transfers that are not in the store",
+                query.account_id
+            )));
+        }
+        let mut transfers: Vec<Transfer> =
+            stored.into_iter().map(|stored| stored.transfer).collect();
+        transfers.sort_unstable_by_key(|transfer| transfer.timestamp);
+        Ok(transfers)
     }
 
     fn account_balances(&mut self, query: HistoryQuery) -> StoreResult<Vec<AccountBalance>> {
@@ -428,16 +440,18 @@ impl StoreReader for PostgresReader {
     }
 
     fn history_counts(&mut self) -> StoreResult<HistoryCounts> {
-        let rows = self.rows("SELECT count(*) FROM transfers", &[])?;
-        let transfers = match rows.first() {
-            Some(row) => unsigned(get(row, 0)?, "count")?,
-            None => 0,
-        };
-        // The history is the engine's two (account, time) indexes over `transfers`, maintained
-        // in the same transaction as each row: one posting per side of every transfer.
+        let rows = self.rows(
+            "SELECT (SELECT count(*) FROM transfers),
+                    (SELECT coalesce(sum(cardinality(transfer_ids)), 0)::bigint
+                       FROM account_postings)",
+            &[],
+        )?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::corrupt("no counts"))?;
         Ok(HistoryCounts {
-            transfers,
-            postings: transfers * 2,
+            transfers: unsigned(get(row, 0)?, "count")?,
+            postings: unsigned(get(row, 1)?, "count")?,
         })
     }
 

@@ -10,6 +10,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::Type;
 use postgres::{Client, Statement, Transaction};
 use store::{to_i64, CommitBatch, StoreError, StoreErrorKind, StoreResult, StoreWriter};
 
@@ -68,6 +70,13 @@ const UPSERT_TILES: &str = "
     SELECT * FROM unnest($1::int4[], $2::int8[], $3::int4[], $4::bytea[])
     ON CONFLICT (level, tile_index) DO UPDATE SET width = excluded.width, hashes = excluded.hashes
      WHERE excluded.width > log_tiles.width";
+
+/// Slices of the account space in the packed history (see the migration): each batch writes
+/// at most this many rows of postings, and reading an account's history reads its slice.
+pub(crate) const HISTORY_SLICES: u32 = 256;
+
+const COPY_POSTINGS: &str = "COPY account_postings (slice, batch, timestamp_last, account_ids,
+    timestamps, transfer_ids) FROM STDIN (FORMAT binary)";
 
 const INSERT_CHECKPOINT: &str =
     "INSERT INTO log_checkpoints (size, root, note, timestamp) VALUES ($1, $2, $3, $4)";
@@ -374,6 +383,76 @@ fn write_transfers(
             &[&leaf_i64(batch.log.size_before), &leaf_run],
         )
         .map_err(map_error)?;
+    write_postings(
+        transaction,
+        batch.sequence,
+        &debits,
+        &credits,
+        &timestamps,
+        &ids,
+    )
+}
+
+/// The slice of the history an account's postings go to.
+pub(crate) fn history_slice(account_id: i64) -> i32 {
+    // Ids are never negative (the ledger refuses them); rem_euclid keeps a slice valid anyway.
+    i32::try_from(account_id.rem_euclid(i64::from(HISTORY_SLICES))).expect("below 256")
+}
+
+/// Two postings per transfer (debit side, credit side), packed per slice, one COPY.
+fn write_postings(
+    transaction: &mut Transaction<'_>,
+    sequence: u64,
+    debits: &[i64],
+    credits: &[i64],
+    timestamps: &[i64],
+    ids: &[i64],
+) -> StoreResult<()> {
+    #[derive(Default)]
+    struct Slice {
+        account_ids: Vec<i64>,
+        timestamps: Vec<i64>,
+        transfer_ids: Vec<i64>,
+    }
+    let mut slices: Vec<Slice> = (0..HISTORY_SLICES).map(|_| Slice::default()).collect();
+    for index in 0..ids.len() {
+        for account_id in [debits[index], credits[index]] {
+            let slice = &mut slices[history_slice(account_id) as usize];
+            slice.account_ids.push(account_id);
+            slice.timestamps.push(timestamps[index]);
+            slice.transfer_ids.push(ids[index]);
+        }
+    }
+    let sink = transaction.copy_in(COPY_POSTINGS).map_err(map_error)?;
+    let mut writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::INT4,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8_ARRAY,
+            Type::INT8_ARRAY,
+            Type::INT8_ARRAY,
+        ],
+    );
+    let batch = signed(sequence);
+    for (number, slice) in slices.iter().enumerate() {
+        let Some(timestamp_last) = slice.timestamps.last() else {
+            continue;
+        };
+        let number = i32::try_from(number).expect("below 256");
+        writer
+            .write(&[
+                &number,
+                &batch,
+                timestamp_last,
+                &slice.account_ids,
+                &slice.timestamps,
+                &slice.transfer_ids,
+            ])
+            .map_err(map_error)?;
+    }
+    writer.finish().map_err(map_error)?;
     Ok(())
 }
 
