@@ -39,8 +39,8 @@ const UPDATE_ACCOUNTS: &str = "
         AS u (id, debits_pending, debits_posted, credits_pending, credits_posted)
      WHERE accounts.id = u.id";
 
-/// COPY, not INSERT: the server writes the rows a page at a time (measured ~2x faster than an
-/// INSERT over `unnest` for a batch of 8,190 transfers).
+/// COPY, not INSERT: the server writes the rows a page at a time (measured for 8,190
+/// transfers: ~13 ms, against 21–35 ms for an INSERT over `unnest`).
 const COPY_TRANSFERS: &str = "
     COPY transfers (id, debit_account_id, credit_account_id, amount, currency, pending_id,
         user_data, timeout_seconds, kind, flags, timestamp, leaf_index)

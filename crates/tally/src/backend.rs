@@ -41,15 +41,39 @@ pub fn open_existing_store(
 /// Where the store is, for people: the directory, or the URL without its password.
 pub fn describe(data_directory: &Path, database: &DatabaseArgs) -> String {
     match &database.database_url {
-        Some(url) => match url.split_once('@') {
-            Some((credentials, rest))
-                if credentials.contains(':') && credentials.contains("//") =>
-            {
-                let (scheme_user, _) = credentials.rsplit_once(':').unwrap_or((credentials, ""));
-                format!("postgres at {scheme_user}:***@{rest}")
-            }
-            _ => format!("postgres at {url}"),
-        },
+        Some(url) => format!("postgres at {}", without_password(url)),
         None => format!("sqlite at {}", data_directory.display()),
+    }
+}
+
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((user_info, hosts)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{hosts}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn a_password_in_the_url_is_never_shown() {
+        assert_eq!(
+            without_password(
+                "postgres://tally:secret@db1:5432,db2:5432/ledger?target_session_attrs=read-write"
+            ),
+            "postgres://tally:***@db1:5432,db2:5432/ledger?target_session_attrs=read-write"
+        );
+        assert_eq!(
+            without_password("postgres://tally@127.0.0.1:5432/ledger"),
+            "postgres://tally@127.0.0.1:5432/ledger"
+        );
     }
 }

@@ -9,7 +9,7 @@ use anyhow::{bail, ensure, Context};
 use clap::Args;
 use ledger::{AccountFlags, Currency, Event, EventResult, NewAccount, NewTransfer, TransferFlags};
 use sequencer::{Sequencer, SequencerHandle};
-use store::{InvariantReport, Store};
+use store::InvariantReport;
 
 use crate::progress::Progress;
 
