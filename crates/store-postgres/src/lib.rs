@@ -153,7 +153,7 @@ impl Store for PostgresStore {
                 "this store already has its writer (one sequencer per store)",
             ));
         }
-        match self.pool.connect().and_then(writer::PostgresWriter::new) {
+        match writer::PostgresWriter::new(self.pool.clone()) {
             Ok(writer) => Ok(Box::new(writer.releasing(self.writer_taken.clone()))),
             Err(error) => {
                 self.writer_taken.store(false, Ordering::SeqCst);

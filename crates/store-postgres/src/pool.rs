@@ -6,11 +6,15 @@
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use postgres::{Client, NoTls, Statement};
 use store::{StoreError, StoreErrorKind, StoreResult};
 
 use crate::map_error;
+
+/// How long the liveness check of an idle connection may take before a new one is opened.
+const POOL_CHECK_TIMEOUT_MS: u64 = 2_000;
 
 pub(crate) struct Pool {
     config: postgres::Config,
@@ -67,9 +71,19 @@ impl Pool {
             .lock()
             .map_err(|_| StoreError::new(StoreErrorKind::Other, "the connection pool is poisoned"))?
             .pop();
-        let connection = match idle {
-            Some(connection) if !connection.client.is_closed() => connection,
-            _ => Connection {
+        // An idle connection may have been ended by the server (a restart, a fail-over, an
+        // operator) without this side knowing: one empty round trip tells.
+        let check = Duration::from_millis(POOL_CHECK_TIMEOUT_MS);
+        let alive = |mut connection: Connection| {
+            connection
+                .client
+                .is_valid(check)
+                .is_ok()
+                .then_some(connection)
+        };
+        let connection = match idle.and_then(alive) {
+            Some(connection) => connection,
+            None => Connection {
                 client: self.connect()?,
                 statements: HashMap::new(),
             },

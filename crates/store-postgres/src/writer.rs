@@ -15,6 +15,7 @@ use postgres::types::Type;
 use postgres::{Client, Statement, Transaction};
 use store::{to_i64, CommitBatch, StoreError, StoreErrorKind, StoreResult, StoreWriter};
 
+use crate::pool::Pool;
 use crate::{map_error, signed};
 
 const ADVANCE_HEAD: &str = "
@@ -113,6 +114,9 @@ struct Statements {
 pub(crate) struct PostgresWriter {
     client: Client,
     statements: Statements,
+    /// Where a new connection comes from when the server closed this one (a restart, a
+    /// fail-over to the new primary the URL leads to).
+    pool: Arc<Pool>,
     taken: Option<Arc<AtomicBool>>,
 }
 
@@ -138,30 +142,12 @@ fn check_durable(client: &mut Client) -> StoreResult<()> {
 }
 
 impl PostgresWriter {
-    pub(crate) fn new(mut client: Client) -> StoreResult<PostgresWriter> {
-        check_durable(&mut client)?;
-        // Each batch's arrays differ in length (a handful of accounts, or thousands): plan each
-        // statement for the arrays it gets, not once for all (a generic plan probes the
-        // primary key once per id even when a scan of the table is several times cheaper).
-        client
-            .batch_execute("SET plan_cache_mode = force_custom_plan")
-            .map_err(map_error)?;
-        let mut prepare = |sql: &str| client.prepare(sql).map_err(map_error);
-        let statements = Statements {
-            advance_head: prepare(ADVANCE_HEAD)?,
-            lock_accounts: prepare(LOCK_ACCOUNTS)?,
-            insert_accounts: prepare(INSERT_ACCOUNTS)?,
-            update_accounts: prepare(UPDATE_ACCOUNTS)?,
-            upsert_pending: prepare(UPSERT_PENDING)?,
-            insert_balances: prepare(INSERT_BALANCES)?,
-            insert_registrations: prepare(INSERT_REGISTRATIONS)?,
-            insert_leaf_run: prepare(INSERT_LEAF_RUN)?,
-            upsert_tiles: prepare(UPSERT_TILES)?,
-            insert_checkpoint: prepare(INSERT_CHECKPOINT)?,
-        };
+    pub(crate) fn new(pool: Arc<Pool>) -> StoreResult<PostgresWriter> {
+        let (client, statements) = connect(&pool)?;
         Ok(PostgresWriter {
             client,
             statements,
+            pool,
             taken: None,
         })
     }
@@ -171,6 +157,32 @@ impl PostgresWriter {
         self.taken = Some(taken);
         self
     }
+}
+
+/// A connection for the writer, checked for durability, with its statements prepared.
+fn connect(pool: &Pool) -> StoreResult<(Client, Statements)> {
+    let mut client = pool.connect()?;
+    check_durable(&mut client)?;
+    // Each batch's arrays differ in length (a handful of accounts, or thousands): plan each
+    // statement for the arrays it gets, not once for all (a generic plan probes the primary
+    // key once per id even when a scan of the table is several times cheaper).
+    client
+        .batch_execute("SET plan_cache_mode = force_custom_plan")
+        .map_err(map_error)?;
+    let mut prepare = |sql: &str| client.prepare(sql).map_err(map_error);
+    let statements = Statements {
+        advance_head: prepare(ADVANCE_HEAD)?,
+        lock_accounts: prepare(LOCK_ACCOUNTS)?,
+        insert_accounts: prepare(INSERT_ACCOUNTS)?,
+        update_accounts: prepare(UPDATE_ACCOUNTS)?,
+        upsert_pending: prepare(UPSERT_PENDING)?,
+        insert_balances: prepare(INSERT_BALANCES)?,
+        insert_registrations: prepare(INSERT_REGISTRATIONS)?,
+        insert_leaf_run: prepare(INSERT_LEAF_RUN)?,
+        upsert_tiles: prepare(UPSERT_TILES)?,
+        insert_checkpoint: prepare(INSERT_CHECKPOINT)?,
+    };
+    Ok((client, statements))
 }
 
 impl Drop for PostgresWriter {
@@ -183,6 +195,13 @@ impl Drop for PostgresWriter {
 
 impl StoreWriter for PostgresWriter {
     fn commit(&mut self, batch: &CommitBatch<'_>) -> StoreResult<()> {
+        if self.client.is_closed() {
+            // The batch that found the connection lost was answered with an error; this one
+            // starts on a new connection (the sequence check says whether that batch landed).
+            let (client, statements) = connect(&self.pool)?;
+            self.client = client;
+            self.statements = statements;
+        }
         // Dropping the transaction on an error rolls it back: nothing of the batch is kept.
         let mut transaction = self.client.transaction().map_err(map_error)?;
         write_batch(&mut transaction, &self.statements, batch)?;

@@ -87,3 +87,63 @@ fn migrations_are_recorded_once_and_an_empty_database_is_not_opened_as_a_store()
     let error = PostgresStore::open("postgres://tally@127.0.0.1:1/nothing").expect_err("no server");
     assert_eq!(error.kind, store::StoreErrorKind::Unavailable, "{error}");
 }
+
+/// Runs `sql` as the database's owner, outside the store.
+fn as_owner(url: &str, sql: &str) {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).expect("a connection");
+    client.batch_execute(sql).expect("the statement");
+}
+
+#[test]
+fn a_server_that_could_lose_commits_gets_no_writer() {
+    let fixture = fixture();
+    let database = fixture.url.rsplit('/').next().expect("a database name");
+    as_owner(
+        &fixture.url,
+        &format!("ALTER DATABASE {database} SET synchronous_commit = off"),
+    );
+    let error = fixture.store.writer().err().expect("no writer");
+    assert_eq!(error.kind, store::StoreErrorKind::Refused);
+    assert!(
+        error.message.contains("synchronous_commit = off"),
+        "{error}"
+    );
+    as_owner(
+        &fixture.url,
+        &format!("ALTER DATABASE {database} RESET synchronous_commit"),
+    );
+    assert!(
+        fixture.store.writer().is_ok(),
+        "a durable server gets its writer"
+    );
+}
+
+#[test]
+fn the_writer_reconnects_after_its_connection_is_lost() {
+    let fixture = fixture();
+    let mut writer = fixture.store.writer().expect("the writer");
+    let first = store::CommitBatch {
+        sequence: 1,
+        timestamp_last: 5,
+        ..store::CommitBatch::default()
+    };
+    writer.commit(&first).expect("batch 1");
+    // An operator (or a fail-over) ends the writer's session.
+    let server = TestServer::shared().expect("the server");
+    let database = fixture.url.rsplit('/').next().expect("a database name");
+    as_owner(
+        &server.superuser_url(database),
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    let second = store::CommitBatch {
+        sequence: 2,
+        timestamp_last: 6,
+        ..store::CommitBatch::default()
+    };
+    let error = writer.commit(&second).expect_err("the connection was lost");
+    assert_eq!(error.kind, store::StoreErrorKind::Unavailable, "{error}");
+    writer.commit(&second).expect("batch 2 on a new connection");
+    let mut reader = fixture.store.reader().expect("a reader");
+    assert_eq!(reader.head().expect("the head").batches, 2);
+}
