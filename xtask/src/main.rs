@@ -113,6 +113,50 @@ fn ensure_installed(command: &str, package: &str) -> Result<()> {
         return Ok(());
     }
     println!("xtask test: installing {package} (needed for {command})");
+    apt_install(package)
+}
+
+/// Whether the PostgreSQL server binaries (`initdb`, `postgres`) are where the store-postgres
+/// test server looks for them: `pg_config --bindir`, Debian's `/usr/lib/postgresql/*/bin`, or
+/// `PATH`.
+fn postgres_server_installed() -> bool {
+    let has_server = |directory: &Path| {
+        directory.join("initdb").is_file() && directory.join("postgres").is_file()
+    };
+    let from_pg_config = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .is_ok_and(|output| {
+            output.status.success()
+                && has_server(Path::new(String::from_utf8_lossy(&output.stdout).trim()))
+        });
+    let debian = std::fs::read_dir("/usr/lib/postgresql").is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .any(|entry| has_server(&entry.path().join("bin")))
+    });
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|directory| has_server(&directory)));
+    from_pg_config || debian || on_path
+}
+
+/// The PostgreSQL server for the store-postgres tests, which start their own throwaway server
+/// from these binaries (a missing binary fails those tests; it never skips them).
+fn ensure_postgres_installed() -> Result<()> {
+    if postgres_server_installed() {
+        return Ok(());
+    }
+    println!("xtask test: installing postgresql (the store-postgres tests start their own server)");
+    apt_install("postgresql")?;
+    ensure!(
+        postgres_server_installed(),
+        "postgresql was installed but initdb and postgres are still not found"
+    );
+    Ok(())
+}
+
+/// Installs a Debian package with apt-get (through sudo unless root).
+fn apt_install(package: &str) -> Result<()> {
     let is_root = Command::new("id")
         .arg("-u")
         .output()
@@ -166,9 +210,8 @@ fn python_tests() -> Result<(u64, u64)> {
 }
 
 fn test() -> Result<ExitCode> {
-    // Later steps go here, first: e.g. installing and starting a PostgreSQL server for the
-    // store-postgres tests once that crate exists.
     ensure_installed("python3", "python3")?;
+    ensure_postgres_installed()?;
 
     let arguments = SimArguments {
         seed: random_seed(),

@@ -9,8 +9,7 @@ use anyhow::{bail, ensure, Context};
 use clap::Args;
 use ledger::{AccountFlags, Currency, Event, EventResult, NewAccount, NewTransfer, TransferFlags};
 use sequencer::{Sequencer, SequencerHandle};
-use store::{InvariantReport, Store};
-use store_sqlite::SqliteStore;
+use store::InvariantReport;
 
 use crate::progress::Progress;
 
@@ -25,6 +24,8 @@ pub struct LedgerArgs {
     /// directory, removed afterwards).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    #[command(flatten)]
+    database: crate::backend::DatabaseArgs,
     /// Transfers to commit.
     #[arg(long, default_value_t = 1_000_000)]
     transfers: u64,
@@ -206,11 +207,20 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
             temporary.path().to_path_buf()
         }
     };
-    let store = SqliteStore::open(&directory)?;
-    let sequencer = Sequencer::start(&store, crate::sequencer_config(&directory)?)?;
+    // The operator's log key lives in the directory whichever the store.
+    let store = crate::backend::open_store(&directory, &args.database)?;
+    ensure!(
+        store.reader()?.head()?.batches == 0,
+        "{} already holds a ledger; the benchmark needs a fresh one",
+        crate::backend::describe(&directory, &args.database)
+    );
+    let sequencer = Sequencer::start(store.as_ref(), crate::sequencer_config(&directory)?)?;
     let handle = sequencer.handle();
     if !args.json {
-        eprintln!("store: sqlite at {}", store.path().display());
+        eprintln!(
+            "store: {}",
+            crate::backend::describe(&directory, &args.database)
+        );
         eprintln!("creating {} accounts", args.accounts);
     }
     create_accounts(

@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod admin;
+mod backend;
 mod bench;
 mod bench_api;
 mod bench_receipts;

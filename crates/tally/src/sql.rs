@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::Args;
-use store_sqlite::{QueryOutput, SqliteStore, Value};
+use store::{QueryOutput, Value};
 
 use crate::DataArgs;
 
@@ -15,6 +15,8 @@ const QUERY_ROWS_MAX: usize = 1_000_000;
 pub struct SqlArgs {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    database: crate::backend::DatabaseArgs,
     /// Print a JSON array of row objects.
     #[arg(long, conflicts_with = "csv")]
     json: bool,
@@ -27,13 +29,12 @@ pub struct SqlArgs {
 
 pub fn run(args: SqlArgs) -> anyhow::Result<()> {
     let directory = args.data.directory();
-    let store = SqliteStore::open_existing(&directory)?;
-    let connection = store.read_only_connection()?;
+    let store = crate::backend::open_existing_store(&directory, &args.database)?;
     let limits = store::QueryLimits {
         rows_max: QUERY_ROWS_MAX,
         time_max: None,
     };
-    let output = store_sqlite::query_read_only(&connection, &args.query, limits)?;
+    let output = store.query(&args.query, limits)?;
     anyhow::ensure!(
         !output.truncated,
         "the query returns more than {QUERY_ROWS_MAX} rows; add a LIMIT"

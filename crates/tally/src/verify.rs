@@ -7,7 +7,6 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use store::{Store, StoreReader};
-use store_sqlite::SqliteStore;
 
 use crate::progress::Progress;
 use crate::DataArgs;
@@ -21,6 +20,8 @@ const CHUNK_TRANSFERS: usize = 4096;
 pub struct VerifyArgs {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    database: crate::backend::DatabaseArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -392,7 +393,9 @@ fn sql_checks(reader: &mut dyn StoreReader) -> anyhow::Result<Vec<Check>> {
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let store = SqliteStore::open_existing(&args.data.directory())?;
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::from(
+        crate::backend::open_existing_store(&args.data.directory(), &args.database)?,
+    );
     let mut reader = store.reader()?;
     let head = reader.head()?;
     let verifier_key = match &args.vkey {
@@ -467,7 +470,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
     } else {
         println!(
             "verifying {} ({} batches)",
-            store.path().display(),
+            crate::backend::describe(&args.data.directory(), &args.database),
             head.batches
         );
         for check in &checks {

@@ -930,3 +930,67 @@ fn one_time_codes_go_through_the_development_sms_outbox_the_operator_reads() {
     ]);
     assert!(text(&others.stdout).is_empty());
 }
+
+#[test]
+fn bench_sql_and_verify_work_on_postgresql_too() {
+    let server = store_postgres::test_server::TestServer::shared()
+        .expect("a PostgreSQL server for the tests");
+    let url = server.create_database().expect("a database");
+    let directory = tempfile::tempdir().unwrap();
+    // The operator's log key lives in the data directory; the ledger in PostgreSQL.
+    let data = directory.path().join("keys");
+    let data = data.to_str().unwrap();
+    let output = tally(&[
+        "bench",
+        "ledger",
+        "--database-url",
+        &url,
+        "--data",
+        data,
+        "--transfers",
+        "20000",
+        "--accounts",
+        "100",
+        "--pending-percent",
+        "20",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["backend"], "postgres");
+    assert_eq!(report["invariants_hold"], true);
+    assert_eq!(report["rejected"], 0);
+    let count = tally(&[
+        "sql",
+        "--database-url",
+        &url,
+        "--csv",
+        "SELECT count(*) AS n FROM transfers",
+    ]);
+    assert!(count.status.success(), "{}", text(&count.stderr));
+    assert_eq!(
+        text(&count.stdout).lines().nth(1).unwrap(),
+        report["transfers"].to_string()
+    );
+    let refused = tally(&["sql", "--database-url", &url, "DELETE FROM transfers"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        text(&refused.stderr).contains("read-only"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let verified = tally(&["verify", "--database-url", &url, "--data", data, "--json"]);
+    assert!(verified.status.success(), "{}", text(&verified.stderr));
+    let verified: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(verified["ok"], true);
+    let again = tally(&[
+        "bench",
+        "ledger",
+        "--database-url",
+        &url,
+        "--transfers",
+        "10",
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("already holds a ledger"));
+}

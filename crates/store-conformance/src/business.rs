@@ -1,0 +1,364 @@
+//! Business records: written with their ledger events, only when all of them commit, and read
+//! back as they were written.
+
+use ledger::{AccountFlags, Event, EventResult};
+use sequencer::Sequencer;
+use store::{
+    BankDirection, BankTransfer, BankTransferState, BusinessEvent, Card, CardState, DeliveryState,
+    DeliveryUpdate, IdempotencyRecord, Merchant, MerchantKey, Order, OrderState, Outlet,
+    OutletKind, P2pTransfer, Record, Refund, Store,
+};
+
+use crate::common::{config, new_account, new_transfer, ManualClock};
+
+fn merchant(id: u64) -> Merchant {
+    Merchant {
+        id,
+        name: "Tea House".into(),
+        mcc: "5814".into(),
+        country: "CN".into(),
+        city: "Hangzhou".into(),
+        settlement_account: "6222 0000 1111".into(),
+        fee_rate_bps: 60,
+        account_id: 3,
+        notify_key: [7; 32],
+        created_at: 1,
+    }
+}
+
+fn order(id: u64, state: OrderState) -> Order {
+    Order {
+        id,
+        merchant_id: 7,
+        outlet_id: None,
+        out_trade_no: format!("T{id}"),
+        amount: 100,
+        currency: "CNY".into(),
+        description: "tea".into(),
+        notify_url: None,
+        state,
+        payer_user_id: None,
+        fee: 0,
+        refunded: 0,
+        created_at: 10 + id,
+        expires_at: 100,
+        paid_at: None,
+        closed_at: None,
+        version: 1,
+        payment_transfer_id: u128::from(id) * 16 + 1,
+    }
+}
+
+fn commit(sequencer: &Sequencer, events: Vec<Event>, records: Vec<Record>) -> Vec<EventResult> {
+    sequencer
+        .handle()
+        .submit_with_records(events, records)
+        .expect("queued")
+        .wait()
+        .expect("committed")
+}
+
+/// Records commit with their request's events when every one of them is `ok`, and not at all
+/// otherwise (nor again on a retry that finds the events already committed).
+pub fn records_ride_with_their_events(store: &dyn Store) {
+    let sequencer = Sequencer::start(store, config(ManualClock::at(1_000_000_000))).unwrap();
+    let opened = commit(
+        &sequencer,
+        vec![
+            new_account(1, AccountFlags::empty()),
+            new_account(2, AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS),
+            new_account(3, AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS),
+        ],
+        Vec::new(),
+    );
+    assert!(opened.iter().all(|result| *result == EventResult::Ok));
+    // Records alone ride with the next batch.
+    let alone = commit(
+        &sequencer,
+        Vec::new(),
+        vec![
+            Record::Merchant(merchant(7)),
+            Record::Order(order(1, OrderState::NotPay)),
+        ],
+    );
+    assert!(alone.is_empty());
+    let paid = commit(
+        &sequencer,
+        vec![Event::CreateTransfer(new_transfer(50, 1, 2, 100))],
+        vec![Record::Order(order(1, OrderState::Success))],
+    );
+    assert_eq!(paid, vec![EventResult::Ok]);
+    // Account 3 is empty: the transfer fails and its record is not written.
+    let refused = commit(
+        &sequencer,
+        vec![Event::CreateTransfer(new_transfer(51, 3, 2, 100))],
+        vec![Record::Order(order(2, OrderState::Success))],
+    );
+    assert_ne!(refused, vec![EventResult::Ok]);
+    // A retry finds its transfer committed: its records are not written again.
+    let retried = commit(
+        &sequencer,
+        vec![Event::CreateTransfer(new_transfer(50, 1, 2, 100))],
+        vec![Record::Order(order(1, OrderState::Closed))],
+    );
+    assert_eq!(retried, vec![EventResult::Exists]);
+    sequencer.shutdown();
+    let mut records = store.records().unwrap();
+    assert_eq!(
+        records.order(1).unwrap().unwrap().state,
+        OrderState::Success
+    );
+    assert_eq!(records.order(2).unwrap(), None);
+    assert_eq!(records.merchant(7).unwrap().unwrap(), merchant(7));
+    assert_eq!(
+        records.order_by_out_trade_no(7, "T1").unwrap().unwrap().id,
+        1
+    );
+}
+
+/// Every kind of record reads back as written, through every lookup the services use.
+#[allow(clippy::too_many_lines)]
+pub fn business_records_read_back_as_written(store: &dyn Store) {
+    let sequencer = Sequencer::start(store, config(ManualClock::at(1_000_000_000))).unwrap();
+    let key = MerchantKey {
+        id: 70,
+        merchant_id: 7,
+        signing_key: [9; 32],
+        created_at: 2,
+        revoked_at: None,
+    };
+    let shop = Outlet {
+        id: 71,
+        merchant_id: 7,
+        kind: OutletKind::Store,
+        parent_id: None,
+        name: "West Lake".into(),
+        created_at: 3,
+    };
+    let till = Outlet {
+        id: 72,
+        kind: OutletKind::Terminal,
+        parent_id: Some(71),
+        name: "Till 1".into(),
+        ..shop.clone()
+    };
+    let mut paid = order(2, OrderState::Refund);
+    paid.payer_user_id = Some(900);
+    paid.fee = 1;
+    paid.refunded = 40;
+    paid.paid_at = Some(500);
+    paid.notify_url = Some("http://shop.example/notify".into());
+    paid.outlet_id = Some(72);
+    paid.version = 3;
+    let refund = Refund {
+        id: 80,
+        order_id: 2,
+        merchant_id: 7,
+        out_refund_no: "R1".into(),
+        amount: 40,
+        fee_refunded: 0,
+        reason: "spilt".into(),
+        created_at: 600,
+    };
+    let p2p = P2pTransfer {
+        id: 81,
+        from_user_id: 900,
+        to_user_id: 901,
+        amount: 5,
+        currency: "CNY".into(),
+        note: "tea".into(),
+        created_at: 601,
+    };
+    let card = Card {
+        id: 82,
+        user_id: 900,
+        token: "tok_abc".into(),
+        bin: "622202".into(),
+        last4: "3446".into(),
+        bank: "Sim".into(),
+        state: CardState::Active,
+        created_at: 602,
+    };
+    let top_up = BankTransfer {
+        id: 83,
+        user_id: 900,
+        card_id: 82,
+        direction: BankDirection::TopUp,
+        amount: 1_000,
+        currency: "CNY".into(),
+        state: BankTransferState::Pending,
+        bank_reference: None,
+        failure: None,
+        created_at: 603,
+        updated_at: 603,
+    };
+    let withdrawal = BankTransfer {
+        id: 84,
+        direction: BankDirection::Withdrawal,
+        state: BankTransferState::Failed,
+        failure: Some("card frozen".into()),
+        ..top_up.clone()
+    };
+    let event = |id: u64, sequence: u32, notify_url: Option<&str>| BusinessEvent {
+        id,
+        merchant_id: 7,
+        object_id: 2,
+        object_sequence: sequence,
+        kind: "order.paid".into(),
+        payload: format!("{{\"sequence\":{sequence}}}"),
+        notify_url: notify_url.map(str::to_owned),
+        created_at: 700 + id,
+    };
+    let idempotency = IdempotencyRecord {
+        principal: "usr_900".into(),
+        key: "k-1".into(),
+        request_digest: [5; 32],
+        status: 201,
+        response: "{\"id\":\"p2p_81\"}".into(),
+        created_at: 604,
+    };
+    commit(
+        &sequencer,
+        Vec::new(),
+        vec![
+            Record::Merchant(merchant(7)),
+            Record::MerchantKey(key.clone()),
+            Record::Outlet(shop.clone()),
+            Record::Outlet(till.clone()),
+            Record::Order(order(1, OrderState::NotPay)),
+            Record::Order(paid.clone()),
+            Record::Order(order(3, OrderState::NotPay)),
+            Record::Refund(refund.clone()),
+            Record::P2pTransfer(p2p.clone()),
+            Record::Card(card.clone()),
+            Record::BankTransfer(top_up.clone()),
+            Record::BankTransfer(withdrawal.clone()),
+            Record::Event(event(90, 2, Some("http://shop.example/notify"))),
+            Record::Event(event(91, 3, None)),
+            Record::Idempotency(idempotency.clone()),
+        ],
+    );
+    // An upsert replaces the row: the key revoked.
+    let revoked = MerchantKey {
+        revoked_at: Some(9),
+        ..key.clone()
+    };
+    commit(
+        &sequencer,
+        Vec::new(),
+        vec![Record::MerchantKey(revoked.clone())],
+    );
+    sequencer.shutdown();
+
+    let mut records = store.records().unwrap();
+    assert_eq!(records.merchants(0, 10).unwrap(), vec![merchant(7)]);
+    assert_eq!(records.merchant_key(70).unwrap(), Some(revoked.clone()));
+    assert_eq!(records.merchant_keys(7).unwrap(), vec![revoked]);
+    assert_eq!(records.outlets(7).unwrap(), vec![shop, till.clone()]);
+    assert_eq!(records.outlet(72).unwrap(), Some(till));
+    assert_eq!(records.order(2).unwrap(), Some(paid.clone()));
+    assert_eq!(
+        records.order_by_out_trade_no(7, "T2").unwrap(),
+        Some(paid.clone())
+    );
+    assert_eq!(records.order_by_out_trade_no(8, "T2").unwrap(), None);
+    let page: Vec<u64> = records
+        .orders(7, 1, 10)
+        .unwrap()
+        .iter()
+        .map(|o| o.id)
+        .collect();
+    assert_eq!(page, [2, 3]);
+    assert_eq!(records.orders(7, 0, 1).unwrap().len(), 1);
+    assert_eq!(
+        records.orders_paid_between(7, 500, 501).unwrap(),
+        vec![paid]
+    );
+    assert!(records.orders_paid_between(7, 501, 600).unwrap().is_empty());
+    let expired: Vec<u64> = records
+        .orders_expired(100, 10)
+        .unwrap()
+        .iter()
+        .map(|o| o.id)
+        .collect();
+    assert_eq!(expired, [1, 3], "unpaid orders at or past their expiry");
+    assert!(records.orders_expired(99, 10).unwrap().is_empty());
+    assert_eq!(records.refund(80).unwrap(), Some(refund.clone()));
+    assert_eq!(
+        records.refund_by_out_refund_no(7, "R1").unwrap(),
+        Some(refund.clone())
+    );
+    assert_eq!(records.refunds_of_order(2).unwrap(), vec![refund.clone()]);
+    assert_eq!(records.refunds_between(7, 600, 601).unwrap(), vec![refund]);
+    assert_eq!(records.p2p_transfer(81).unwrap(), Some(p2p));
+    assert_eq!(records.card(82).unwrap(), Some(card.clone()));
+    assert_eq!(records.cards(900).unwrap(), vec![card]);
+    assert_eq!(records.bank_transfer(84).unwrap(), Some(withdrawal));
+    assert_eq!(records.bank_transfers_pending(10).unwrap(), vec![top_up]);
+    assert_eq!(
+        records.idempotency("usr_900", "k-1").unwrap(),
+        Some(idempotency)
+    );
+    assert_eq!(records.idempotency("usr_901", "k-1").unwrap(), None);
+
+    // The outbox: only events with an address wait for delivery.
+    let events = records.events(7, 0, 10).unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].delivery, DeliveryState::Pending);
+    assert_eq!(events[1].delivery, DeliveryState::None);
+    assert_eq!(records.events(7, 90, 10).unwrap().len(), 1);
+    assert_eq!(records.events_recent(1).unwrap()[0].event.id, 91);
+    let due = records.events_due(10_000, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        due[0].event,
+        event(90, 2, Some("http://shop.example/notify"))
+    );
+    store
+        .outbox()
+        .unwrap()
+        .record_deliveries(&[DeliveryUpdate {
+            event_id: 90,
+            delivery: DeliveryState::Pending,
+            attempts: 1,
+            next_attempt_at: 20_000,
+            last_result: Some("500".into()),
+        }])
+        .unwrap();
+    assert!(
+        records.events_due(10_000, 10).unwrap().is_empty(),
+        "waits for its retry"
+    );
+    let retry = records.events_due(20_000, 10).unwrap();
+    assert_eq!(
+        (retry[0].attempts, retry[0].last_result.as_deref()),
+        (1, Some("500"))
+    );
+    store
+        .outbox()
+        .unwrap()
+        .record_deliveries(&[DeliveryUpdate {
+            event_id: 90,
+            delivery: DeliveryState::Delivered,
+            attempts: 2,
+            next_attempt_at: 20_000,
+            last_result: Some("200".into()),
+        }])
+        .unwrap();
+    assert!(records.events_due(u64::MAX >> 2, 10).unwrap().is_empty());
+    assert_eq!(
+        records.events(7, 0, 1).unwrap()[0].delivery,
+        DeliveryState::Delivered
+    );
+    let missing = store.outbox().unwrap().record_deliveries(&[DeliveryUpdate {
+        event_id: 999,
+        delivery: DeliveryState::Delivered,
+        attempts: 1,
+        next_attempt_at: 0,
+        last_result: None,
+    }]);
+    assert!(
+        missing.is_err(),
+        "an unknown event is an error, not a silent no-op"
+    );
+}
