@@ -124,6 +124,8 @@ pub(crate) fn start(
         last_checkpoint_at: 0,
         registration_id_max: head.registration_id_max,
         registrations_in_flight: HashMap::new(),
+        expiries_checked_at: 0,
+        expiries_backlog: false,
     };
     let sequencer_thread = std::thread::Builder::new()
         .name("ledger-sequencer".into())
@@ -165,6 +167,10 @@ struct SequencerThread {
     registration_id_max: u64,
     /// Registrations of batches in flight, which the store cannot answer for yet.
     registrations_in_flight: HashMap<RegistrationKey, StoredRegistration>,
+    /// Ledger time the store was last asked for expired holds.
+    expiries_checked_at: u64,
+    /// The last answer was full: more holds are due.
+    expiries_backlog: bool,
 }
 
 /// Requests gathered into one batch.
@@ -424,8 +430,25 @@ impl SequencerThread {
             return None;
         }
         let timestamp = self.config.clock.now_nanos().max(self.timestamp_last + 1);
-        let expiring = match self.reader.pending_due(timestamp, BATCH_EXPIRIES_MAX) {
-            Ok(expiring) => expiring,
+        // Releasing expired holds is looked for once per expiry interval, not in every batch
+        // (a query each time); the core refuses to post a hold past its timeout whether or
+        // not it was released yet. A full list means more are due: look again next batch.
+        let interval = u64::try_from(self.config.expiry_interval.as_nanos()).unwrap_or(u64::MAX);
+        let expiries_due =
+            self.expiries_backlog || timestamp.saturating_sub(self.expiries_checked_at) >= interval;
+        let looked_up = if expiries_due {
+            self.reader.pending_due(timestamp, BATCH_EXPIRIES_MAX)
+        } else {
+            Ok(Vec::new())
+        };
+        let expiring = match looked_up {
+            Ok(expiring) => {
+                if expiries_due {
+                    self.expiries_checked_at = timestamp;
+                    self.expiries_backlog = expiring.len() == BATCH_EXPIRIES_MAX;
+                }
+                expiring
+            }
             Err(error) => {
                 answer_requests(requests, registers, &CommitError::Store(error));
                 return None;

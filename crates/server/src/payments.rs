@@ -533,7 +533,12 @@ pub(crate) async fn create_order(
         Some(text) => Some(id_in_path("out_", text, "outlet")?),
         None => None,
     };
-    let render = |order: &Order| rendered(order_json(order), StatusCode::CREATED);
+    let render = |order: &Order| {
+        (
+            StatusCode::CREATED.as_u16(),
+            services::payments::OrderView::of(order).text(),
+        )
+    };
     let result = state
         .payments
         .create_order(
@@ -826,7 +831,12 @@ pub(crate) async fn pay_order(
     let request: PayRequest = parse(&body)?;
     let idempotency = idempotency(&headers, format!("usr_{}", user.id), &method, &uri, &body)?;
     let user = check_payment_password(&state, token, user, request.payment_password).await?;
-    let render = |order: &Order| rendered(order_json(order), StatusCode::OK);
+    let render = |order: &Order| {
+        (
+            StatusCode::OK.as_u16(),
+            services::payments::OrderView::of(order).text(),
+        )
+    };
     let result = state
         .payments
         .pay_order(

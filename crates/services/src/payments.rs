@@ -356,27 +356,61 @@ fn first_refusal(results: &[EventResult]) -> Option<EventResult> {
         })
 }
 
+/// An order as the API shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct OrderView<'a> {
+    id: String,
+    object: &'static str,
+    merchant_id: String,
+    outlet_id: Option<String>,
+    out_trade_no: &'a str,
+    amount: u64,
+    currency: &'a str,
+    description: &'a str,
+    notify_url: Option<&'a str>,
+    state: &'static str,
+    payer_id: Option<String>,
+    fee: u64,
+    refunded: u64,
+    created_at: String,
+    expires_at: String,
+    paid_at: Option<String>,
+    closed_at: Option<String>,
+    version: u32,
+}
+
+impl<'a> OrderView<'a> {
+    pub fn of(order: &'a Order) -> OrderView<'a> {
+        OrderView {
+            id: format!("ord_{}", order.id),
+            object: "order",
+            merchant_id: format!("mch_{}", order.merchant_id),
+            outlet_id: order.outlet_id.map(|id| format!("out_{id}")),
+            out_trade_no: &order.out_trade_no,
+            amount: order.amount,
+            currency: &order.currency,
+            description: &order.description,
+            notify_url: order.notify_url.as_deref(),
+            state: order.state.as_str(),
+            payer_id: order.payer_user_id.map(|id| format!("usr_{id}")),
+            fee: order.fee,
+            refunded: order.refunded,
+            created_at: rfc3339_seconds(order.created_at),
+            expires_at: rfc3339_seconds(order.expires_at),
+            paid_at: order.paid_at.map(rfc3339_seconds),
+            closed_at: order.closed_at.map(rfc3339_seconds),
+            version: order.version,
+        }
+    }
+
+    /// The JSON text.
+    pub fn text(&self) -> String {
+        serde_json::to_string(self).expect("an order always serializes")
+    }
+}
+
 pub fn order_json(order: &Order) -> serde_json::Value {
-    json!({
-        "id": format!("ord_{}", order.id),
-        "object": "order",
-        "merchant_id": format!("mch_{}", order.merchant_id),
-        "outlet_id": order.outlet_id.map(|id| format!("out_{id}")),
-        "out_trade_no": order.out_trade_no,
-        "amount": order.amount,
-        "currency": order.currency,
-        "description": order.description,
-        "notify_url": order.notify_url,
-        "state": order.state.as_str(),
-        "payer_id": order.payer_user_id.map(|id| format!("usr_{id}")),
-        "fee": order.fee,
-        "refunded": order.refunded,
-        "created_at": rfc3339_seconds(order.created_at),
-        "expires_at": rfc3339_seconds(order.expires_at),
-        "paid_at": order.paid_at.map(rfc3339_seconds),
-        "closed_at": order.closed_at.map(rfc3339_seconds),
-        "version": order.version,
-    })
+    serde_json::to_value(OrderView::of(order)).expect("an order always serializes")
 }
 
 pub fn refund_json(refund: &Refund) -> serde_json::Value {
@@ -398,25 +432,34 @@ fn event_record(
     object_id: u64,
     object_sequence: u32,
     kind: &str,
-    data: serde_json::Value,
+    data: &impl serde::Serialize,
     notify_url: Option<String>,
     now_s: u64,
 ) -> Result<Record, PaymentError> {
+    #[derive(serde::Serialize)]
+    struct Payload<'a, T> {
+        id: String,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        created_at: String,
+        sequence: u32,
+        data: &'a T,
+    }
     let id = new_id(now_s * 1000)?;
-    let payload = json!({
-        "id": format!("evt_{id}"),
-        "type": kind,
-        "created_at": rfc3339_seconds(now_s),
-        "sequence": object_sequence,
-        "data": data,
-    });
+    let payload = Payload {
+        id: format!("evt_{id}"),
+        kind,
+        created_at: rfc3339_seconds(now_s),
+        sequence: object_sequence,
+        data,
+    };
     Ok(Record::Event(BusinessEvent {
         id,
         merchant_id,
         object_id,
         object_sequence,
         kind: kind.to_owned(),
-        payload: payload.to_string(),
+        payload: serde_json::to_string(&payload).expect("an event always serializes"),
         notify_url,
         created_at: now_s,
     }))
@@ -886,7 +929,7 @@ impl Payments {
             closed.id,
             closed.version,
             "order.closed",
-            order_json(&closed),
+            &OrderView::of(&closed),
             closed.notify_url.clone(),
             now_s,
         )?;
@@ -1074,7 +1117,7 @@ impl Payments {
                 paid.id,
                 paid.version,
                 "order.paid",
-                order_json(&paid),
+                &OrderView::of(&paid),
                 paid.notify_url.clone(),
                 now_s,
             )?,
@@ -1199,7 +1242,7 @@ impl Payments {
                 order_id,
                 refunded.version,
                 "refund.succeeded",
-                json!({"refund": refund_json(&refund), "order": order_json(&refunded)}),
+                &json!({"refund": refund_json(&refund), "order": order_json(&refunded)}),
                 refunded.notify_url.clone(),
                 now_s,
             )?,

@@ -152,11 +152,20 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
         ),
         Record::Order(order) => execute(
             connection,
-            "INSERT OR REPLACE INTO orders (id, merchant_id, outlet_id, out_trade_no, amount,
+            // An upsert, not INSERT OR REPLACE: a paid order changes its state, payer, fee and
+            // times in place, and only the indexes over those columns are touched (a REPLACE
+            // deletes and re-inserts the row in every index).
+            "INSERT INTO orders (id, merchant_id, outlet_id, out_trade_no, amount,
                 currency, description, notify_url, state, payer_user_id, fee, refunded,
                 created_at, expires_at, paid_at, closed_at, version, payment_transfer_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                ?17, ?18)",
+                ?17, ?18)
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state,
+                payer_user_id = excluded.payer_user_id, fee = excluded.fee,
+                refunded = excluded.refunded, paid_at = excluded.paid_at,
+                closed_at = excluded.closed_at, version = excluded.version,
+                notify_url = excluded.notify_url, description = excluded.description,
+                expires_at = excluded.expires_at",
             params![
                 int(order.id),
                 int(order.merchant_id),

@@ -168,6 +168,9 @@ pub fn run(args: ApiArgs) -> anyhow::Result<()> {
         );
     }
     let clients = runtime.block_on(set_up(&state, &sequencer, args.clients))?;
+    if !args.json {
+        eprintln!("measuring for {} s…", args.seconds);
+    }
     let outcome = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
