@@ -33,6 +33,13 @@ pub use log::{receipt_json, registration_json, registration_receipt_json};
 pub use problem::ApiError;
 pub use readers::ReaderPool;
 
+/// How the services behave: limits, lifetimes, the currency.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceConfig {
+    pub users: services::users::UserConfig,
+    pub payments: services::payments::PaymentConfig,
+}
+
 /// What every handler can reach.
 #[derive(Debug)]
 pub struct AppState {
@@ -66,16 +73,27 @@ impl AppState {
         workers: Arc<workers::WorkerMetrics>,
         witness: Option<Arc<witness::Witness>>,
     ) -> Result<Arc<AppState>, services::payments::PaymentError> {
+        Self::with_config(store, sequencer, workers, witness, ServiceConfig::default())
+    }
+
+    /// The state with the services configured (limits, lifetimes, the currency).
+    pub fn with_config(
+        store: Arc<dyn Store>,
+        sequencer: SequencerHandle,
+        workers: Arc<workers::WorkerMetrics>,
+        witness: Option<Arc<witness::Witness>>,
+        config: ServiceConfig,
+    ) -> Result<Arc<AppState>, services::payments::PaymentError> {
         let handles = Arc::new(services::support::Handles::new(store.clone()));
         let users = Arc::new(services::users::Users::new(
             handles.clone(),
             sequencer.clone(),
-            services::users::UserConfig::default(),
+            config.users,
         )?);
         let payments = Arc::new(services::payments::Payments::new(
             handles.clone(),
             sequencer.clone(),
-            services::payments::PaymentConfig::default(),
+            config.payments,
         )?);
         // The built-in simulated bank texts its codes through the development SMS outbox.
         let sms_store = store.clone();

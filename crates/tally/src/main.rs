@@ -9,6 +9,7 @@ mod bench;
 mod bench_api;
 mod bench_receipts;
 mod code128;
+mod config;
 mod demo;
 mod demo_api;
 mod log;

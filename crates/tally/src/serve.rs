@@ -1,6 +1,7 @@
 //! `tally serve`: the HTTP API on the embedded store, until SIGTERM or Ctrl-C.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,9 +21,14 @@ const HTTP_WORKER_THREADS: usize = 2;
 pub struct ServeArgs {
     #[command(flatten)]
     data: DataArgs,
+    /// A TOML configuration file (see `crates/tally/src/config.rs`): flags and `TALLY_…`
+    /// environment variables win over it.
+    #[arg(long, value_name = "FILE", env = "TALLY_CONFIG")]
+    config: Option<PathBuf>,
     /// Address to listen on (port 0: any free port; the chosen address is printed).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    /// Default 127.0.0.1:8080.
+    #[arg(long, env = "TALLY_LISTEN")]
+    listen: Option<SocketAddr>,
     /// A witness that cosigns this log's checkpoints, as `<its witness key>@<its URL>`, e.g.
     /// `tally-witness-1a2b+89abcdef+BASE64@http://10.0.0.2:8080/v1/witness` (repeatable).
     #[arg(long = "witness", value_name = "KEY@URL")]
@@ -31,18 +37,21 @@ pub struct ServeArgs {
     /// `POST /v1/witness/add-checkpoint`, cosigning with this node's witness key.
     #[arg(long = "witness-for", value_name = "LOG_KEY")]
     witness_for: Vec<String>,
-    /// Seconds between two self-audits of the trust log.
-    #[arg(long, default_value_t = server::workers::AUDIT_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
-    audit_interval_seconds: u64,
+    /// Seconds between two self-audits of the trust log (default 600).
+    #[arg(long, env = "TALLY_AUDIT_INTERVAL_SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    audit_interval_seconds: Option<u64>,
 }
 
-/// How often the log looks for a new checkpoint to send to its witnesses.
+/// Address `tally serve` listens on unless told otherwise.
+const LISTEN_DEFAULT: &str = "127.0.0.1:8080";
+
 /// How often the outbox is looked at for notifications due.
 const NOTIFICATION_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the bank is asked about transfers it did not answer in time.
 const BANK_RESOLVE_INTERVAL: Duration = Duration::from_secs(10);
 /// How often unpaid orders past their expiry are closed.
 const ORDER_EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the log looks for a new checkpoint to send to its witnesses.
 const COSIGNING_INTERVAL: Duration = Duration::from_millis(500);
 
 fn init_logging() {
@@ -77,8 +86,34 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: no new connections; finishing requests in flight");
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
+    let file = match &args.config {
+        Some(path) => crate::config::FileConfig::load(path)?,
+        None => crate::config::FileConfig::default(),
+    };
+    let services = file.services()?;
+    if args.data.data.is_none() && std::env::var_os("TALLY_DATA").is_none() {
+        args.data.data.clone_from(&file.data);
+    }
+    let listen = match args.listen.or(file.listen) {
+        Some(listen) => listen,
+        None => LISTEN_DEFAULT.parse().expect("a valid address"),
+    };
+    let audit_interval_seconds = args
+        .audit_interval_seconds
+        .or(file.audit_interval_seconds)
+        .unwrap_or(server::workers::AUDIT_INTERVAL.as_secs());
+    anyhow::ensure!(
+        audit_interval_seconds > 0,
+        "audit_interval_seconds must be positive"
+    );
+    if args.witnesses.is_empty() {
+        args.witnesses.clone_from(&file.witnesses);
+    }
+    if args.witness_for.is_empty() {
+        args.witness_for.clone_from(&file.witness_for);
+    }
     let directory = args.data.directory();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&directory)?);
     let config = crate::sequencer_config(&directory)?;
@@ -116,13 +151,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let sequencer = Sequencer::start(store.as_ref(), config)?;
     let metrics = server::workers::WorkerMetrics::new();
-    let state =
-        AppState::with_workers(store.clone(), sequencer.handle(), metrics.clone(), witness)?;
+    let state = AppState::with_config(
+        store.clone(),
+        sequencer.handle(),
+        metrics.clone(),
+        witness,
+        services,
+    )?;
     let audit = server::workers::start_self_audit(
         store.clone(),
         server::workers::SelfAudit::resume(verifier_key, store.reader()?.as_mut()),
         metrics.clone(),
-        Duration::from_secs(args.audit_interval_seconds),
+        Duration::from_secs(audit_interval_seconds),
     )?;
     let cosigning = if targets.is_empty() {
         None
@@ -147,9 +187,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+            .with_context(|| format!("cannot listen on {}", listen))?;
         let address = listener.local_addr()?;
         tracing::info!(%address, backend = store.backend(), data = %directory.display(), "listening");
         println!("listening on http://{address}");

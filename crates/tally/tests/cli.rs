@@ -253,14 +253,28 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
     use std::io::{BufRead, BufReader, Read, Write};
     let directory = tempfile::tempdir().unwrap();
     let data = directory.path().join("serve");
+    // A configuration file that does not parse is refused, naming the file.
+    let broken = directory.path().join("broken.toml");
+    std::fs::write(&broken, "listen = \"127.0.0.1:0\"\nunknown = 1\n").unwrap();
+    let refused = tally(&["serve", "--config", broken.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        text(&refused.stderr).contains("broken.toml"),
+        "{}",
+        text(&refused.stderr)
+    );
+    // The address and the data directory come from the file.
+    let config = directory.path().join("tally.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata = {:?}\n[users]\npayment_attempts_max = 3\n",
+            data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            data.to_str().unwrap(),
-        ])
+        .args(["serve", "--config", config.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
