@@ -187,6 +187,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         },
         // ---- Merchants ----
         Endpoint {
+            idempotent: true,
             body: Some(object(&[("name", text("trading name")), ("mcc", text("ISO 18245, four digits")), ("country", text("ISO 3166-1 alpha-2")), ("city", text("city")), ("settlement_account", text("the merchant's bank account")), ("fee_rate_bps", json!({"type": "integer", "minimum": 0, "maximum": 10000}))], &["name", "mcc", "country", "city", "settlement_account", "fee_rate_bps"])),
             responses: &[(201, "the merchant, its API key and notification secret (shown once)"), (400, PROBLEM)],
             ..endpoint("POST", "/v1/merchants", "operators", "Onboard a merchant.", Credential("operator"), post(payments::onboard_merchant))
@@ -210,6 +211,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         },
         endpoint("GET", "/v1/merchant", "merchants", "The signed-in merchant and its balance.", Merchant, get(payments::merchant_me)),
         Endpoint {
+            idempotent: true,
             body: Some(object(&[("kind", text("store or terminal")), ("name", text("name")), ("store_id", text("the store of a terminal (out_…)"))], &["kind", "name"])),
             responses: &[(201, "created"), (400, PROBLEM), (404, PROBLEM)],
             ..endpoint("POST", "/v1/outlets", "merchants", "Add a store, or a terminal in a store.", Merchant, post(payments::create_outlet))

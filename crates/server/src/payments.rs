@@ -261,12 +261,29 @@ struct MerchantRequest {
 /// secret are in this answer only.
 pub(crate) async fn onboard_merchant(
     State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    crate::auth::authenticate(&state, &headers, store::CredentialRole::Operator).await?;
+    let credential =
+        crate::auth::authenticate(&state, &headers, store::CredentialRole::Operator).await?;
     let request: MerchantRequest = parse(&body)?;
-    let onboarded = state
+    let idempotency = idempotency(
+        &headers,
+        format!("cred_{}", credential.id),
+        &method,
+        &uri,
+        &body,
+    )?;
+    // What a retry gets: the merchant without its secrets, which are shown once.
+    let render = |merchant: &Merchant| {
+        let mut body = merchant_json(merchant);
+        body["secrets"] =
+            json!("shown once, in the first answer; create a new API key if they were lost");
+        rendered(body, StatusCode::CREATED)
+    };
+    let outcome = state
         .payments
         .onboard_merchant(
             NewMerchant {
@@ -277,10 +294,21 @@ pub(crate) async fn onboard_merchant(
                 settlement_account: request.settlement_account,
                 fee_rate_bps: request.fee_rate_bps,
             },
+            idempotency.as_ref(),
+            &render,
             unix_seconds(),
         )
         .await
         .map_err(payment_error)?;
+    let onboarded = match outcome {
+        Outcome::Done(onboarded) => onboarded,
+        Outcome::Replayed { status, body } => {
+            return Ok(json_response(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                body,
+            ))
+        }
+    };
     let mut body = merchant_json(&onboarded.merchant);
     body["api_key"] = json!({
         "id": format!("mk_{}", onboarded.key.key.id),
@@ -481,21 +509,41 @@ pub(crate) async fn create_outlet(
         Some(text) => Some(id_in_path("out_", text, "store")?),
         None => None,
     };
-    let outlet = state
+    let idempotency = idempotency(
+        &headers,
+        format!("mch_{}", merchant.id),
+        &method,
+        &uri,
+        &body,
+    )?;
+    let render = |outlet: &store::Outlet| {
+        rendered(
+            json!({
+                "id": format!("out_{}", outlet.id),
+                "kind": match outlet.kind {
+                    OutletKind::Store => "store",
+                    OutletKind::Terminal => "terminal",
+                },
+                "name": outlet.name,
+                "store_id": outlet.parent_id.map(|id| format!("out_{id}")),
+            }),
+            StatusCode::CREATED,
+        )
+    };
+    let result = state
         .payments
-        .add_outlet(merchant.id, kind, parent, &request.name, unix_seconds())
+        .add_outlet(
+            merchant.id,
+            kind,
+            parent,
+            &request.name,
+            idempotency.as_ref(),
+            &render,
+            unix_seconds(),
+        )
         .await
         .map_err(payment_error)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "id": format!("out_{}", outlet.id),
-            "kind": request.kind,
-            "name": outlet.name,
-            "store_id": outlet.parent_id.map(|id| format!("out_{id}")),
-        })),
-    )
-        .into_response())
+    Ok(outcome(result, render))
 }
 
 #[derive(Debug, serde::Deserialize)]

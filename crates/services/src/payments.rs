@@ -580,11 +580,16 @@ impl Payments {
     // ---- Merchants -------------------------------------------------------------------------
 
     /// Onboards a merchant: its ledger account, its record and a first API key.
+    ///
+    /// With an `Idempotency-Key`, a retry answers what `render` stored; the secrets are shown
+    /// once, so `render` must leave them out of what it stores.
     pub async fn onboard_merchant(
         &self,
         input: NewMerchant,
+        idempotency: Option<&Idempotency>,
+        render: Render<'_, Merchant>,
         now_s: u64,
-    ) -> Result<OnboardedMerchant, PaymentError> {
+    ) -> Result<Outcome<OnboardedMerchant>, PaymentError> {
         bounded_text("name", &input.name, RECORD_TEXT_BYTES_MAX)?;
         if input.name.trim().is_empty() {
             return Err(invalid("name", "required"));
@@ -629,23 +634,37 @@ impl Payments {
             flags: AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags::HISTORY,
             user_data: 0,
         });
-        let results = self
-            .commit(
-                vec![account],
-                vec![
-                    Record::Merchant(merchant.clone()),
-                    Record::MerchantKey(key.key.clone()),
-                ],
+        let _guards = self
+            .locks
+            .lock(
+                &idempotency
+                    .map(Idempotency::lock_key)
+                    .into_iter()
+                    .collect::<Vec<_>>(),
             )
-            .await?;
+            .await;
+        if let Some((status, body)) = self.replay(idempotency)? {
+            return Ok(Outcome::Replayed { status, body });
+        }
+        let mut records = vec![
+            Record::Merchant(merchant.clone()),
+            Record::MerchantKey(key.key.clone()),
+        ];
+        records.extend(Self::idempotency_record(
+            idempotency,
+            render,
+            &merchant,
+            now_s,
+        ));
+        let results = self.commit(vec![account], records).await?;
         if results != [EventResult::Ok] {
             return Err(PaymentError::Ledger(format!("{results:?}")));
         }
-        Ok(OnboardedMerchant {
+        Ok(Outcome::Done(OnboardedMerchant {
             merchant,
             key,
             notify_secret: format!("whsec_{}", secrets::hex(&notify_key)),
-        })
+        }))
     }
 
     fn new_key(merchant_id: u64, now_s: u64) -> Result<NewMerchantKey, PaymentError> {
@@ -735,14 +754,17 @@ impl Payments {
     }
 
     /// Adds a store, or a terminal in one of the merchant's stores.
+    #[allow(clippy::too_many_arguments)]
     pub async fn add_outlet(
         &self,
         merchant_id: u64,
         kind: OutletKind,
         parent_id: Option<u64>,
         name: &str,
+        idempotency: Option<&Idempotency>,
+        render: Render<'_, Outlet>,
         now_s: u64,
-    ) -> Result<Outlet, PaymentError> {
+    ) -> Result<Outcome<Outlet>, PaymentError> {
         bounded_text("name", name, RECORD_TEXT_BYTES_MAX)?;
         if name.trim().is_empty() {
             return Err(invalid("name", "required"));
@@ -766,6 +788,18 @@ impl Payments {
             }
             (OutletKind::Store, None) => {}
         }
+        let _guards = self
+            .locks
+            .lock(
+                &idempotency
+                    .map(Idempotency::lock_key)
+                    .into_iter()
+                    .collect::<Vec<_>>(),
+            )
+            .await;
+        if let Some((status, body)) = self.replay(idempotency)? {
+            return Ok(Outcome::Replayed { status, body });
+        }
         let outlet = Outlet {
             id: new_id(now_s * 1000)?,
             merchant_id,
@@ -774,9 +808,15 @@ impl Payments {
             name: name.to_owned(),
             created_at: now_s,
         };
-        self.commit(Vec::new(), vec![Record::Outlet(outlet.clone())])
-            .await?;
-        Ok(outlet)
+        let mut records = vec![Record::Outlet(outlet.clone())];
+        records.extend(Self::idempotency_record(
+            idempotency,
+            render,
+            &outlet,
+            now_s,
+        ));
+        self.commit(Vec::new(), records).await?;
+        Ok(Outcome::Done(outlet))
     }
 
     // ---- Orders ----------------------------------------------------------------------------

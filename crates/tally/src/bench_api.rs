@@ -259,9 +259,14 @@ async fn set_up(
                     settlement_account: format!("62220000{index:08}"),
                     fee_rate_bps: 60,
                 },
+                None,
+                &|_| (201, String::new()),
                 now,
             )
             .await?;
+        let services::payments::Outcome::Done(onboarded) = onboarded else {
+            bail!("a new merchant cannot be a replay");
+        };
         merchants.push((
             onboarded.key.key.id,
             services::payments::signing_key(&onboarded.key.secret),

@@ -1134,3 +1134,156 @@ async fn cards_are_bound_with_the_banks_code_and_move_money_both_ways() {
     assert_eq!(after.status, 404, "{}", after.body);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn users_never_reach_each_others_cards_transfers_or_history() {
+    let app = spawn_app().await;
+    let (li_lei, _, li_wallet) = sign_up(&app, "+8613800138000").await;
+    let (han, _, han_wallet) = sign_up(&app, "+8613900139000").await;
+    let started = user_post(
+        &app,
+        &li_lei,
+        "/v1/me/cards",
+        json!({"card_number": "6222020200112233446", "holder_name": "Li Lei",
+               "id_number": "110101199003070011", "phone": "+8613800138000"}),
+        None,
+    )
+    .await;
+    let binding = started.json()["binding_id"].as_str().unwrap().to_owned();
+    // Han cannot confirm Li Lei's binding, even with the right code.
+    let stolen = user_post(
+        &app,
+        &han,
+        "/v1/me/cards/confirm",
+        json!({"binding_id": binding, "code": last_code(&app, "+8613800138000")}),
+        None,
+    )
+    .await;
+    assert_eq!(stolen.status, 404, "{}", stolen.body);
+    let started = user_post(
+        &app,
+        &li_lei,
+        "/v1/me/cards",
+        json!({"card_number": "6222020200112233446", "holder_name": "Li Lei",
+               "id_number": "110101199003070011", "phone": "+8613800138000"}),
+        None,
+    )
+    .await;
+    let card = user_post(
+        &app,
+        &li_lei,
+        "/v1/me/cards/confirm",
+        json!({"binding_id": started.json()["binding_id"], "code": last_code(&app, "+8613800138000")}),
+        None,
+    )
+    .await
+    .json();
+    let card_id = card["id"].as_str().unwrap();
+    let top_up = user_post(
+        &app,
+        &li_lei,
+        "/v1/me/top-ups",
+        json!({"card_id": card_id, "amount": 10_000, "payment_password": PAYMENT_PASSWORD}),
+        None,
+    )
+    .await
+    .json();
+    // Han: not Li Lei's card, not his top-up, not his withdrawal, not his history.
+    let with_his_card = user_post(
+        &app,
+        &han,
+        "/v1/me/withdrawals",
+        json!({"card_id": card_id, "amount": 1, "payment_password": PAYMENT_PASSWORD}),
+        None,
+    )
+    .await;
+    assert_eq!(with_his_card.status, 404, "{}", with_his_card.body);
+    let bearer = format!("Bearer {han}");
+    for (method, path) in [
+        (
+            "GET",
+            format!("/v1/me/bank-transfers/{}", top_up["id"].as_str().unwrap()),
+        ),
+        ("DELETE", format!("/v1/me/cards/{card_id}")),
+    ] {
+        let answer = request(&app, method, &path, &[("Authorization", &bearer)], "").await;
+        assert_eq!(answer.status, 404, "{method} {path}: {}", answer.body);
+    }
+    let cards = request(
+        &app,
+        "GET",
+        "/v1/me/cards",
+        &[("Authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(cards.json()["data"].as_array().unwrap().len(), 0);
+    let history = request(
+        &app,
+        "GET",
+        "/v1/me/transactions",
+        &[("Authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(history.json()["data"].as_array().unwrap().len(), 0);
+    // A forged or revoked session is no one.
+    let forged = format!("Bearer sess_{}", "0".repeat(64));
+    let me = request(&app, "GET", "/v1/me", &[("Authorization", &forged)], "").await;
+    assert_eq!(me.status, 401);
+    assert_eq!(balance(&app, li_wallet), 10_000);
+    assert_eq!(balance(&app, han_wallet), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn onboarding_a_merchant_twice_with_one_key_creates_one_merchant() {
+    let app = spawn_app().await;
+    let operator = format!("Bearer {}", token(&app, store::CredentialRole::Operator));
+    let body = json!({"name": "Tea House", "mcc": "5814", "country": "CN", "city": "Hangzhou",
+                      "settlement_account": "6222020200112233", "fee_rate_bps": 60})
+    .to_string();
+    let headers = [
+        ("Authorization", operator.as_str()),
+        ("Idempotency-Key", "onboard-tea-house"),
+    ];
+    let first = request(&app, "POST", "/v1/merchants", &headers, &body).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert!(first.json()["api_key"]["secret"]
+        .as_str()
+        .unwrap()
+        .starts_with("msk_"));
+    let again = request(&app, "POST", "/v1/merchants", &headers, &body).await;
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(again.json()["id"], first.json()["id"]);
+    assert!(
+        again.json()["api_key"].is_null(),
+        "the secret is shown once: {}",
+        again.body
+    );
+    assert!(!again.body.contains("msk_"));
+    let other = request(
+        &app,
+        "POST",
+        "/v1/merchants",
+        &headers,
+        &body.replace("Tea", "Coffee"),
+    )
+    .await;
+    assert_eq!(other.status, 409);
+    let merchants = app.store.records().unwrap().merchants(0, 10).unwrap();
+    assert_eq!(merchants.len(), 1);
+    // The stored answer holds no secret either.
+    let stored = app
+        .store
+        .query(
+            "SELECT response FROM idempotency_keys",
+            store::QueryLimits {
+                rows_max: 100,
+                time_max: None,
+            },
+        )
+        .unwrap();
+    assert!(!format!("{:?}", stored.rows).contains("msk_"));
+    app.stop().await;
+}
