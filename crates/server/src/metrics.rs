@@ -63,6 +63,21 @@ pub(crate) fn render(state: &AppState) -> String {
         "Self-audits that found the trust log and the ledger's rows disagreeing.",
         read(&workers.audit_failures),
     );
+    counter(
+        "tally_notifications_delivered_total",
+        "Merchant notifications delivered (answered 2xx).",
+        read(&workers.notifications_delivered),
+    );
+    counter(
+        "tally_notification_failures_total",
+        "Notification attempts that failed (retried with back-off).",
+        read(&workers.notification_failures),
+    );
+    counter(
+        "tally_orders_expired_total",
+        "Unpaid orders closed at their expiry.",
+        read(&workers.orders_expired),
+    );
     let mut gauge = |name: &str, help: &str, value: u64| {
         let _ = writeln!(
             text,
