@@ -174,7 +174,7 @@ impl Cards {
             .submit_with_records(Vec::new(), vec![Record::Card(card.clone())])?
             .await?;
         if user.tier == 0 {
-            self.handles.user_store()?.set_tier(user.id, 1)?;
+            self.handles.user_writer()?.set_tier(user.id, 1)?;
         }
         Ok(card)
     }

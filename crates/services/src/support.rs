@@ -62,6 +62,35 @@ pub struct Handles {
     store: Arc<dyn Store>,
     records: Mutex<Vec<Box<dyn RecordReader>>>,
     users: Mutex<Vec<Box<dyn UserStore>>>,
+    /// One write to the user tables at a time from this process: a crowd of writers (every
+    /// session's first payment counts a try) would otherwise queue on the database's write lock
+    /// beside the ledger's writer, with no fairness among them.
+    user_writes: Mutex<()>,
+}
+
+/// A user store that may write, and this process's turn to write.
+pub struct UserWriter<'a> {
+    handle: Pooled<'a, dyn UserStore>,
+    _turn: std::sync::MutexGuard<'a, ()>,
+}
+
+impl std::fmt::Debug for UserWriter<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("UserWriter")
+    }
+}
+
+impl std::ops::Deref for UserWriter<'_> {
+    type Target = dyn UserStore;
+    fn deref(&self) -> &(dyn UserStore + 'static) {
+        &*self.handle
+    }
+}
+
+impl std::ops::DerefMut for UserWriter<'_> {
+    fn deref_mut(&mut self) -> &mut (dyn UserStore + 'static) {
+        &mut *self.handle
+    }
 }
 
 impl std::fmt::Debug for Handles {
@@ -115,7 +144,21 @@ impl Handles {
             store,
             records: Mutex::new(Vec::new()),
             users: Mutex::new(Vec::new()),
+            user_writes: Mutex::new(()),
         }
+    }
+
+    /// A user store for writing, once it is this process's turn (see [`Handles`]). Blocks:
+    /// call it off the async threads.
+    pub fn user_writer(&self) -> StoreResult<UserWriter<'_>> {
+        let turn = self
+            .user_writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(UserWriter {
+            handle: self.user_store()?,
+            _turn: turn,
+        })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

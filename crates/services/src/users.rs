@@ -288,7 +288,7 @@ impl Users {
         now_s: u64,
     ) -> Result<(), UserError> {
         let phone = parse_phone(phone)?;
-        let mut users = self.handles.user_store()?;
+        let mut users = self.handles.user_writer()?;
         if let Some(previous) = users.code(&phone, purpose.name())? {
             let allowed_at = previous.created_at + self.config.code_resend_s;
             if now_s < allowed_at {
@@ -332,7 +332,7 @@ impl Users {
         code: &str,
         now_s: u64,
     ) -> Result<(), UserError> {
-        let mut users = self.handles.user_store()?;
+        let mut users = self.handles.user_writer()?;
         let stored = users
             .code(phone, purpose.name())?
             .ok_or(UserError::CodeInvalid)?;
@@ -394,7 +394,7 @@ impl Users {
             wallet_account_id: u128::from(id),
             created_at: now_s,
         };
-        if !self.handles.user_store()?.create_user(&user)? {
+        if !self.handles.user_writer()?.create_user(&user)? {
             return Err(UserError::PhoneTaken);
         }
         self.handles.user_store()?.user(id)?.ok_or_else(|| {
@@ -433,7 +433,7 @@ impl Users {
                     // The password was right but the code not: use the code up anyway, so
                     // that guesses cannot tell which factor failed.
                     self.handles
-                        .user_store()?
+                        .user_writer()?
                         .delete_code(&phone, CodePurpose::Login.name())?;
                 }
                 return Err(UserError::WrongCredentials);
@@ -444,7 +444,7 @@ impl Users {
             secrets::hex(&secrets::random_bytes::<32>()?)
         );
         let expires_at = now_s + self.config.session_lifetime_s;
-        self.handles.user_store()?.create_session(
+        self.handles.user_writer()?.create_session(
             &token_digest(&token),
             &Session {
                 user_id: user.id,
@@ -494,7 +494,7 @@ impl Users {
         self.check_code(&user.phone, CodePurpose::PaymentPassword, code, now_s)?;
         let hash = hash_password(payment_password)?;
         self.handles
-            .user_store()?
+            .user_writer()?
             .set_payment_password(user.id, &hash)?;
         self.forget_payment_password(user.id);
         Ok(())
@@ -582,27 +582,36 @@ impl Users {
         payment_password: &str,
         now_s: u64,
     ) -> Result<(), UserError> {
-        let mut users = self.handles.user_store()?;
-        let user = users.user(user_id)?.ok_or(UserError::Unauthenticated)?;
+        let user = self
+            .handles
+            .user_store()?
+            .user(user_id)?
+            .ok_or(UserError::Unauthenticated)?;
         let hash = user
             .payment_password_hash
             .as_deref()
             .ok_or(UserError::PaymentPasswordNotSet)?;
         let attempts_max = self.config.payment_attempts_max;
-        let Some((tries, locked_until)) = users.count_payment_attempt(
+        // Counted (a short write, in this process's turn), then checked with Argon2id outside
+        // of the turn, so other users' writes do not wait for the hash.
+        let counted = self.handles.user_writer()?.count_payment_attempt(
             user.id,
             now_s,
             attempts_max,
             now_s + self.config.payment_lock_s,
-        )?
-        else {
-            let until = users
+        )?;
+        let Some((tries, locked_until)) = counted else {
+            let until = self
+                .handles
+                .user_store()?
                 .user(user.id)?
                 .map_or(now_s, |user| user.payment_locked_until);
             return Err(UserError::PaymentLocked { until });
         };
         if verify_password(payment_password, hash) {
-            users.clear_payment_attempts(user.id)?;
+            self.handles
+                .user_writer()?
+                .clear_payment_attempts(user.id)?;
             return Ok(());
         }
         if locked_until > 0 {
@@ -618,7 +627,7 @@ impl Users {
     /// Ends a session; its token stops working at once.
     pub fn logout(&self, token: &str) -> Result<(), UserError> {
         let digest = token_digest(token);
-        if self.handles.user_store()?.revoke_session(&digest)? {
+        if self.handles.user_writer()?.revoke_session(&digest)? {
             self.payment_cache
                 .lock()
                 .expect("payment cache")

@@ -137,6 +137,8 @@ fn percentile(sorted: &[u64], fraction: f64) -> f64 {
 }
 
 pub fn run(args: ApiArgs) -> anyhow::Result<()> {
+    // What the server logs (a refused request's cause, at warn and above with TALLY_LOG=warn).
+    crate::serve::init_logging();
     ensure!(
         (1..=CLIENTS_MAX).contains(&args.clients),
         "--clients must be between 1 and {CLIENTS_MAX}"

@@ -54,7 +54,7 @@ const ORDER_EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
 /// How often the log looks for a new checkpoint to send to its witnesses.
 const COSIGNING_INTERVAL: Duration = Duration::from_millis(500);
 
-fn init_logging() {
+pub fn init_logging() {
     // TALLY_LOG=debug|info|warn|error; structured fields, one line per event.
     let level = std::env::var("TALLY_LOG")
         .ok()
