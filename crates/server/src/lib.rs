@@ -85,8 +85,11 @@ impl AppState {
         config: ServiceConfig,
     ) -> Result<Arc<AppState>, services::payments::PaymentError> {
         let handles = Arc::new(services::support::Handles::new(store.clone()));
+        let sms: Arc<dyn services::sms::SmsGateway> =
+            Arc::new(services::sms::OutboxGateway::new(store.clone()));
         let users = Arc::new(services::users::Users::new(
             handles.clone(),
+            sms.clone(),
             sequencer.clone(),
             config.users,
         )?);
@@ -95,15 +98,11 @@ impl AppState {
             sequencer.clone(),
             config.payments,
         )?);
-        // The built-in simulated bank texts its codes through the development SMS outbox.
-        let sms_store = store.clone();
+        // The built-in simulated bank texts its codes through the same SMS gateway.
         let bank = Arc::new(services::bank::SimulatedBank::new(
             "Tally Simulated Bank",
             Arc::new(move |phone: &str, text: &str| {
-                let sent = sms_store
-                    .users()
-                    .and_then(|mut users| users.send_sms(phone, text, unix_seconds()));
-                if let Err(error) = sent {
+                if let Err(error) = sms.send(phone, text, unix_seconds()) {
                     tracing::warn!(%error, "the simulated bank could not send its code");
                 }
             }),

@@ -11,6 +11,7 @@ pub mod orders;
 pub mod payments;
 pub mod secrets;
 pub mod signatures;
+pub mod sms;
 pub mod support;
 pub mod time;
 pub mod users;

@@ -220,6 +220,7 @@ pub struct NewSession {
 /// The user workflows. Blocking (SQLite, Argon2id): call them off the async runtime.
 pub struct Users {
     handles: Arc<Handles>,
+    sms: Arc<dyn crate::sms::SmsGateway>,
     ledger: SequencerHandle,
     config: UserConfig,
     /// A hash to verify against when the phone is unknown, so that a login takes as long
@@ -261,11 +262,13 @@ impl std::fmt::Debug for Users {
 impl Users {
     pub fn new(
         handles: Arc<Handles>,
+        sms: Arc<dyn crate::sms::SmsGateway>,
         ledger: SequencerHandle,
         config: UserConfig,
     ) -> Result<Users, UserError> {
         Ok(Users {
             handles,
+            sms,
             payment_cache: Mutex::new(HashMap::new()),
             cache_salt: secrets::random_bytes::<32>()?,
             payment_checks: (0..PAYMENT_CHECK_STRIPES).map(|_| Mutex::new(())).collect(),
@@ -320,7 +323,12 @@ impl Users {
             },
             self.config.code_lifetime_s / 60
         );
-        users.send_sms(&phone, &text, now_s)?;
+        // The code is stored before it is sent: a message that fails leaves a code nobody got,
+        // and the user asks again after the resend delay.
+        drop(users);
+        self.sms
+            .send(&phone, &text, now_s)
+            .map_err(|error| UserError::Ledger(format!("sending the code: {error}")))?;
         Ok(())
     }
 

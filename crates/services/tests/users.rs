@@ -21,6 +21,7 @@ fn world() -> World {
     let users = Arc::new(
         Users::new(
             Arc::new(services::support::Handles::new(store.clone())),
+            Arc::new(services::sms::OutboxGateway::new(store.clone())),
             sequencer.handle(),
             UserConfig::default(),
         )
