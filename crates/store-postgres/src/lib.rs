@@ -4,7 +4,9 @@
 //! Connections come from a URL (`postgres://user@host:port/database`, several hosts and
 //! `target_session_attrs=read-write` included) and are kept in a small pool of our own. The
 //! writer has a connection of its own and commits each batch in one transaction, with one
-//! set-based statement per table (`unnest` over arrays), never one statement per transfer.
+//! set-based statement per table (`unnest` over arrays, or COPY), never one statement per
+//! transfer or per record. Business records (merchants, orders, refunds, the outbox …) are
+//! written in the transaction of the batch whose money they ride with.
 //! Durability is the server's: the writer refuses a server with `fsync` or `synchronous_commit`
 //! off.
 //!
@@ -18,6 +20,7 @@ mod migrations;
 mod pool;
 mod query;
 mod reader;
+mod records;
 pub mod test_server;
 mod users;
 mod writer;
@@ -145,14 +148,6 @@ impl PostgresStore {
     }
 }
 
-/// The payment tables have no PostgreSQL schema yet: refuse clearly rather than pretend.
-pub(crate) fn business_records_missing() -> StoreError {
-    StoreError::new(
-        StoreErrorKind::Refused,
-        "the PostgreSQL backend does not hold payment records yet (orders, merchants, cards); use the embedded store",
-    )
-}
-
 impl Store for PostgresStore {
     fn writer(&self) -> StoreResult<Box<dyn StoreWriter>> {
         if self.writer_taken.swap(true, Ordering::SeqCst) {
@@ -183,11 +178,15 @@ impl Store for PostgresStore {
     }
 
     fn records(&self) -> StoreResult<Box<dyn store::RecordReader>> {
-        Err(business_records_missing())
+        Ok(Box::new(records::PostgresRecords::new(
+            self.pool.checkout()?,
+        )))
     }
 
     fn outbox(&self) -> StoreResult<Box<dyn store::OutboxWriter>> {
-        Err(business_records_missing())
+        Ok(Box::new(records::PostgresOutbox::new(
+            self.pool.checkout()?,
+        )))
     }
 
     fn query(&self, sql: &str, limits: QueryLimits) -> StoreResult<QueryOutput> {

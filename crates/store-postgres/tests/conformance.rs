@@ -28,6 +28,7 @@ fn fixture() -> PostgresFixture {
 }
 
 store_conformance::conformance_tests!(fixture);
+store_conformance::business_conformance_tests!(fixture);
 
 // What only PostgreSQL can be asked.
 
@@ -78,6 +79,10 @@ fn migrations_are_recorded_once_and_an_empty_database_is_not_opened_as_a_store()
                 store::Value::Text("ledger".into())
             ],
             vec![store::Value::Integer(2), store::Value::Text("users".into())],
+            vec![
+                store::Value::Integer(3),
+                store::Value::Text("payments".into())
+            ],
         ]
     );
     let server = TestServer::shared().expect("the server");
