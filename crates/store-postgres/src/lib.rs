@@ -98,6 +98,25 @@ fn kind_of(code: &SqlState) -> StoreErrorKind {
     }
 }
 
+/// Runs a blocking driver call. The synchronous client drives its connection on a runtime of
+/// its own, which tokio refuses to start on a thread that runs async tasks, and the HTTP
+/// server calls the store from its request handlers: there the call first leaves the async
+/// thread (the worker hands its tasks to another thread meanwhile).
+pub(crate) fn blocking<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Err(_) => work(),
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::CurrentThread => {
+            // A single-threaded runtime has no other thread to hand its tasks to.
+            std::thread::scope(|scope| match scope.spawn(work).join() {
+                Ok(value) => value,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+        }
+        Ok(_) => tokio::task::block_in_place(work),
+    }
+}
+
 /// Reads a count or size the server returned; negative means the data cannot be trusted.
 pub(crate) fn unsigned(value: i64, what: &str) -> StoreResult<u64> {
     u64::try_from(value).map_err(|_| StoreError::corrupt(format!("negative {what}: {value}")))
@@ -114,7 +133,7 @@ impl PostgresStore {
     pub fn open(url: &str) -> StoreResult<PostgresStore> {
         let store = Self::connect(url)?;
         let mut client = store.pool.checkout()?;
-        migrations::migrate(&mut client)?;
+        client.with(migrations::migrate)?;
         Ok(store)
     }
 
@@ -122,7 +141,7 @@ impl PostgresStore {
     pub fn open_existing(url: &str) -> StoreResult<PostgresStore> {
         let store = Self::connect(url)?;
         let mut client = store.pool.checkout()?;
-        migrations::check_current(&mut client)?;
+        client.with(migrations::check_current)?;
         Ok(store)
     }
 
@@ -192,8 +211,10 @@ impl Store for PostgresStore {
     fn query(&self, sql: &str, limits: QueryLimits) -> StoreResult<QueryOutput> {
         // A connection of its own, closed afterwards: nothing the query does to its session
         // reaches the pool.
-        let mut client = self.pool.connect()?;
-        query::query_read_only(&mut client, sql, limits)
+        blocking(|| {
+            let mut client = self.pool.connect()?;
+            query::query_read_only(&mut client, sql, limits)
+        })
     }
 
     fn backend(&self) -> &'static str {

@@ -1420,26 +1420,28 @@ impl OutboxWriter for PostgresOutbox {
             results.push(update.last_result.as_deref());
         }
         let statement = self.client.statement(RECORD_DELIVERIES)?;
-        let mut transaction = self.client.transaction().map_err(map_error)?;
-        let updated = transaction
-            .query(&statement, &[&ids, &states, &attempts, &next, &results])
-            .map_err(map_error)?;
-        if updated.len() != count {
-            let found: Vec<i64> = updated
-                .iter()
-                .map(|row| get::<i64>(row, 0))
-                .collect::<StoreResult<_>>()?;
-            let missing: Vec<String> = ids
-                .iter()
-                .filter(|id| !found.contains(id))
-                .map(ToString::to_string)
-                .collect();
-            // Dropping the transaction rolls it back: no update of the list is kept.
-            return Err(StoreError::corrupt(format!(
-                "no event {} to record a delivery of",
-                missing.join(", ")
-            )));
-        }
-        transaction.commit().map_err(map_error)
+        self.client.with(|client| {
+            let mut transaction = client.transaction().map_err(map_error)?;
+            let updated = transaction
+                .query(&statement, &[&ids, &states, &attempts, &next, &results])
+                .map_err(map_error)?;
+            if updated.len() != count {
+                let found: Vec<i64> = updated
+                    .iter()
+                    .map(|row| get::<i64>(row, 0))
+                    .collect::<StoreResult<_>>()?;
+                let missing: Vec<String> = ids
+                    .iter()
+                    .filter(|id| !found.contains(id))
+                    .map(ToString::to_string)
+                    .collect();
+                // Dropping the transaction rolls it back: no update of the list is kept.
+                return Err(StoreError::corrupt(format!(
+                    "no event {} to record a delivery of",
+                    missing.join(", ")
+                )));
+            }
+            transaction.commit().map_err(map_error)
+        })
     }
 }

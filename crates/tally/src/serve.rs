@@ -1,4 +1,6 @@
-//! `tally serve`: the HTTP API on the embedded store, until SIGTERM or Ctrl-C.
+//! `tally serve`: the HTTP API on the embedded store or on PostgreSQL (`--database-url`),
+//! until SIGTERM or Ctrl-C. The data directory keeps the log's signing key and the witness
+//! state whichever the store.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +11,6 @@ use clap::Args;
 use sequencer::Sequencer;
 use server::AppState;
 use store::Store;
-use store_sqlite::SqliteStore;
 
 use crate::DataArgs;
 
@@ -18,8 +19,12 @@ const HTTP_WORKER_THREADS: usize = 2;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Holds the log's signing key and the witness state; with the SQLite store, the ledger
+    /// and the payment records too.
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    database: crate::backend::DatabaseArgs,
     /// Address to listen on (port 0: any free port; the chosen address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -80,7 +85,7 @@ async fn shutdown_signal() {
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
     let directory = args.data.directory();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&directory)?);
+    let store: Arc<dyn Store> = crate::backend::open_store(&directory, &args.database)?.into();
     let config = crate::sequencer_config(&directory)?;
     let verifier_key = config
         .log_signer
@@ -151,7 +156,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr()?;
-        tracing::info!(%address, backend = store.backend(), data = %directory.display(), "listening");
+        tracing::info!(
+            %address,
+            store = %crate::backend::describe(&directory, &args.database),
+            data = %directory.display(),
+            "listening"
+        );
         println!("listening on http://{address}");
         let (stop_expiry, stopped) = tokio::sync::watch::channel(false);
         let expiry = tokio::spawn(server::workers::expire_orders(
