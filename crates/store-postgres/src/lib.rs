@@ -4,7 +4,9 @@
 //! Connections come from a URL (`postgres://user@host:port/database`, several hosts and
 //! `target_session_attrs=read-write` included) and are kept in a small pool of our own. The
 //! writer has a connection of its own and commits each batch in one transaction, with one
-//! set-based statement per table (`unnest` over arrays), never one statement per transfer.
+//! set-based statement per table (`unnest` over arrays, or COPY), never one statement per
+//! transfer or per record. Business records (merchants, orders, refunds, the outbox …) are
+//! written in the transaction of the batch whose money they ride with.
 //! Durability is the server's: the writer refuses a server with `fsync` or `synchronous_commit`
 //! off.
 //!
@@ -18,6 +20,7 @@ mod migrations;
 mod pool;
 mod query;
 mod reader;
+mod records;
 pub mod test_server;
 mod users;
 mod writer;
@@ -95,6 +98,25 @@ fn kind_of(code: &SqlState) -> StoreErrorKind {
     }
 }
 
+/// Runs a blocking driver call. The synchronous client drives its connection on a runtime of
+/// its own, which tokio refuses to start on a thread that runs async tasks, and the HTTP
+/// server calls the store from its request handlers: there the call first leaves the async
+/// thread (the worker hands its tasks to another thread meanwhile).
+pub(crate) fn blocking<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Err(_) => work(),
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::CurrentThread => {
+            // A single-threaded runtime has no other thread to hand its tasks to.
+            std::thread::scope(|scope| match scope.spawn(work).join() {
+                Ok(value) => value,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+        }
+        Ok(_) => tokio::task::block_in_place(work),
+    }
+}
+
 /// Reads a count or size the server returned; negative means the data cannot be trusted.
 pub(crate) fn unsigned(value: i64, what: &str) -> StoreResult<u64> {
     u64::try_from(value).map_err(|_| StoreError::corrupt(format!("negative {what}: {value}")))
@@ -111,7 +133,7 @@ impl PostgresStore {
     pub fn open(url: &str) -> StoreResult<PostgresStore> {
         let store = Self::connect(url)?;
         let mut client = store.pool.checkout()?;
-        migrations::migrate(&mut client)?;
+        client.with(migrations::migrate)?;
         Ok(store)
     }
 
@@ -119,7 +141,7 @@ impl PostgresStore {
     pub fn open_existing(url: &str) -> StoreResult<PostgresStore> {
         let store = Self::connect(url)?;
         let mut client = store.pool.checkout()?;
-        migrations::check_current(&mut client)?;
+        client.with(migrations::check_current)?;
         Ok(store)
     }
 
@@ -143,14 +165,6 @@ impl PostgresStore {
             writer_taken: Arc::new(AtomicBool::new(false)),
         })
     }
-}
-
-/// The payment tables have no PostgreSQL schema yet: refuse clearly rather than pretend.
-pub(crate) fn business_records_missing() -> StoreError {
-    StoreError::new(
-        StoreErrorKind::Refused,
-        "the PostgreSQL backend does not hold payment records yet (orders, merchants, cards); use the embedded store",
-    )
 }
 
 impl Store for PostgresStore {
@@ -183,18 +197,24 @@ impl Store for PostgresStore {
     }
 
     fn records(&self) -> StoreResult<Box<dyn store::RecordReader>> {
-        Err(business_records_missing())
+        Ok(Box::new(records::PostgresRecords::new(
+            self.pool.checkout()?,
+        )))
     }
 
     fn outbox(&self) -> StoreResult<Box<dyn store::OutboxWriter>> {
-        Err(business_records_missing())
+        Ok(Box::new(records::PostgresOutbox::new(
+            self.pool.checkout()?,
+        )))
     }
 
     fn query(&self, sql: &str, limits: QueryLimits) -> StoreResult<QueryOutput> {
         // A connection of its own, closed afterwards: nothing the query does to its session
         // reaches the pool.
-        let mut client = self.pool.connect()?;
-        query::query_read_only(&mut client, sql, limits)
+        blocking(|| {
+            let mut client = self.pool.connect()?;
+            query::query_read_only(&mut client, sql, limits)
+        })
     }
 
     fn backend(&self) -> &'static str {

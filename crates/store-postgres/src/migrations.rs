@@ -12,6 +12,11 @@ type Migrations = &'static [(i64, &'static str, &'static str)];
 const MIGRATIONS: Migrations = &[
     (1, "ledger", include_str!("../migrations/0001_ledger.sql")),
     (2, "users", include_str!("../migrations/0002_users.sql")),
+    (
+        3,
+        "payments",
+        include_str!("../migrations/0003_payments.sql"),
+    ),
 ];
 
 /// Several processes may open the same database at once: migrations take this advisory lock

@@ -4,14 +4,14 @@
 //! taken back, so the next checkout opens a fresh one, to whichever host the URL now leads.
 
 use std::collections::HashMap;
-use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use postgres::{Client, NoTls, Statement};
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Row, Statement, ToStatement};
 use store::{StoreError, StoreErrorKind, StoreResult};
 
-use crate::map_error;
+use crate::{blocking, map_error};
 
 /// How long the liveness check of an idle connection may take before a new one is opened.
 const POOL_CHECK_TIMEOUT_MS: u64 = 2_000;
@@ -50,7 +50,7 @@ impl Pool {
 
     /// A new connection of its own (the writer's).
     pub(crate) fn connect(&self) -> StoreResult<Client> {
-        self.config.connect(NoTls).map_err(|error| {
+        blocking(|| self.config.connect(NoTls)).map_err(|error| {
             let mapped = map_error(error);
             StoreError::new(
                 mapped.kind,
@@ -75,11 +75,7 @@ impl Pool {
         // operator) without this side knowing: one empty round trip tells.
         let check = Duration::from_millis(POOL_CHECK_TIMEOUT_MS);
         let alive = |mut connection: Connection| {
-            connection
-                .client
-                .is_valid(check)
-                .is_ok()
-                .then_some(connection)
+            blocking(|| connection.client.is_valid(check).is_ok()).then_some(connection)
         };
         let connection = match idle.and_then(alive) {
             Some(connection) => connection,
@@ -95,13 +91,20 @@ impl Pool {
     }
 
     fn give_back(&self, client: Connection) {
-        if client.client.is_closed() {
-            return;
-        }
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < self.idle_max {
-                idle.push(client);
+        let surplus = if client.client.is_closed() {
+            Some(client)
+        } else {
+            match self.idle.lock() {
+                Ok(mut idle) if idle.len() < self.idle_max => {
+                    idle.push(client);
+                    None
+                }
+                _ => Some(client),
             }
+        };
+        // Closing a connection is a driver call too.
+        if let Some(surplus) = surplus {
+            blocking(move || drop(surplus));
         }
     }
 }
@@ -123,27 +126,53 @@ impl PooledClient {
         if let Some(statement) = connection.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = connection.client.prepare(sql).map_err(map_error)?;
+        let client = &mut connection.client;
+        let statement = blocking(|| client.prepare(sql)).map_err(map_error)?;
         connection.statements.insert(sql, statement.clone());
         Ok(statement)
     }
-}
 
-impl Deref for PooledClient {
-    type Target = Client;
-
-    fn deref(&self) -> &Client {
-        &self
-            .connection
-            .as_ref()
-            .expect("present until dropped")
-            .client
-    }
-}
-
-impl DerefMut for PooledClient {
-    fn deref_mut(&mut self) -> &mut Client {
+    /// The connection itself: each driver call on it must go through [`blocking`].
+    pub(crate) fn client(&mut self) -> &mut Client {
         &mut self.connection().client
+    }
+
+    /// Runs `work` on the connection, off any async thread (see [`blocking`]).
+    pub(crate) fn with<T: Send>(&mut self, work: impl FnOnce(&mut Client) -> T + Send) -> T {
+        let client = &mut self.connection().client;
+        blocking(|| work(client))
+    }
+
+    pub(crate) fn query<T: ?Sized + ToStatement + Sync>(
+        &mut self,
+        statement: &T,
+        parameters: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        self.with(|client| client.query(statement, parameters))
+    }
+
+    pub(crate) fn query_opt<T: ?Sized + ToStatement + Sync>(
+        &mut self,
+        statement: &T,
+        parameters: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        self.with(|client| client.query_opt(statement, parameters))
+    }
+
+    pub(crate) fn query_one<T: ?Sized + ToStatement + Sync>(
+        &mut self,
+        statement: &T,
+        parameters: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, postgres::Error> {
+        self.with(|client| client.query_one(statement, parameters))
+    }
+
+    pub(crate) fn execute<T: ?Sized + ToStatement + Sync>(
+        &mut self,
+        statement: &T,
+        parameters: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        self.with(|client| client.execute(statement, parameters))
     }
 }
 

@@ -15,7 +15,7 @@ use store::{
 
 use crate::pool::PooledClient;
 use crate::writer::history_slice;
-use crate::{map_error, signed, unsigned};
+use crate::{blocking, map_error, signed, unsigned};
 
 pub(crate) struct PostgresReader {
     client: PooledClient,
@@ -43,11 +43,11 @@ impl PostgresReader {
         visit: &mut dyn FnMut(&Row) -> StoreResult<()>,
     ) -> StoreResult<()> {
         let statement = self.client.statement(sql)?;
-        let mut rows = self
-            .client
-            .query_raw(&statement, parameters.iter().copied())
+        let client = self.client.client();
+        let mut rows = blocking(|| client.query_raw(&statement, parameters.iter().copied()))
             .map_err(map_error)?;
-        while let Some(row) = rows.next().map_err(map_error)? {
+        // `visit` runs here, between two driver calls: it need not be sent to another thread.
+        while let Some(row) = blocking(|| rows.next()).map_err(map_error)? {
             visit(&row)?;
         }
         Ok(())

@@ -5,7 +5,7 @@
 //! the touched accounts are locked in ascending id order (so writers on several nodes cannot
 //! deadlock, and a hot account is locked once per batch), and every table gets one set-based
 //! statement over arrays (`unnest`), prepared once: a round trip per table per batch, never one
-//! per transfer.
+//! per transfer. The batch's business records follow, the same way (see `records`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use postgres::{Client, Statement, Transaction};
 use store::{to_i64, CommitBatch, StoreError, StoreErrorKind, StoreResult, StoreWriter};
 
 use crate::pool::Pool;
+use crate::records::{write_records, RecordStatements};
 use crate::{map_error, signed};
 
 const ADVANCE_HEAD: &str = "
@@ -109,6 +110,7 @@ struct Statements {
     insert_leaf_run: Statement,
     upsert_tiles: Statement,
     insert_checkpoint: Statement,
+    records: RecordStatements,
 }
 
 pub(crate) struct PostgresWriter {
@@ -118,6 +120,9 @@ pub(crate) struct PostgresWriter {
     /// fail-over to the new primary the URL leads to).
     pool: Arc<Pool>,
     taken: Option<Arc<AtomicBool>>,
+    /// The last commit found the server unreachable: the next one starts on a new connection
+    /// (the server may have ended the session before the driver saw the socket close).
+    lost: bool,
 }
 
 /// Settings under which a committed batch is not durable: the writer refuses to start.
@@ -149,6 +154,7 @@ impl PostgresWriter {
             statements,
             pool,
             taken: None,
+            lost: false,
         })
     }
 
@@ -181,8 +187,18 @@ fn connect(pool: &Pool) -> StoreResult<(Client, Statements)> {
         insert_leaf_run: prepare(INSERT_LEAF_RUN)?,
         upsert_tiles: prepare(UPSERT_TILES)?,
         insert_checkpoint: prepare(INSERT_CHECKPOINT)?,
+        records: RecordStatements::prepare(&mut client)?,
     };
     Ok((client, statements))
+}
+
+impl PostgresWriter {
+    fn commit_on_connection(&mut self, batch: &CommitBatch<'_>) -> StoreResult<()> {
+        // Dropping the transaction on an error rolls it back: nothing of the batch is kept.
+        let mut transaction = self.client.transaction().map_err(map_error)?;
+        write_batch(&mut transaction, &self.statements, batch)?;
+        transaction.commit().map_err(map_error)
+    }
 }
 
 impl Drop for PostgresWriter {
@@ -195,20 +211,19 @@ impl Drop for PostgresWriter {
 
 impl StoreWriter for PostgresWriter {
     fn commit(&mut self, batch: &CommitBatch<'_>) -> StoreResult<()> {
-        if self.client.is_closed() {
+        if self.lost || self.client.is_closed() {
             // The batch that found the connection lost was answered with an error; this one
             // starts on a new connection (the sequence check says whether that batch landed).
             let (client, statements) = connect(&self.pool)?;
             self.client = client;
             self.statements = statements;
+            self.lost = false;
         }
-        if !batch.records.is_empty() {
-            return Err(crate::business_records_missing());
+        let committed = self.commit_on_connection(batch);
+        if let Err(error) = &committed {
+            self.lost = error.kind == StoreErrorKind::Unavailable;
         }
-        // Dropping the transaction on an error rolls it back: nothing of the batch is kept.
-        let mut transaction = self.client.transaction().map_err(map_error)?;
-        write_batch(&mut transaction, &self.statements, batch)?;
-        transaction.commit().map_err(map_error)
+        committed
     }
 }
 
@@ -264,7 +279,8 @@ fn write_batch(
     write_pending(transaction, statements, batch)?;
     write_balances(transaction, statements, batch)?;
     write_registrations(transaction, statements, batch)?;
-    write_log(transaction, statements, batch)
+    write_log(transaction, statements, batch)?;
+    write_records(transaction, &statements.records, batch.records)
 }
 
 fn write_accounts(

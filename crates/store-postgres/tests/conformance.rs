@@ -28,6 +28,7 @@ fn fixture() -> PostgresFixture {
 }
 
 store_conformance::conformance_tests!(fixture);
+store_conformance::business_conformance_tests!(fixture);
 
 // What only PostgreSQL can be asked.
 
@@ -78,6 +79,10 @@ fn migrations_are_recorded_once_and_an_empty_database_is_not_opened_as_a_store()
                 store::Value::Text("ledger".into())
             ],
             vec![store::Value::Integer(2), store::Value::Text("users".into())],
+            vec![
+                store::Value::Integer(3),
+                store::Value::Text("payments".into())
+            ],
         ]
     );
     let server = TestServer::shared().expect("the server");
@@ -146,4 +151,186 @@ fn the_writer_reconnects_after_its_connection_is_lost() {
     writer.commit(&second).expect("batch 2 on a new connection");
     let mut reader = fixture.store.reader().expect("a reader");
     assert_eq!(reader.head().expect("the head").batches, 2);
+}
+
+fn tea_house() -> store::Merchant {
+    store::Merchant {
+        id: 7,
+        name: "Tea House".into(),
+        mcc: "5814".into(),
+        country: "CN".into(),
+        city: "Hangzhou".into(),
+        settlement_account: "6222 0000 1111".into(),
+        fee_rate_bps: 60,
+        account_id: 3,
+        notify_key: [7; 32],
+        created_at: 1,
+    }
+}
+
+fn unpaid_order(id: u64) -> store::Order {
+    store::Order {
+        id,
+        merchant_id: 7,
+        outlet_id: None,
+        out_trade_no: format!("T{id}"),
+        amount: 100 + id,
+        currency: "CNY".into(),
+        description: "tea".into(),
+        notify_url: Some("http://shop.example/notify".into()),
+        state: store::OrderState::NotPay,
+        payer_user_id: None,
+        fee: 0,
+        refunded: 0,
+        created_at: 10,
+        expires_at: 1_000,
+        paid_at: None,
+        closed_at: None,
+        version: 1,
+        payment_transfer_id: u128::from(id) * 16 + 1,
+    }
+}
+
+/// Orders created and paid in the same batch, as the payment API commits them under load.
+const ORDERS_IN_ONE_BATCH: u64 = 5_000;
+
+#[test]
+fn thousands_of_orders_created_and_paid_in_one_batch_end_paid_with_their_events() {
+    let fixture = fixture();
+    let mut records = vec![store::Record::Merchant(tea_house())];
+    for id in 1..=ORDERS_IN_ONE_BATCH {
+        records.push(store::Record::Order(unpaid_order(id)));
+    }
+    for id in 1..=ORDERS_IN_ONE_BATCH {
+        let paid = store::Order {
+            state: store::OrderState::Success,
+            payer_user_id: Some(900),
+            fee: 1,
+            paid_at: Some(20),
+            version: 2,
+            ..unpaid_order(id)
+        };
+        records.push(store::Record::Order(paid));
+        records.push(store::Record::Event(store::BusinessEvent {
+            id: 100_000 + id,
+            merchant_id: 7,
+            object_id: id,
+            object_sequence: 2,
+            kind: "order.paid".into(),
+            payload: format!("{{\"order\":{id}}}"),
+            notify_url: (id % 2 == 0).then(|| "http://shop.example/notify".into()),
+            created_at: 20,
+        }));
+    }
+    let mut writer = fixture.store.writer().expect("the writer");
+    writer
+        .commit(&store::CommitBatch {
+            sequence: 1,
+            timestamp_last: 5,
+            records: &records,
+            ..store::CommitBatch::default()
+        })
+        .expect("one batch");
+    let mut reader = fixture.store.records().expect("records");
+    let order = reader
+        .order(ORDERS_IN_ONE_BATCH)
+        .expect("read")
+        .expect("the order");
+    assert_eq!(order.state, store::OrderState::Success, "the last one wins");
+    assert_eq!((order.version, order.paid_at), (2, Some(20)));
+    assert!(
+        reader.orders_expired(1_000, 10).expect("read").is_empty(),
+        "no order was left unpaid"
+    );
+    let paid = reader
+        .orders_paid_between(7, 20, 21)
+        .expect("the day's orders");
+    assert_eq!(paid.len() as u64, ORDERS_IN_ONE_BATCH);
+    let total: u64 = paid.iter().map(|order| order.amount).sum();
+    assert_eq!(
+        total,
+        (1..=ORDERS_IN_ONE_BATCH).map(|id| 100 + id).sum::<u64>()
+    );
+    let due = reader.events_due(20, 1_000).expect("due");
+    assert_eq!(due.len(), 1_000, "a page of the events with an address");
+    assert!(due.iter().all(|event| event.event.notify_url.is_some()));
+    let output = query(
+        &fixture.store,
+        "SELECT delivery, count(*) FROM events GROUP BY delivery ORDER BY delivery",
+    )
+    .expect("the outbox");
+    let half = i64::try_from(ORDERS_IN_ONE_BATCH / 2).expect("small");
+    assert_eq!(
+        output.rows,
+        vec![
+            vec![
+                store::Value::Text("none".into()),
+                store::Value::Integer(half)
+            ],
+            vec![
+                store::Value::Text("pending".into()),
+                store::Value::Integer(half)
+            ],
+        ]
+    );
+}
+
+#[test]
+fn a_batch_with_a_record_the_schema_refuses_keeps_nothing() {
+    let fixture = fixture();
+    let mut writer = fixture.store.writer().expect("the writer");
+    let event = store::BusinessEvent {
+        id: 1,
+        merchant_id: 7,
+        object_id: 1,
+        object_sequence: 1,
+        kind: "order.created".into(),
+        payload: "{}".into(),
+        notify_url: None,
+        created_at: 10,
+    };
+    // An event is written once: the same id twice fails the whole batch.
+    let records = [
+        store::Record::Merchant(tea_house()),
+        store::Record::Order(unpaid_order(1)),
+        store::Record::Event(event.clone()),
+        store::Record::Event(event),
+    ];
+    let batch = store::CommitBatch {
+        sequence: 1,
+        timestamp_last: 5,
+        records: &records,
+        ..store::CommitBatch::default()
+    };
+    writer.commit(&batch).expect_err("a duplicate event");
+    let mut reader = fixture.store.records().expect("records");
+    assert_eq!(reader.merchant(7).expect("read"), None);
+    assert_eq!(reader.order(1).expect("read"), None);
+    assert_eq!(
+        fixture
+            .store
+            .reader()
+            .expect("reader")
+            .head()
+            .expect("head")
+            .batches,
+        0,
+        "the batch is not counted"
+    );
+    // An order of nothing is refused by the schema too.
+    let nothing = store::Order {
+        amount: 0,
+        ..unpaid_order(2)
+    };
+    let records = [
+        store::Record::Merchant(tea_house()),
+        store::Record::Order(nothing),
+    ];
+    let error = writer
+        .commit(&store::CommitBatch {
+            records: &records,
+            ..batch
+        })
+        .expect_err("an order of nothing");
+    assert!(error.message.contains("orders_amount_check"), "{error}");
 }

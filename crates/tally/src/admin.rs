@@ -3,9 +3,24 @@
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use store::{CredentialRole, Store};
-use store_sqlite::SqliteStore;
 
+use crate::backend::{open_existing_store, DatabaseArgs};
 use crate::DataArgs;
+
+/// Where the store an admin command works on is: the data directory, or `--database-url`.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+impl StoreArgs {
+    fn open(&self) -> anyhow::Result<Box<dyn Store>> {
+        open_existing_store(&self.data.directory(), &self.database)
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
@@ -20,7 +35,7 @@ pub enum AdminCommand {
 #[derive(Debug, Args)]
 pub struct SmsArgs {
     #[command(flatten)]
-    data: DataArgs,
+    store: StoreArgs,
     /// Messages to show.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     limit: u64,
@@ -34,7 +49,7 @@ pub enum CredentialsCommand {
     /// Create a credential and print its token (shown once; only its digest is stored).
     Create(CreateArgs),
     /// List credentials (never their secrets).
-    List(DataArgs),
+    List(StoreArgs),
     /// Revoke a credential: its token stops working at once.
     Revoke(RevokeArgs),
 }
@@ -42,7 +57,7 @@ pub enum CredentialsCommand {
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     #[command(flatten)]
-    data: DataArgs,
+    store: StoreArgs,
     /// auditor (read-only SQL), depositor (certificate deposit), operator (both).
     #[arg(long)]
     role: String,
@@ -54,7 +69,7 @@ pub struct CreateArgs {
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
     #[command(flatten)]
-    data: DataArgs,
+    store: StoreArgs,
     /// The credential, as `key_<n>` or `<n>`.
     id: String,
 }
@@ -63,7 +78,7 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
     let command = match command {
         AdminCommand::Credentials(command) => command,
         AdminCommand::Sms(args) => {
-            let store = SqliteStore::open_existing(&args.data.directory())?;
+            let store = args.store.open()?;
             let messages = store.users()?.sms_outbox(args.limit as usize)?;
             for message in messages.iter().filter(|message| {
                 args.phone
@@ -88,7 +103,7 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
                     args.role
                 )
             })?;
-            let store = SqliteStore::open_existing(&args.data.directory())?;
+            let store = args.store.open()?;
             let mut admin = store.admin()?;
             let (id, token) = server::issue_credential(
                 admin.as_mut(),
@@ -103,8 +118,8 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
-        CredentialsCommand::List(data) => {
-            let store = SqliteStore::open_existing(&data.directory())?;
+        CredentialsCommand::List(store) => {
+            let store = store.open()?;
             let credentials = store.admin()?.credentials()?;
             println!("{:<10} {:<10} {:<8} label", "id", "role", "status");
             for credential in credentials {
@@ -130,7 +145,7 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
                 .unwrap_or(&args.id)
                 .parse()
                 .with_context(|| format!("{:?} is not a credential id (key_<n>)", args.id))?;
-            let store = SqliteStore::open_existing(&args.data.directory())?;
+            let store = args.store.open()?;
             anyhow::ensure!(
                 store
                     .admin()?

@@ -12,7 +12,7 @@ use store_sqlite::SqliteStore;
 pub struct DatabaseArgs {
     /// Use the PostgreSQL store at this URL (postgres://user@host:port/database; several hosts
     /// with target_session_attrs=read-write) instead of the SQLite store in the data directory.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "TALLY_DATABASE_URL")]
     pub database_url: Option<String>,
 }
 

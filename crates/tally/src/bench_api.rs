@@ -17,7 +17,6 @@ use server::AppState;
 use services::payments::{NewMerchant, RESERVE_ACCOUNT_ID};
 use services::users::CodePurpose;
 use store::{InvariantReport, Store};
-use store_sqlite::SqliteStore;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -38,6 +37,10 @@ pub struct ApiArgs {
     /// A data directory for the store (default: a temporary one, removed afterwards).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    /// Keep the ledger and the payment records in this (empty) PostgreSQL database; the data
+    /// directory keeps the log's signing key.
+    #[command(flatten)]
+    database: crate::backend::DatabaseArgs,
     /// Concurrent clients; each is one user paying orders of one merchant, on one keep-alive
     /// connection for the merchant and one for the user.
     #[arg(long, default_value_t = 64)]
@@ -155,7 +158,12 @@ pub fn run(args: ApiArgs) -> anyhow::Result<()> {
             temporary.path().to_path_buf()
         }
     };
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&directory)?);
+    let store: Arc<dyn Store> = crate::backend::open_store(&directory, &args.database)?.into();
+    ensure!(
+        store.reader()?.head()?.batches == 0,
+        "{} already holds a ledger; the benchmark needs a fresh one",
+        crate::backend::describe(&directory, &args.database)
+    );
     let sequencer = Sequencer::start(store.as_ref(), crate::sequencer_config(&directory)?)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(HTTP_WORKER_THREADS)
@@ -214,6 +222,7 @@ pub fn run(args: ApiArgs) -> anyhow::Result<()> {
         println!(
             "{}",
             serde_json::json!({
+                "backend": store.backend(),
                 "paid_orders": paid,
                 "paid_orders_per_second": rate.round(),
                 "requests_per_second": (requests as f64 / seconds).round(),

@@ -4,6 +4,7 @@
 //! ```toml
 //! listen = "0.0.0.0:8080"
 //! data = "/var/lib/tally"
+//! # database_url = "postgres://tally@db1,db2/tally?target_session_attrs=read-write"
 //! audit_interval_seconds = 600
 //! witnesses = ["tally-witness-…+…@http://10.0.0.2:8080/v1/witness"]
 //!
@@ -40,6 +41,7 @@ const PAYMENT_ATTEMPTS_MAX: u32 = 20;
 pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub data: Option<PathBuf>,
+    pub database_url: Option<String>,
     pub audit_interval_seconds: Option<u64>,
     #[serde(default)]
     pub witnesses: Vec<String>,

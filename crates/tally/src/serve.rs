@@ -1,4 +1,6 @@
-//! `tally serve`: the HTTP API on the embedded store, until SIGTERM or Ctrl-C.
+//! `tally serve`: the HTTP API on the embedded store or on PostgreSQL (`--database-url`),
+//! until SIGTERM or Ctrl-C. The data directory keeps the log's signing key and the witness
+//! state whichever the store.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,7 +12,6 @@ use clap::Args;
 use sequencer::Sequencer;
 use server::AppState;
 use store::Store;
-use store_sqlite::SqliteStore;
 
 use crate::DataArgs;
 
@@ -19,8 +20,12 @@ const HTTP_WORKER_THREADS: usize = 2;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Holds the log's signing key and the witness state; with the SQLite store, the ledger
+    /// and the payment records too.
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    database: crate::backend::DatabaseArgs,
     /// A TOML configuration file (see `crates/tally/src/config.rs`): flags and `TALLY_…`
     /// environment variables win over it.
     #[arg(long, value_name = "FILE", env = "TALLY_CONFIG")]
@@ -108,6 +113,9 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         audit_interval_seconds > 0,
         "audit_interval_seconds must be positive"
     );
+    if args.database.database_url.is_none() {
+        args.database.database_url.clone_from(&file.database_url);
+    }
     if args.witnesses.is_empty() {
         args.witnesses.clone_from(&file.witnesses);
     }
@@ -115,7 +123,7 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         args.witness_for.clone_from(&file.witness_for);
     }
     let directory = args.data.directory();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&directory)?);
+    let store: Arc<dyn Store> = crate::backend::open_store(&directory, &args.database)?.into();
     let config = crate::sequencer_config(&directory)?;
     let verifier_key = config
         .log_signer
@@ -191,7 +199,12 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", listen))?;
         let address = listener.local_addr()?;
-        tracing::info!(%address, backend = store.backend(), data = %directory.display(), "listening");
+        tracing::info!(
+            %address,
+            store = %crate::backend::describe(&directory, &args.database),
+            data = %directory.display(),
+            "listening"
+        );
         println!("listening on http://{address}");
         let (stop_expiry, stopped) = tokio::sync::watch::channel(false);
         let expiry = tokio::spawn(server::workers::expire_orders(

@@ -1008,3 +1008,209 @@ fn bench_sql_and_verify_work_on_postgresql_too() {
     assert_eq!(again.status.code(), Some(2));
     assert!(text(&again.stderr).contains("already holds a ledger"));
 }
+
+/// One HTTP/1.1 request on its own connection: (status, body).
+fn http(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: tally\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: {response:?}"));
+    let (_, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (status, body.to_owned())
+}
+
+/// A request signed with a merchant's API key, as its backend sends it.
+fn signed(
+    address: &str,
+    (key_id, signing_key): (u64, &[u8; 32]),
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let nonce = format!("cli-{now}-{}", path.len() + body.len());
+    let authorization = services::signatures::authorization(
+        key_id,
+        signing_key,
+        method,
+        path,
+        now,
+        &nonce,
+        body.as_bytes(),
+    );
+    http(
+        address,
+        method,
+        path,
+        &[
+            ("Authorization", &authorization),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    )
+}
+
+#[test]
+fn serve_on_postgresql_takes_an_order_from_a_merchant_an_operator_onboarded() {
+    use std::io::{BufRead, BufReader};
+    let server = store_postgres::test_server::TestServer::shared()
+        .expect("a PostgreSQL server for the tests");
+    let url = server.create_database().expect("a database");
+    let directory = tempfile::tempdir().unwrap();
+    // The log's signing key stays in the data directory; the ledger and the orders go to
+    // PostgreSQL.
+    let data = directory.path().join("keys");
+    let log_path = directory.path().join("serve.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().unwrap(),
+            "--database-url",
+            &url,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut serving = Serving { child, log_path };
+    let mut stdout = BufReader::new(serving.child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let address = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    assert!(
+        data.join("log-signer.key").exists(),
+        "the log's key is kept in the data directory"
+    );
+
+    let created = tally(&[
+        "admin",
+        "credentials",
+        "create",
+        "--role",
+        "operator",
+        "--database-url",
+        &url,
+    ]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let operator = text(&created.stdout).trim().to_owned();
+    let (status, body) = http(
+        &address,
+        "POST",
+        "/v1/merchants",
+        &[
+            ("Authorization", &format!("Bearer {operator}")),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"name":"Tea House","mcc":"5814","country":"CN","city":"Hangzhou",
+            "settlement_account":"6222020200112233","fee_rate_bps":60}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let merchant: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let key_id =
+        services::ids::parse_prefixed("mk_", merchant["api_key"]["id"].as_str().unwrap()).unwrap();
+    let signing_key =
+        services::payments::signing_key(merchant["api_key"]["secret"].as_str().unwrap());
+
+    let (status, body) = signed(
+        &address,
+        (key_id, &signing_key),
+        "POST",
+        "/v1/orders",
+        r#"{"out_trade_no":"T-0001","amount":1000,"currency":"CNY","description":"green tea"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let order: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let order_id = order["id"].as_str().unwrap();
+    let (status, body) = signed(
+        &address,
+        (key_id, &signing_key),
+        "GET",
+        &format!("/v1/orders/{order_id}"),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let read: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(read["out_trade_no"], "T-0001");
+    assert_eq!(read["amount"], 1000);
+    assert_eq!(read["state"], "NOTPAY");
+
+    // The order is a row in PostgreSQL, for auditors as for the API.
+    let rows = tally(&[
+        "sql",
+        "--database-url",
+        &url,
+        "--csv",
+        "SELECT out_trade_no, amount, state FROM orders",
+    ]);
+    assert!(rows.status.success(), "{}", text(&rows.stderr));
+    assert_eq!(
+        text(&rows.stdout).lines().nth(1),
+        Some("T-0001,1000,NOTPAY")
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &serving.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = serving.child.wait().unwrap();
+    let log = serving.log();
+    assert!(status.success(), "exit {status:?}\n{log}");
+    assert!(log.contains("postgres at"), "{log}");
+}
+
+/// A `tally serve` process, stopped and its log shown if the test fails before it stops it.
+struct Serving {
+    child: std::process::Child,
+    log_path: std::path::PathBuf,
+}
+
+impl Serving {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            eprintln!("tally serve's log:\n{}", self.log());
+        }
+    }
+}

@@ -1,0 +1,1447 @@
+//! Business records: written inside the batch's transaction ([`write_records`]), read by
+//! [`PostgresRecords`], and the outbox's delivery progress written by [`PostgresOutbox`].
+//!
+//! A batch's records are grouped by table, in the order of the foreign keys (merchants before
+//! their keys, outlets and orders; orders before their refunds), and each table gets one
+//! statement over arrays (`unnest`), or one binary COPY for the events: a round trip per table
+//! per batch, never one per record. Upserts by primary key keep the last record of each id in
+//! the batch (an order created and paid in one batch is written paid), as writing the records
+//! one after another would leave them.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{ToSql, Type};
+use postgres::{Client, Row, Statement, Transaction};
+use store::{
+    BankDirection, BankTransfer, BankTransferState, BusinessEvent, Card, CardState, DeliveryState,
+    DeliveryUpdate, IdempotencyRecord, Merchant, MerchantKey, Order, OrderState, OutboxWriter,
+    Outlet, OutletKind, P2pTransfer, Record, RecordReader, Refund, StoreError, StoreErrorKind,
+    StoreResult, StoredEvent, RECORD_PAGE_LIMIT_MAX,
+};
+
+use crate::map_error;
+use crate::pool::PooledClient;
+
+// ---------------------------------------------------------------------------------------------
+// Values in and out of BIGINT / INTEGER columns.
+
+/// A value for a BIGINT column; a larger one is refused rather than cut.
+fn bigint(value: u64, what: &str) -> StoreResult<i64> {
+    i64::try_from(value).map_err(|_| {
+        StoreError::new(
+            StoreErrorKind::Refused,
+            format!("{what} {value} does not fit a BIGINT column"),
+        )
+    })
+}
+
+fn bigint_wide(value: u128, what: &str) -> StoreResult<i64> {
+    i64::try_from(value).map_err(|_| {
+        StoreError::new(
+            StoreErrorKind::Refused,
+            format!("{what} {value} does not fit a BIGINT column"),
+        )
+    })
+}
+
+fn bigint_opt(value: Option<u64>, what: &str) -> StoreResult<Option<i64>> {
+    value.map(|value| bigint(value, what)).transpose()
+}
+
+fn integer(value: u32, what: &str) -> StoreResult<i32> {
+    i32::try_from(value).map_err(|_| {
+        StoreError::new(
+            StoreErrorKind::Refused,
+            format!("{what} {value} does not fit an INTEGER column"),
+        )
+    })
+}
+
+fn get<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, index: usize) -> StoreResult<T> {
+    row.try_get(index).map_err(map_error)
+}
+
+fn get_u64(row: &Row, index: usize, what: &str) -> StoreResult<u64> {
+    let value: i64 = get(row, index)?;
+    crate::unsigned(value, what)
+}
+
+fn get_opt_u64(row: &Row, index: usize, what: &str) -> StoreResult<Option<u64>> {
+    let value: Option<i64> = get(row, index)?;
+    value.map(|value| crate::unsigned(value, what)).transpose()
+}
+
+fn get_u32(row: &Row, index: usize, what: &str) -> StoreResult<u32> {
+    let value: i64 = get(row, index)?;
+    u32::try_from(value).map_err(|_| StoreError::corrupt(format!("{what} out of range: {value}")))
+}
+
+fn get_u128(row: &Row, index: usize, what: &str) -> StoreResult<u128> {
+    store::from_i64(get(row, index)?, what)
+}
+
+fn get_digest(row: &Row, index: usize, what: &str) -> StoreResult<[u8; 32]> {
+    let bytes: &[u8] = get(row, index)?;
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::corrupt(format!("a stored {what} is not 32 bytes")))
+}
+
+fn unknown(what: &str, text: &str) -> StoreError {
+    StoreError::corrupt(format!("unknown {what} {text:?}"))
+}
+
+fn page_limit(limit: usize) -> i64 {
+    // At most RECORD_PAGE_LIMIT_MAX (1000): always fits.
+    i64::try_from(limit.min(RECORD_PAGE_LIMIT_MAX)).unwrap_or(0)
+}
+
+fn outlet_kind(kind: OutletKind) -> &'static str {
+    match kind {
+        OutletKind::Store => "store",
+        OutletKind::Terminal => "terminal",
+    }
+}
+
+fn card_state(state: CardState) -> &'static str {
+    match state {
+        CardState::Active => "active",
+        CardState::Unbound => "unbound",
+    }
+}
+
+fn direction(direction: BankDirection) -> &'static str {
+    match direction {
+        BankDirection::TopUp => "top_up",
+        BankDirection::Withdrawal => "withdrawal",
+    }
+}
+
+fn bank_state(state: BankTransferState) -> &'static str {
+    match state {
+        BankTransferState::Pending => "pending",
+        BankTransferState::Succeeded => "succeeded",
+        BankTransferState::Failed => "failed",
+    }
+}
+
+fn delivery(state: DeliveryState) -> &'static str {
+    match state {
+        DeliveryState::None => "none",
+        DeliveryState::Pending => "pending",
+        DeliveryState::Delivered => "delivered",
+        DeliveryState::Failed => "failed",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing a batch's records.
+
+const UPSERT_MERCHANTS: &str = "
+    INSERT INTO merchants (id, name, mcc, country, city, settlement_account, fee_rate_bps,
+        account_id, notify_key, created_at)
+    SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[],
+        $6::text[], $7::int4[], $8::int8[], $9::bytea[], $10::int8[])
+    ON CONFLICT (id) DO UPDATE SET name = excluded.name, mcc = excluded.mcc,
+        country = excluded.country, city = excluded.city,
+        settlement_account = excluded.settlement_account, fee_rate_bps = excluded.fee_rate_bps,
+        account_id = excluded.account_id, notify_key = excluded.notify_key,
+        created_at = excluded.created_at";
+
+const UPSERT_MERCHANT_KEYS: &str = "
+    INSERT INTO merchant_keys (id, merchant_id, signing_key, created_at, revoked_at)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::bytea[], $4::int8[], $5::int8[])
+    ON CONFLICT (id) DO UPDATE SET merchant_id = excluded.merchant_id,
+        signing_key = excluded.signing_key, created_at = excluded.created_at,
+        revoked_at = excluded.revoked_at";
+
+const UPSERT_OUTLETS: &str = "
+    INSERT INTO outlets (id, merchant_id, kind, parent_id, name, created_at)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::int8[], $5::text[], $6::int8[])
+    ON CONFLICT (id) DO UPDATE SET merchant_id = excluded.merchant_id, kind = excluded.kind,
+        parent_id = excluded.parent_id, name = excluded.name, created_at = excluded.created_at";
+
+const UPSERT_ORDERS: &str = "
+    INSERT INTO orders (id, merchant_id, outlet_id, out_trade_no, amount, currency,
+        description, notify_url, state, payer_user_id, fee, refunded, created_at, expires_at,
+        paid_at, closed_at, version, payment_transfer_id)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::int8[],
+        $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int8[],
+        $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::int8[])
+    ON CONFLICT (id) DO UPDATE SET merchant_id = excluded.merchant_id,
+        outlet_id = excluded.outlet_id, out_trade_no = excluded.out_trade_no,
+        amount = excluded.amount, currency = excluded.currency,
+        description = excluded.description, notify_url = excluded.notify_url,
+        state = excluded.state, payer_user_id = excluded.payer_user_id, fee = excluded.fee,
+        refunded = excluded.refunded, created_at = excluded.created_at,
+        expires_at = excluded.expires_at, paid_at = excluded.paid_at,
+        closed_at = excluded.closed_at, version = excluded.version,
+        payment_transfer_id = excluded.payment_transfer_id";
+
+const UPSERT_REFUNDS: &str = "
+    INSERT INTO refunds (id, order_id, merchant_id, out_refund_no, amount, fee_refunded,
+        reason, created_at)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::int8[],
+        $6::int8[], $7::text[], $8::int8[])
+    ON CONFLICT (id) DO UPDATE SET order_id = excluded.order_id,
+        merchant_id = excluded.merchant_id, out_refund_no = excluded.out_refund_no,
+        amount = excluded.amount, fee_refunded = excluded.fee_refunded,
+        reason = excluded.reason, created_at = excluded.created_at";
+
+const UPSERT_P2P_TRANSFERS: &str = "
+    INSERT INTO p2p_transfers (id, from_user_id, to_user_id, amount, currency, note, created_at)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::text[],
+        $6::text[], $7::int8[])
+    ON CONFLICT (id) DO UPDATE SET from_user_id = excluded.from_user_id,
+        to_user_id = excluded.to_user_id, amount = excluded.amount,
+        currency = excluded.currency, note = excluded.note, created_at = excluded.created_at";
+
+const UPSERT_CARDS: &str = "
+    INSERT INTO cards (id, user_id, token, bin, last4, bank, state, created_at)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[],
+        $6::text[], $7::text[], $8::int8[])
+    ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, token = excluded.token,
+        bin = excluded.bin, last4 = excluded.last4, bank = excluded.bank,
+        state = excluded.state, created_at = excluded.created_at";
+
+const UPSERT_BANK_TRANSFERS: &str = "
+    INSERT INTO bank_transfers (id, user_id, card_id, direction, amount, currency, state,
+        bank_reference, failure, created_at, updated_at)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::int8[],
+        $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[])
+    ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, card_id = excluded.card_id,
+        direction = excluded.direction, amount = excluded.amount,
+        currency = excluded.currency, state = excluded.state,
+        bank_reference = excluded.bank_reference, failure = excluded.failure,
+        created_at = excluded.created_at, updated_at = excluded.updated_at";
+
+/// Events are inserted once (a second event of the same id fails the batch, as on SQLite),
+/// and most batches of the payment API carry one per payment: COPY writes them fastest.
+const COPY_EVENTS: &str = "
+    COPY events (id, merchant_id, object_id, object_sequence, kind, payload, notify_url,
+        created_at, delivery, next_attempt_at)
+    FROM STDIN (FORMAT binary)";
+
+const EVENT_COLUMN_TYPES: [Type; 10] = [
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::INT8,
+];
+
+/// Inserted once: the first answer is the one replayed.
+const INSERT_IDEMPOTENCY: &str = "
+    INSERT INTO idempotency_keys (principal, key, request_digest, status, response, created_at)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int4[], $5::text[],
+        $6::int8[])";
+
+/// The writer's record statements, prepared once per connection.
+pub(crate) struct RecordStatements {
+    merchants: Statement,
+    merchant_keys: Statement,
+    outlets: Statement,
+    orders: Statement,
+    refunds: Statement,
+    p2p_transfers: Statement,
+    cards: Statement,
+    bank_transfers: Statement,
+    idempotency: Statement,
+}
+
+impl RecordStatements {
+    pub(crate) fn prepare(client: &mut Client) -> StoreResult<RecordStatements> {
+        let mut prepare = |sql: &str| client.prepare(sql).map_err(map_error);
+        Ok(RecordStatements {
+            merchants: prepare(UPSERT_MERCHANTS)?,
+            merchant_keys: prepare(UPSERT_MERCHANT_KEYS)?,
+            outlets: prepare(UPSERT_OUTLETS)?,
+            orders: prepare(UPSERT_ORDERS)?,
+            refunds: prepare(UPSERT_REFUNDS)?,
+            p2p_transfers: prepare(UPSERT_P2P_TRANSFERS)?,
+            cards: prepare(UPSERT_CARDS)?,
+            bank_transfers: prepare(UPSERT_BANK_TRANSFERS)?,
+            idempotency: prepare(INSERT_IDEMPOTENCY)?,
+        })
+    }
+}
+
+/// A batch's records by table, each in the batch's order.
+#[derive(Default)]
+struct Grouped<'a> {
+    merchants: Vec<&'a Merchant>,
+    merchant_keys: Vec<&'a MerchantKey>,
+    outlets: Vec<&'a Outlet>,
+    orders: Vec<&'a Order>,
+    refunds: Vec<&'a Refund>,
+    p2p_transfers: Vec<&'a P2pTransfer>,
+    cards: Vec<&'a Card>,
+    bank_transfers: Vec<&'a BankTransfer>,
+    events: Vec<&'a BusinessEvent>,
+    idempotency: Vec<&'a IdempotencyRecord>,
+}
+
+impl<'a> Grouped<'a> {
+    fn of(records: &'a [Record]) -> Self {
+        let mut grouped = Grouped::default();
+        for record in records {
+            match record {
+                Record::Merchant(merchant) => grouped.merchants.push(merchant),
+                Record::MerchantKey(key) => grouped.merchant_keys.push(key),
+                Record::Outlet(outlet) => grouped.outlets.push(outlet),
+                Record::Order(order) => grouped.orders.push(order),
+                Record::Refund(refund) => grouped.refunds.push(refund),
+                Record::P2pTransfer(transfer) => grouped.p2p_transfers.push(transfer),
+                Record::Card(card) => grouped.cards.push(card),
+                Record::BankTransfer(transfer) => grouped.bank_transfers.push(transfer),
+                Record::Event(event) => grouped.events.push(event),
+                Record::Idempotency(record) => grouped.idempotency.push(record),
+            }
+        }
+        grouped
+    }
+}
+
+/// The last record of each key, at the place of the key's first record: what upserting the
+/// records one after another leaves (a statement may not touch a row twice).
+fn last_of_each<T, K: Eq + Hash>(records: Vec<&T>, key: impl Fn(&T) -> K) -> Vec<&T> {
+    let mut position: HashMap<K, usize> = HashMap::with_capacity(records.len());
+    let mut kept: Vec<&T> = Vec::with_capacity(records.len());
+    for record in records {
+        match position.entry(key(record)) {
+            Entry::Occupied(entry) => kept[*entry.get()] = record,
+            Entry::Vacant(entry) => {
+                entry.insert(kept.len());
+                kept.push(record);
+            }
+        }
+    }
+    kept
+}
+
+fn execute(
+    transaction: &mut Transaction<'_>,
+    statement: &Statement,
+    parameters: &[&(dyn ToSql + Sync)],
+) -> StoreResult<()> {
+    transaction
+        .execute(statement, parameters)
+        .map_err(map_error)?;
+    Ok(())
+}
+
+/// Writes a batch's records inside its transaction.
+pub(crate) fn write_records(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    records: &[Record],
+) -> StoreResult<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let grouped = Grouped::of(records);
+    // Referenced tables first: merchants, then what belongs to them, orders before refunds.
+    write_merchants(transaction, statements, grouped.merchants)?;
+    write_merchant_keys(transaction, statements, grouped.merchant_keys)?;
+    write_outlets(transaction, statements, grouped.outlets)?;
+    write_orders(transaction, statements, grouped.orders)?;
+    write_refunds(transaction, statements, grouped.refunds)?;
+    write_p2p_transfers(transaction, statements, grouped.p2p_transfers)?;
+    write_cards(transaction, statements, grouped.cards)?;
+    write_bank_transfers(transaction, statements, grouped.bank_transfers)?;
+    write_events(transaction, &grouped.events)?;
+    write_idempotency(transaction, statements, &grouped.idempotency)
+}
+
+fn write_merchants(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    merchants: Vec<&Merchant>,
+) -> StoreResult<()> {
+    if merchants.is_empty() {
+        return Ok(());
+    }
+    let merchants = last_of_each(merchants, |merchant| merchant.id);
+    let count = merchants.len();
+    let mut ids = Vec::with_capacity(count);
+    let mut names = Vec::with_capacity(count);
+    let mut mccs = Vec::with_capacity(count);
+    let mut countries = Vec::with_capacity(count);
+    let mut cities = Vec::with_capacity(count);
+    let mut settlement_accounts = Vec::with_capacity(count);
+    let mut fee_rates = Vec::with_capacity(count);
+    let mut account_ids = Vec::with_capacity(count);
+    let mut notify_keys = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    for merchant in merchants {
+        ids.push(bigint(merchant.id, "merchant id")?);
+        names.push(merchant.name.as_str());
+        mccs.push(merchant.mcc.as_str());
+        countries.push(merchant.country.as_str());
+        cities.push(merchant.city.as_str());
+        settlement_accounts.push(merchant.settlement_account.as_str());
+        fee_rates.push(integer(merchant.fee_rate_bps, "fee rate")?);
+        account_ids.push(bigint_wide(merchant.account_id, "merchant account id")?);
+        notify_keys.push(&merchant.notify_key[..]);
+        created.push(bigint(merchant.created_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.merchants,
+        &[
+            &ids,
+            &names,
+            &mccs,
+            &countries,
+            &cities,
+            &settlement_accounts,
+            &fee_rates,
+            &account_ids,
+            &notify_keys,
+            &created,
+        ],
+    )
+}
+
+fn write_merchant_keys(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    keys: Vec<&MerchantKey>,
+) -> StoreResult<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let keys = last_of_each(keys, |key| key.id);
+    let count = keys.len();
+    let mut ids = Vec::with_capacity(count);
+    let mut merchant_ids = Vec::with_capacity(count);
+    let mut signing_keys = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    let mut revoked = Vec::with_capacity(count);
+    for key in keys {
+        ids.push(bigint(key.id, "merchant key id")?);
+        merchant_ids.push(bigint(key.merchant_id, "merchant id")?);
+        signing_keys.push(&key.signing_key[..]);
+        created.push(bigint(key.created_at, "time")?);
+        revoked.push(bigint_opt(key.revoked_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.merchant_keys,
+        &[&ids, &merchant_ids, &signing_keys, &created, &revoked],
+    )
+}
+
+fn write_outlets(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    outlets: Vec<&Outlet>,
+) -> StoreResult<()> {
+    if outlets.is_empty() {
+        return Ok(());
+    }
+    let outlets = last_of_each(outlets, |outlet| outlet.id);
+    let count = outlets.len();
+    let mut ids = Vec::with_capacity(count);
+    let mut merchant_ids = Vec::with_capacity(count);
+    let mut kinds = Vec::with_capacity(count);
+    let mut parents = Vec::with_capacity(count);
+    let mut names = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    for outlet in outlets {
+        ids.push(bigint(outlet.id, "outlet id")?);
+        merchant_ids.push(bigint(outlet.merchant_id, "merchant id")?);
+        kinds.push(outlet_kind(outlet.kind));
+        parents.push(bigint_opt(outlet.parent_id, "outlet id")?);
+        names.push(outlet.name.as_str());
+        created.push(bigint(outlet.created_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.outlets,
+        &[&ids, &merchant_ids, &kinds, &parents, &names, &created],
+    )
+}
+
+fn write_orders(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    orders: Vec<&Order>,
+) -> StoreResult<()> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    let orders = last_of_each(orders, |order| order.id);
+    let count = orders.len();
+    let mut ids = Vec::with_capacity(count);
+    let mut merchant_ids = Vec::with_capacity(count);
+    let mut outlet_ids = Vec::with_capacity(count);
+    let mut out_trade_nos = Vec::with_capacity(count);
+    let mut amounts = Vec::with_capacity(count);
+    let mut currencies = Vec::with_capacity(count);
+    let mut descriptions = Vec::with_capacity(count);
+    let mut notify_urls = Vec::with_capacity(count);
+    let mut states = Vec::with_capacity(count);
+    let mut payers = Vec::with_capacity(count);
+    let mut fees = Vec::with_capacity(count);
+    let mut refunded = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    let mut expires = Vec::with_capacity(count);
+    let mut paid = Vec::with_capacity(count);
+    let mut closed = Vec::with_capacity(count);
+    let mut versions = Vec::with_capacity(count);
+    let mut payment_transfer_ids = Vec::with_capacity(count);
+    for order in orders {
+        ids.push(bigint(order.id, "order id")?);
+        merchant_ids.push(bigint(order.merchant_id, "merchant id")?);
+        outlet_ids.push(bigint_opt(order.outlet_id, "outlet id")?);
+        out_trade_nos.push(order.out_trade_no.as_str());
+        amounts.push(bigint(order.amount, "order amount")?);
+        currencies.push(order.currency.as_str());
+        descriptions.push(order.description.as_str());
+        notify_urls.push(order.notify_url.as_deref());
+        states.push(order.state.as_str());
+        payers.push(bigint_opt(order.payer_user_id, "user id")?);
+        fees.push(bigint(order.fee, "order fee")?);
+        refunded.push(bigint(order.refunded, "amount refunded")?);
+        created.push(bigint(order.created_at, "time")?);
+        expires.push(bigint(order.expires_at, "time")?);
+        paid.push(bigint_opt(order.paid_at, "time")?);
+        closed.push(bigint_opt(order.closed_at, "time")?);
+        versions.push(i64::from(order.version));
+        payment_transfer_ids.push(bigint_wide(order.payment_transfer_id, "transfer id")?);
+    }
+    execute(
+        transaction,
+        &statements.orders,
+        &[
+            &ids,
+            &merchant_ids,
+            &outlet_ids,
+            &out_trade_nos,
+            &amounts,
+            &currencies,
+            &descriptions,
+            &notify_urls,
+            &states,
+            &payers,
+            &fees,
+            &refunded,
+            &created,
+            &expires,
+            &paid,
+            &closed,
+            &versions,
+            &payment_transfer_ids,
+        ],
+    )
+}
+
+fn write_refunds(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    refunds: Vec<&Refund>,
+) -> StoreResult<()> {
+    if refunds.is_empty() {
+        return Ok(());
+    }
+    let refunds = last_of_each(refunds, |refund| refund.id);
+    let count = refunds.len();
+    let mut ids = Vec::with_capacity(count);
+    let mut order_ids = Vec::with_capacity(count);
+    let mut merchant_ids = Vec::with_capacity(count);
+    let mut out_refund_nos = Vec::with_capacity(count);
+    let mut amounts = Vec::with_capacity(count);
+    let mut fees = Vec::with_capacity(count);
+    let mut reasons = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    for refund in refunds {
+        ids.push(bigint(refund.id, "refund id")?);
+        order_ids.push(bigint(refund.order_id, "order id")?);
+        merchant_ids.push(bigint(refund.merchant_id, "merchant id")?);
+        out_refund_nos.push(refund.out_refund_no.as_str());
+        amounts.push(bigint(refund.amount, "refund amount")?);
+        fees.push(bigint(refund.fee_refunded, "fee refunded")?);
+        reasons.push(refund.reason.as_str());
+        created.push(bigint(refund.created_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.refunds,
+        &[
+            &ids,
+            &order_ids,
+            &merchant_ids,
+            &out_refund_nos,
+            &amounts,
+            &fees,
+            &reasons,
+            &created,
+        ],
+    )
+}
+
+fn write_p2p_transfers(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    transfers: Vec<&P2pTransfer>,
+) -> StoreResult<()> {
+    if transfers.is_empty() {
+        return Ok(());
+    }
+    let transfers = last_of_each(transfers, |transfer| transfer.id);
+    let count = transfers.len();
+    let mut ids = Vec::with_capacity(count);
+    let mut from = Vec::with_capacity(count);
+    let mut to = Vec::with_capacity(count);
+    let mut amounts = Vec::with_capacity(count);
+    let mut currencies = Vec::with_capacity(count);
+    let mut notes = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    for transfer in transfers {
+        ids.push(bigint(transfer.id, "P2P transfer id")?);
+        from.push(bigint(transfer.from_user_id, "user id")?);
+        to.push(bigint(transfer.to_user_id, "user id")?);
+        amounts.push(bigint(transfer.amount, "P2P amount")?);
+        currencies.push(transfer.currency.as_str());
+        notes.push(transfer.note.as_str());
+        created.push(bigint(transfer.created_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.p2p_transfers,
+        &[&ids, &from, &to, &amounts, &currencies, &notes, &created],
+    )
+}
+
+fn write_cards(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    cards: Vec<&Card>,
+) -> StoreResult<()> {
+    if cards.is_empty() {
+        return Ok(());
+    }
+    let cards = last_of_each(cards, |card| card.id);
+    let count = cards.len();
+    let mut ids = Vec::with_capacity(count);
+    let mut users = Vec::with_capacity(count);
+    let mut tokens = Vec::with_capacity(count);
+    let mut bins = Vec::with_capacity(count);
+    let mut last4s = Vec::with_capacity(count);
+    let mut banks = Vec::with_capacity(count);
+    let mut states = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    for card in cards {
+        ids.push(bigint(card.id, "card id")?);
+        users.push(bigint(card.user_id, "user id")?);
+        tokens.push(card.token.as_str());
+        bins.push(card.bin.as_str());
+        last4s.push(card.last4.as_str());
+        banks.push(card.bank.as_str());
+        states.push(card_state(card.state));
+        created.push(bigint(card.created_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.cards,
+        &[
+            &ids, &users, &tokens, &bins, &last4s, &banks, &states, &created,
+        ],
+    )
+}
+
+fn write_bank_transfers(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    transfers: Vec<&BankTransfer>,
+) -> StoreResult<()> {
+    if transfers.is_empty() {
+        return Ok(());
+    }
+    let transfers = last_of_each(transfers, |transfer| transfer.id);
+    let count = transfers.len();
+    let mut ids = Vec::with_capacity(count);
+    let mut users = Vec::with_capacity(count);
+    let mut cards = Vec::with_capacity(count);
+    let mut directions = Vec::with_capacity(count);
+    let mut amounts = Vec::with_capacity(count);
+    let mut currencies = Vec::with_capacity(count);
+    let mut states = Vec::with_capacity(count);
+    let mut references = Vec::with_capacity(count);
+    let mut failures = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    let mut updated = Vec::with_capacity(count);
+    for transfer in transfers {
+        ids.push(bigint(transfer.id, "bank transfer id")?);
+        users.push(bigint(transfer.user_id, "user id")?);
+        cards.push(bigint(transfer.card_id, "card id")?);
+        directions.push(direction(transfer.direction));
+        amounts.push(bigint(transfer.amount, "bank transfer amount")?);
+        currencies.push(transfer.currency.as_str());
+        states.push(bank_state(transfer.state));
+        references.push(transfer.bank_reference.as_deref());
+        failures.push(transfer.failure.as_deref());
+        created.push(bigint(transfer.created_at, "time")?);
+        updated.push(bigint(transfer.updated_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.bank_transfers,
+        &[
+            &ids,
+            &users,
+            &cards,
+            &directions,
+            &amounts,
+            &currencies,
+            &states,
+            &references,
+            &failures,
+            &created,
+            &updated,
+        ],
+    )
+}
+
+/// An event with an address waits for delivery from the moment it is written; one without
+/// is for polling only.
+fn write_events(transaction: &mut Transaction<'_>, events: &[&BusinessEvent]) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let sink = transaction.copy_in(COPY_EVENTS).map_err(map_error)?;
+    let mut writer = BinaryCopyInWriter::new(sink, &EVENT_COLUMN_TYPES);
+    for event in events {
+        let state = if event.notify_url.is_some() {
+            DeliveryState::Pending
+        } else {
+            DeliveryState::None
+        };
+        let created_at = bigint(event.created_at, "time")?;
+        writer
+            .write(&[
+                &bigint(event.id, "event id")?,
+                &bigint(event.merchant_id, "merchant id")?,
+                &bigint(event.object_id, "object id")?,
+                &i64::from(event.object_sequence),
+                &event.kind,
+                &event.payload,
+                &event.notify_url,
+                &created_at,
+                &delivery(state),
+                &created_at,
+            ])
+            .map_err(map_error)?;
+    }
+    let written = writer.finish().map_err(map_error)?;
+    if written != events.len() as u64 {
+        return Err(StoreError::corrupt(format!(
+            "{} events to write, {written} written",
+            events.len()
+        )));
+    }
+    Ok(())
+}
+
+fn write_idempotency(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    records: &[&IdempotencyRecord],
+) -> StoreResult<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let count = records.len();
+    let mut principals = Vec::with_capacity(count);
+    let mut keys = Vec::with_capacity(count);
+    let mut digests = Vec::with_capacity(count);
+    let mut statuses = Vec::with_capacity(count);
+    let mut responses = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    for record in records {
+        principals.push(record.principal.as_str());
+        keys.push(record.key.as_str());
+        digests.push(&record.request_digest[..]);
+        statuses.push(i32::from(record.status));
+        responses.push(record.response.as_str());
+        created.push(bigint(record.created_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.idempotency,
+        &[
+            &principals,
+            &keys,
+            &digests,
+            &statuses,
+            &responses,
+            &created,
+        ],
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading records.
+
+macro_rules! merchant_columns {
+    () => {
+        "id, name, mcc, country, city, settlement_account, fee_rate_bps, account_id, \
+         notify_key, created_at"
+    };
+}
+
+macro_rules! key_columns {
+    () => {
+        "id, merchant_id, signing_key, created_at, revoked_at"
+    };
+}
+
+macro_rules! outlet_columns {
+    () => {
+        "id, merchant_id, kind, parent_id, name, created_at"
+    };
+}
+
+macro_rules! order_columns {
+    () => {
+        "id, merchant_id, outlet_id, out_trade_no, amount, currency, description, notify_url, \
+         state, payer_user_id, fee, refunded, created_at, expires_at, paid_at, closed_at, \
+         version, payment_transfer_id"
+    };
+}
+
+macro_rules! refund_columns {
+    () => {
+        "id, order_id, merchant_id, out_refund_no, amount, fee_refunded, reason, created_at"
+    };
+}
+
+macro_rules! card_columns {
+    () => {
+        "id, user_id, token, bin, last4, bank, state, created_at"
+    };
+}
+
+macro_rules! bank_columns {
+    () => {
+        "id, user_id, card_id, direction, amount, currency, state, bank_reference, failure, \
+         created_at, updated_at"
+    };
+}
+
+macro_rules! event_columns {
+    () => {
+        "id, merchant_id, object_id, object_sequence, kind, payload, notify_url, created_at, \
+         delivery, attempts, next_attempt_at, last_result"
+    };
+}
+
+fn merchant_from_row(row: &Row) -> StoreResult<Merchant> {
+    let fee_rate: i32 = get(row, 6)?;
+    Ok(Merchant {
+        id: get_u64(row, 0, "merchant id")?,
+        name: get(row, 1)?,
+        mcc: get(row, 2)?,
+        country: get(row, 3)?,
+        city: get(row, 4)?,
+        settlement_account: get(row, 5)?,
+        fee_rate_bps: u32::try_from(fee_rate)
+            .map_err(|_| StoreError::corrupt(format!("fee rate out of range: {fee_rate}")))?,
+        account_id: get_u128(row, 7, "merchant account id")?,
+        notify_key: get_digest(row, 8, "notification key")?,
+        created_at: get_u64(row, 9, "time")?,
+    })
+}
+
+fn key_from_row(row: &Row) -> StoreResult<MerchantKey> {
+    Ok(MerchantKey {
+        id: get_u64(row, 0, "merchant key id")?,
+        merchant_id: get_u64(row, 1, "merchant id")?,
+        signing_key: get_digest(row, 2, "signing key")?,
+        created_at: get_u64(row, 3, "time")?,
+        revoked_at: get_opt_u64(row, 4, "time")?,
+    })
+}
+
+fn outlet_from_row(row: &Row) -> StoreResult<Outlet> {
+    let kind: &str = get(row, 2)?;
+    Ok(Outlet {
+        id: get_u64(row, 0, "outlet id")?,
+        merchant_id: get_u64(row, 1, "merchant id")?,
+        kind: match kind {
+            "store" => OutletKind::Store,
+            "terminal" => OutletKind::Terminal,
+            other => return Err(unknown("outlet kind", other)),
+        },
+        parent_id: get_opt_u64(row, 3, "outlet id")?,
+        name: get(row, 4)?,
+        created_at: get_u64(row, 5, "time")?,
+    })
+}
+
+fn order_from_row(row: &Row) -> StoreResult<Order> {
+    let state: &str = get(row, 8)?;
+    Ok(Order {
+        id: get_u64(row, 0, "order id")?,
+        merchant_id: get_u64(row, 1, "merchant id")?,
+        outlet_id: get_opt_u64(row, 2, "outlet id")?,
+        out_trade_no: get(row, 3)?,
+        amount: get_u64(row, 4, "order amount")?,
+        currency: get(row, 5)?,
+        description: get(row, 6)?,
+        notify_url: get(row, 7)?,
+        state: OrderState::parse(state).ok_or_else(|| unknown("order state", state))?,
+        payer_user_id: get_opt_u64(row, 9, "user id")?,
+        fee: get_u64(row, 10, "order fee")?,
+        refunded: get_u64(row, 11, "amount refunded")?,
+        created_at: get_u64(row, 12, "time")?,
+        expires_at: get_u64(row, 13, "time")?,
+        paid_at: get_opt_u64(row, 14, "time")?,
+        closed_at: get_opt_u64(row, 15, "time")?,
+        version: get_u32(row, 16, "order version")?,
+        payment_transfer_id: get_u128(row, 17, "transfer id")?,
+    })
+}
+
+fn refund_from_row(row: &Row) -> StoreResult<Refund> {
+    Ok(Refund {
+        id: get_u64(row, 0, "refund id")?,
+        order_id: get_u64(row, 1, "order id")?,
+        merchant_id: get_u64(row, 2, "merchant id")?,
+        out_refund_no: get(row, 3)?,
+        amount: get_u64(row, 4, "refund amount")?,
+        fee_refunded: get_u64(row, 5, "fee refunded")?,
+        reason: get(row, 6)?,
+        created_at: get_u64(row, 7, "time")?,
+    })
+}
+
+fn p2p_from_row(row: &Row) -> StoreResult<P2pTransfer> {
+    Ok(P2pTransfer {
+        id: get_u64(row, 0, "P2P transfer id")?,
+        from_user_id: get_u64(row, 1, "user id")?,
+        to_user_id: get_u64(row, 2, "user id")?,
+        amount: get_u64(row, 3, "P2P amount")?,
+        currency: get(row, 4)?,
+        note: get(row, 5)?,
+        created_at: get_u64(row, 6, "time")?,
+    })
+}
+
+fn card_from_row(row: &Row) -> StoreResult<Card> {
+    let state: &str = get(row, 6)?;
+    Ok(Card {
+        id: get_u64(row, 0, "card id")?,
+        user_id: get_u64(row, 1, "user id")?,
+        token: get(row, 2)?,
+        bin: get(row, 3)?,
+        last4: get(row, 4)?,
+        bank: get(row, 5)?,
+        state: match state {
+            "active" => CardState::Active,
+            "unbound" => CardState::Unbound,
+            other => return Err(unknown("card state", other)),
+        },
+        created_at: get_u64(row, 7, "time")?,
+    })
+}
+
+fn bank_from_row(row: &Row) -> StoreResult<BankTransfer> {
+    let direction: &str = get(row, 3)?;
+    let state: &str = get(row, 6)?;
+    Ok(BankTransfer {
+        id: get_u64(row, 0, "bank transfer id")?,
+        user_id: get_u64(row, 1, "user id")?,
+        card_id: get_u64(row, 2, "card id")?,
+        direction: match direction {
+            "top_up" => BankDirection::TopUp,
+            "withdrawal" => BankDirection::Withdrawal,
+            other => return Err(unknown("bank transfer direction", other)),
+        },
+        amount: get_u64(row, 4, "bank transfer amount")?,
+        currency: get(row, 5)?,
+        state: match state {
+            "pending" => BankTransferState::Pending,
+            "succeeded" => BankTransferState::Succeeded,
+            "failed" => BankTransferState::Failed,
+            other => return Err(unknown("bank transfer state", other)),
+        },
+        bank_reference: get(row, 7)?,
+        failure: get(row, 8)?,
+        created_at: get_u64(row, 9, "time")?,
+        updated_at: get_u64(row, 10, "time")?,
+    })
+}
+
+fn event_from_row(row: &Row) -> StoreResult<StoredEvent> {
+    let state: &str = get(row, 8)?;
+    Ok(StoredEvent {
+        event: BusinessEvent {
+            id: get_u64(row, 0, "event id")?,
+            merchant_id: get_u64(row, 1, "merchant id")?,
+            object_id: get_u64(row, 2, "object id")?,
+            object_sequence: get_u32(row, 3, "object sequence")?,
+            kind: get(row, 4)?,
+            payload: get(row, 5)?,
+            notify_url: get(row, 6)?,
+            created_at: get_u64(row, 7, "time")?,
+        },
+        delivery: match state {
+            "none" => DeliveryState::None,
+            "pending" => DeliveryState::Pending,
+            "delivered" => DeliveryState::Delivered,
+            "failed" => DeliveryState::Failed,
+            other => return Err(unknown("delivery state", other)),
+        },
+        attempts: get_u32(row, 9, "delivery attempts")?,
+        next_attempt_at: get_u64(row, 10, "time")?,
+        last_result: get(row, 11)?,
+    })
+}
+
+fn idempotency_from_row(row: &Row) -> StoreResult<IdempotencyRecord> {
+    let status: i32 = get(row, 3)?;
+    Ok(IdempotencyRecord {
+        principal: get(row, 0)?,
+        key: get(row, 1)?,
+        request_digest: get_digest(row, 2, "request digest")?,
+        status: u16::try_from(status)
+            .map_err(|_| StoreError::corrupt(format!("HTTP status out of range: {status}")))?,
+        response: get(row, 4)?,
+        created_at: get_u64(row, 5, "time")?,
+    })
+}
+
+/// Reads business records on a pooled connection, each lookup one prepared statement.
+pub(crate) struct PostgresRecords {
+    client: PooledClient,
+}
+
+impl PostgresRecords {
+    pub(crate) fn new(client: PooledClient) -> Self {
+        PostgresRecords { client }
+    }
+
+    fn one<T>(
+        &mut self,
+        sql: &'static str,
+        parameters: &[&(dyn ToSql + Sync)],
+        map: fn(&Row) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        let statement = self.client.statement(sql)?;
+        self.client
+            .query_opt(&statement, parameters)
+            .map_err(map_error)?
+            .map(|row| map(&row))
+            .transpose()
+    }
+
+    fn many<T>(
+        &mut self,
+        sql: &'static str,
+        parameters: &[&(dyn ToSql + Sync)],
+        map: fn(&Row) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        let statement = self.client.statement(sql)?;
+        self.client
+            .query(&statement, parameters)
+            .map_err(map_error)?
+            .iter()
+            .map(map)
+            .collect()
+    }
+}
+
+impl RecordReader for PostgresRecords {
+    fn merchant(&mut self, id: u64) -> StoreResult<Option<Merchant>> {
+        self.one(
+            concat!(
+                "SELECT ",
+                merchant_columns!(),
+                " FROM merchants WHERE id = $1"
+            ),
+            &[&bigint(id, "merchant id")?],
+            merchant_from_row,
+        )
+    }
+
+    fn merchants(&mut self, after_id: u64, limit: usize) -> StoreResult<Vec<Merchant>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                merchant_columns!(),
+                " FROM merchants WHERE id > $1 ORDER BY id LIMIT $2"
+            ),
+            &[&bigint(after_id, "merchant id")?, &page_limit(limit)],
+            merchant_from_row,
+        )
+    }
+
+    fn merchant_key(&mut self, id: u64) -> StoreResult<Option<MerchantKey>> {
+        self.one(
+            concat!(
+                "SELECT ",
+                key_columns!(),
+                " FROM merchant_keys WHERE id = $1"
+            ),
+            &[&bigint(id, "merchant key id")?],
+            key_from_row,
+        )
+    }
+
+    fn merchant_keys(&mut self, merchant_id: u64) -> StoreResult<Vec<MerchantKey>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                key_columns!(),
+                " FROM merchant_keys WHERE merchant_id = $1 ORDER BY id"
+            ),
+            &[&bigint(merchant_id, "merchant id")?],
+            key_from_row,
+        )
+    }
+
+    fn outlets(&mut self, merchant_id: u64) -> StoreResult<Vec<Outlet>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                outlet_columns!(),
+                " FROM outlets WHERE merchant_id = $1 ORDER BY id"
+            ),
+            &[&bigint(merchant_id, "merchant id")?],
+            outlet_from_row,
+        )
+    }
+
+    fn outlet(&mut self, id: u64) -> StoreResult<Option<Outlet>> {
+        self.one(
+            concat!("SELECT ", outlet_columns!(), " FROM outlets WHERE id = $1"),
+            &[&bigint(id, "outlet id")?],
+            outlet_from_row,
+        )
+    }
+
+    fn order(&mut self, id: u64) -> StoreResult<Option<Order>> {
+        self.one(
+            concat!("SELECT ", order_columns!(), " FROM orders WHERE id = $1"),
+            &[&bigint(id, "order id")?],
+            order_from_row,
+        )
+    }
+
+    fn order_by_out_trade_no(
+        &mut self,
+        merchant_id: u64,
+        out_trade_no: &str,
+    ) -> StoreResult<Option<Order>> {
+        self.one(
+            concat!(
+                "SELECT ",
+                order_columns!(),
+                " FROM orders WHERE merchant_id = $1 AND out_trade_no = $2"
+            ),
+            &[&bigint(merchant_id, "merchant id")?, &out_trade_no],
+            order_from_row,
+        )
+    }
+
+    fn orders(&mut self, merchant_id: u64, after_id: u64, limit: usize) -> StoreResult<Vec<Order>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                order_columns!(),
+                " FROM orders WHERE merchant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+            ),
+            &[
+                &bigint(merchant_id, "merchant id")?,
+                &bigint(after_id, "order id")?,
+                &page_limit(limit),
+            ],
+            order_from_row,
+        )
+    }
+
+    fn orders_paid_between(
+        &mut self,
+        merchant_id: u64,
+        from: u64,
+        to: u64,
+    ) -> StoreResult<Vec<Order>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                order_columns!(),
+                " FROM orders WHERE merchant_id = $1 AND paid_at >= $2 AND paid_at < $3 \
+                 ORDER BY paid_at, id"
+            ),
+            &[
+                &bigint(merchant_id, "merchant id")?,
+                &bigint(from, "time")?,
+                &bigint(to, "time")?,
+            ],
+            order_from_row,
+        )
+    }
+
+    fn orders_expired(&mut self, now: u64, limit: usize) -> StoreResult<Vec<Order>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                order_columns!(),
+                " FROM orders WHERE state = 'NOTPAY' AND expires_at <= $1 \
+                 ORDER BY expires_at LIMIT $2"
+            ),
+            &[&bigint(now, "time")?, &page_limit(limit)],
+            order_from_row,
+        )
+    }
+
+    fn refund(&mut self, id: u64) -> StoreResult<Option<Refund>> {
+        self.one(
+            concat!("SELECT ", refund_columns!(), " FROM refunds WHERE id = $1"),
+            &[&bigint(id, "refund id")?],
+            refund_from_row,
+        )
+    }
+
+    fn refund_by_out_refund_no(
+        &mut self,
+        merchant_id: u64,
+        out_refund_no: &str,
+    ) -> StoreResult<Option<Refund>> {
+        self.one(
+            concat!(
+                "SELECT ",
+                refund_columns!(),
+                " FROM refunds WHERE merchant_id = $1 AND out_refund_no = $2"
+            ),
+            &[&bigint(merchant_id, "merchant id")?, &out_refund_no],
+            refund_from_row,
+        )
+    }
+
+    fn refunds_of_order(&mut self, order_id: u64) -> StoreResult<Vec<Refund>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                refund_columns!(),
+                " FROM refunds WHERE order_id = $1 ORDER BY id"
+            ),
+            &[&bigint(order_id, "order id")?],
+            refund_from_row,
+        )
+    }
+
+    fn refunds_between(
+        &mut self,
+        merchant_id: u64,
+        from: u64,
+        to: u64,
+    ) -> StoreResult<Vec<Refund>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                refund_columns!(),
+                " FROM refunds WHERE merchant_id = $1 AND created_at >= $2 AND created_at < $3 \
+                 ORDER BY created_at, id"
+            ),
+            &[
+                &bigint(merchant_id, "merchant id")?,
+                &bigint(from, "time")?,
+                &bigint(to, "time")?,
+            ],
+            refund_from_row,
+        )
+    }
+
+    fn p2p_transfer(&mut self, id: u64) -> StoreResult<Option<P2pTransfer>> {
+        self.one(
+            "SELECT id, from_user_id, to_user_id, amount, currency, note, created_at
+               FROM p2p_transfers WHERE id = $1",
+            &[&bigint(id, "P2P transfer id")?],
+            p2p_from_row,
+        )
+    }
+
+    fn card(&mut self, id: u64) -> StoreResult<Option<Card>> {
+        self.one(
+            concat!("SELECT ", card_columns!(), " FROM cards WHERE id = $1"),
+            &[&bigint(id, "card id")?],
+            card_from_row,
+        )
+    }
+
+    fn cards(&mut self, user_id: u64) -> StoreResult<Vec<Card>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                card_columns!(),
+                " FROM cards WHERE user_id = $1 ORDER BY id"
+            ),
+            &[&bigint(user_id, "user id")?],
+            card_from_row,
+        )
+    }
+
+    fn bank_transfer(&mut self, id: u64) -> StoreResult<Option<BankTransfer>> {
+        self.one(
+            concat!(
+                "SELECT ",
+                bank_columns!(),
+                " FROM bank_transfers WHERE id = $1"
+            ),
+            &[&bigint(id, "bank transfer id")?],
+            bank_from_row,
+        )
+    }
+
+    fn bank_transfers_pending(&mut self, limit: usize) -> StoreResult<Vec<BankTransfer>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                bank_columns!(),
+                " FROM bank_transfers WHERE state = 'pending' ORDER BY id LIMIT $1"
+            ),
+            &[&page_limit(limit)],
+            bank_from_row,
+        )
+    }
+
+    fn events(
+        &mut self,
+        merchant_id: u64,
+        after_id: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                event_columns!(),
+                " FROM events WHERE merchant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+            ),
+            &[
+                &bigint(merchant_id, "merchant id")?,
+                &bigint(after_id, "event id")?,
+                &page_limit(limit),
+            ],
+            event_from_row,
+        )
+    }
+
+    fn events_recent(&mut self, limit: usize) -> StoreResult<Vec<StoredEvent>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                event_columns!(),
+                " FROM events ORDER BY id DESC LIMIT $1"
+            ),
+            &[&page_limit(limit)],
+            event_from_row,
+        )
+    }
+
+    fn events_due(&mut self, now: u64, limit: usize) -> StoreResult<Vec<StoredEvent>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                event_columns!(),
+                " FROM events WHERE delivery = 'pending' AND next_attempt_at <= $1 \
+                 ORDER BY next_attempt_at LIMIT $2"
+            ),
+            // A time past every stored one asks for everything due.
+            &[&i64::try_from(now).unwrap_or(i64::MAX), &page_limit(limit)],
+            event_from_row,
+        )
+    }
+
+    fn idempotency(
+        &mut self,
+        principal: &str,
+        key: &str,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
+        self.one(
+            "SELECT principal, key, request_digest, status, response, created_at
+               FROM idempotency_keys WHERE principal = $1 AND key = $2",
+            &[&principal, &key],
+            idempotency_from_row,
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The outbox's delivery progress.
+
+const RECORD_DELIVERIES: &str = "
+    UPDATE events SET delivery = u.delivery, attempts = u.attempts,
+        next_attempt_at = u.next_attempt_at, last_result = u.last_result
+      FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[], $5::text[])
+        AS u (id, delivery, attempts, next_attempt_at, last_result)
+     WHERE events.id = u.id
+    RETURNING events.id";
+
+/// Writes the outbox's delivery progress on a pooled connection, in short transactions.
+pub(crate) struct PostgresOutbox {
+    client: PooledClient,
+}
+
+impl PostgresOutbox {
+    pub(crate) fn new(client: PooledClient) -> Self {
+        PostgresOutbox { client }
+    }
+}
+
+impl OutboxWriter for PostgresOutbox {
+    fn record_deliveries(&mut self, updates: &[DeliveryUpdate]) -> StoreResult<()> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        // The last update of each event, as updating them one after another would leave it.
+        let updates = last_of_each(updates.iter().collect(), |update| update.event_id);
+        let count = updates.len();
+        let mut ids = Vec::with_capacity(count);
+        let mut states = Vec::with_capacity(count);
+        let mut attempts = Vec::with_capacity(count);
+        let mut next = Vec::with_capacity(count);
+        let mut results = Vec::with_capacity(count);
+        for update in &updates {
+            ids.push(bigint(update.event_id, "event id")?);
+            states.push(delivery(update.delivery));
+            attempts.push(i64::from(update.attempts));
+            next.push(bigint(update.next_attempt_at, "time")?);
+            results.push(update.last_result.as_deref());
+        }
+        let statement = self.client.statement(RECORD_DELIVERIES)?;
+        self.client.with(|client| {
+            let mut transaction = client.transaction().map_err(map_error)?;
+            let updated = transaction
+                .query(&statement, &[&ids, &states, &attempts, &next, &results])
+                .map_err(map_error)?;
+            if updated.len() != count {
+                let found: Vec<i64> = updated
+                    .iter()
+                    .map(|row| get::<i64>(row, 0))
+                    .collect::<StoreResult<_>>()?;
+                let missing: Vec<String> = ids
+                    .iter()
+                    .filter(|id| !found.contains(id))
+                    .map(ToString::to_string)
+                    .collect();
+                // Dropping the transaction rolls it back: no update of the list is kept.
+                return Err(StoreError::corrupt(format!(
+                    "no event {} to record a delivery of",
+                    missing.join(", ")
+                )));
+            }
+            transaction.commit().map_err(map_error)
+        })
+    }
+}
