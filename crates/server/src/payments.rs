@@ -395,6 +395,7 @@ pub(crate) async fn set_tier(
             Ok::<_, PaymentError>(())
         })
         .map_err(payment_error)?;
+    state.users.forget_user(user_id);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -1151,6 +1152,8 @@ pub(crate) async fn confirm_binding(
         .confirm_binding(&user, &request.binding_id, &request.code, unix_seconds())
         .await
         .map_err(payment_error)?;
+    // The tier may have changed.
+    state.users.forget_user(user.id);
     Ok((StatusCode::CREATED, Json(card_json(&card))).into_response())
 }
 

@@ -43,6 +43,8 @@ pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 255;
 /// How long a merchant key stays cached before it is read again (a revocation on another node
 /// takes at most this long to be seen here).
 pub const MERCHANT_KEY_CACHE_S: u64 = 30;
+/// Merchants kept in memory at most.
+pub const MERCHANTS_CACHED_MAX: usize = 100_000;
 /// Largest amount one payment may move, whatever the tier: 10 million in major units of a
 /// two-decimal currency.
 pub const PAYMENT_AMOUNT_MAX: u64 = 1_000_000_000;
@@ -330,6 +332,8 @@ pub struct Payments {
     config: PaymentConfig,
     locks: KeyedLocks,
     keys: Mutex<HashMap<u64, VerifiedKey>>,
+    /// Merchants as recently read: (merchant, when) — their fee rate is read on every payment.
+    merchants: Mutex<HashMap<u64, (Merchant, u64)>>,
     spending: Mutex<HashMap<u64, Spending>>,
 }
 
@@ -517,6 +521,7 @@ impl Payments {
             config,
             locks: KeyedLocks::default(),
             keys: Mutex::new(HashMap::new()),
+            merchants: Mutex::new(HashMap::new()),
             spending: Mutex::new(HashMap::new()),
         })
     }
@@ -718,6 +723,22 @@ impl Payments {
         self.handles
             .records(|records| records.merchant(id))?
             .ok_or(PaymentError::NotFound("merchant"))
+    }
+
+    /// A merchant, from memory when read less than [`MERCHANT_KEY_CACHE_S`] ago.
+    fn merchant_cached(&self, id: u64, now_s: u64) -> Result<Merchant, PaymentError> {
+        if let Some((merchant, fetched_at)) = self.merchants.lock().expect("merchants").get(&id) {
+            if now_s < fetched_at + MERCHANT_KEY_CACHE_S {
+                return Ok(merchant.clone());
+            }
+        }
+        let merchant = self.merchant(id)?;
+        let mut merchants = self.merchants.lock().expect("merchants");
+        if merchants.len() >= MERCHANTS_CACHED_MAX {
+            merchants.clear();
+        }
+        merchants.insert(id, (merchant.clone(), now_s));
+        Ok(merchant)
     }
 
     /// The merchant key `key_id`, active, from the cache or the store.
@@ -1111,7 +1132,7 @@ impl Payments {
             return Ok(Outcome::Replayed { status, body });
         }
         let order = self.order_for_payer(order_id)?;
-        let merchant = self.merchant(order.merchant_id)?;
+        let merchant = self.merchant_cached(order.merchant_id, now_s)?;
         let fee = orders::fee(amount, merchant.fee_rate_bps);
         let paid = orders::transition(
             &order,

@@ -232,11 +232,27 @@ pub struct Users {
     payment_cache: Mutex<HashMap<[u8; 32], CachedPaymentPassword>>,
     /// Keys the cache's digests; drawn at start, never stored.
     cache_salt: [u8; 32],
+    /// Sessions recently looked up: token digest → the user (see [`SESSION_CACHE_S`]).
+    sessions: Mutex<HashMap<[u8; 32], CachedSession>>,
     /// Serialise a user's Argon2id payment-password checks (striped by user id).
     payment_checks: Vec<Mutex<()>>,
 }
 
 const PAYMENT_CHECK_STRIPES: usize = 256;
+
+/// How long a session looked up in the store is trusted from memory: a session revoked on
+/// another node stops working here within this time (at once on this node), and a change to
+/// the user's row (tier, payment lock) is seen within it.
+pub const SESSION_CACHE_S: u64 = 2;
+/// Sessions remembered at most.
+pub const SESSION_CACHE_ENTRIES_MAX: usize = 100_000;
+
+#[derive(Debug, Clone)]
+struct CachedSession {
+    user: User,
+    expires_at: u64,
+    fresh_until: u64,
+}
 
 /// How long a verified payment password is remembered for its session.
 pub const PAYMENT_PASSWORD_CACHE_S: u64 = 15 * 60;
@@ -271,6 +287,7 @@ impl Users {
             sms,
             payment_cache: Mutex::new(HashMap::new()),
             cache_salt: secrets::random_bytes::<32>()?,
+            sessions: Mutex::new(HashMap::new()),
             payment_checks: (0..PAYMENT_CHECK_STRIPES).map(|_| Mutex::new(())).collect(),
             ledger,
             config,
@@ -475,14 +492,49 @@ impl Users {
         {
             return Err(UserError::Unauthenticated);
         }
+        let digest = token_digest(token);
+        let cached = self
+            .sessions
+            .lock()
+            .expect("session cache")
+            .get(&digest)
+            .filter(|cached| now_s < cached.fresh_until && now_s < cached.expires_at)
+            .map(|cached| cached.user.clone());
+        if let Some(user) = cached {
+            return Ok(user);
+        }
         let mut users = self.handles.user_store()?;
         let session = users
-            .session(&token_digest(token))?
+            .session(&digest)?
             .filter(|session| !session.revoked && now_s < session.expires_at)
             .ok_or(UserError::Unauthenticated)?;
-        users
+        let user = users
             .user(session.user_id)?
-            .ok_or(UserError::Unauthenticated)
+            .ok_or(UserError::Unauthenticated)?;
+        let mut sessions = self.sessions.lock().expect("session cache");
+        if sessions.len() >= SESSION_CACHE_ENTRIES_MAX {
+            sessions.retain(|_, cached| now_s < cached.fresh_until);
+            if sessions.len() >= SESSION_CACHE_ENTRIES_MAX {
+                sessions.clear();
+            }
+        }
+        sessions.insert(
+            digest,
+            CachedSession {
+                user: user.clone(),
+                expires_at: session.expires_at,
+                fresh_until: now_s + SESSION_CACHE_S,
+            },
+        );
+        Ok(user)
+    }
+
+    /// Forgets what this process remembers of a user (after a change to the user's row).
+    pub fn forget_user(&self, user_id: u64) {
+        self.sessions
+            .lock()
+            .expect("session cache")
+            .retain(|_, cached| cached.user.id != user_id);
     }
 
     /// Sets or changes the payment password; either needs a code sent to the user's phone for
@@ -505,6 +557,7 @@ impl Users {
             .user_writer()?
             .set_payment_password(user.id, &hash)?;
         self.forget_payment_password(user.id);
+        self.forget_user(user.id);
         Ok(())
     }
 
@@ -623,6 +676,8 @@ impl Users {
             return Ok(());
         }
         if locked_until > 0 {
+            // The session cache must see the lock at once.
+            self.forget_user(user.id);
             return Err(UserError::PaymentLocked {
                 until: locked_until,
             });
@@ -635,6 +690,7 @@ impl Users {
     /// Ends a session; its token stops working at once.
     pub fn logout(&self, token: &str) -> Result<(), UserError> {
         let digest = token_digest(token);
+        self.sessions.lock().expect("session cache").remove(&digest);
         if self.handles.user_writer()?.revoke_session(&digest)? {
             self.payment_cache
                 .lock()
