@@ -1,6 +1,7 @@
 //! `tally bench push` (hidden): pushes transfers until killed, writing the id of every
 //! acknowledged transfer to a file. The crash tests kill it at random moments and check that
-//! every acknowledged transfer survived.
+//! every acknowledged transfer survived; with `--database-url` it pushes to PostgreSQL, and the
+//! fail-over test kills the primary under it.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,15 +10,18 @@ use anyhow::Context;
 use clap::Args;
 use ledger::{AccountFlags, Event, EventResult, NewTransfer, TransferFlags};
 use sequencer::Sequencer;
-use store::Store;
-use store_sqlite::SqliteStore;
+
+use crate::backend::{open_store, DatabaseArgs};
 
 use crate::bench::{create_accounts, currency, Workload};
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
+    /// The data directory (the SQLite store, unless --database-url; the log's signing key).
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
+    #[command(flatten)]
+    database: DatabaseArgs,
     /// Accounts 1..=N, wallets that may not go negative, funded from account N+1.
     #[arg(long, default_value_t = 100)]
     accounts: u64,
@@ -32,9 +36,9 @@ pub struct PushArgs {
 }
 
 pub fn run(args: PushArgs) -> anyhow::Result<()> {
-    let store = SqliteStore::open(&args.data)?;
+    let store = open_store(&args.data, &args.database)?;
     let head = store.reader()?.head()?;
-    let sequencer = Sequencer::start(&store, crate::sequencer_config(&args.data)?)?;
+    let sequencer = Sequencer::start(store.as_ref(), crate::sequencer_config(&args.data)?)?;
     let handle = sequencer.handle();
     let funding = u128::from(args.accounts) + 1;
     create_accounts(
