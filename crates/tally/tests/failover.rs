@@ -117,8 +117,10 @@ fn acknowledged_transfers_survive_the_loss_of_the_primary() {
     );
     let acknowledged = acknowledged_ids(&ack_file);
     println!(
-        "primary killed {kill_after:?} after the first acknowledgement, {} transfers acknowledged",
-        acknowledged.len()
+        "primary killed {kill_after:?} after the first acknowledgement, {} transfers \
+         acknowledged; the worker said: {}",
+        acknowledged.len(),
+        String::from_utf8_lossy(&output.stderr).trim()
     );
 
     standby.promote().unwrap();
