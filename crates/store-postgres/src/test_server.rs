@@ -17,8 +17,8 @@
 //! For fail-over tests, [`TestServer::add_synchronous_standby`] makes a streaming-replication
 //! standby of a server (`pg_basebackup -R`, started on another port) and names it in the
 //! primary's `synchronous_standby_names`; [`TestServer::kill`] ends a server with SIGKILL (the
-//! postmaster and every backend, as a crashed machine would) and [`TestServer::promote`] makes
-//! a standby the primary.
+//! postmaster and every backend, as a crashed machine would), [`TestServer::stall_wal_receiver`]
+//! makes a standby fall behind, and [`TestServer::promote`] makes a standby the primary.
 //!
 //! A missing binary is an error, never a reason to skip: the caller's test fails and says what
 //! to install.
@@ -565,9 +565,38 @@ impl TestServer {
         Ok(())
     }
 
+    /// On a standby: stops its WAL receiver (SIGSTOP), as a slow or cut-off standby would be,
+    /// until the returned guard is dropped, which kills it (SIGKILL): what it had received but
+    /// not yet written is lost, and the standby restarts from what is on its disk. A
+    /// synchronous primary's commits wait meanwhile; an asynchronous one's go on.
+    pub fn stall_wal_receiver(&self) -> TestResult<StalledWalReceiver> {
+        let mut client = self.superuser()?;
+        let pid: i32 = client
+            .query_opt("SELECT pid FROM pg_stat_wal_receiver", &[])
+            .map_err(database_error)?
+            .ok_or_else(|| TestServerError::Database("this server has no WAL receiver".into()))?
+            .try_get(0)
+            .map_err(database_error)?;
+        let pid = u32::try_from(pid)
+            .map_err(|_| TestServerError::Database(format!("a WAL receiver with pid {pid}")))?;
+        output_of(
+            Command::new("kill").args(["-STOP", &pid.to_string()]),
+            "kill -STOP",
+        )?;
+        Ok(StalledWalReceiver { pid })
+    }
+
     /// Ends recovery on a standby: it becomes a primary and accepts writes.
     pub fn promote(&self) -> TestResult<()> {
-        let mut client = self.superuser()?;
+        // The standby may be restarting (after its WAL receiver was killed): wait for it.
+        let deadline = Instant::now() + Duration::from_millis(STARTUP_TIMEOUT_MS);
+        let mut client = loop {
+            match self.superuser() {
+                Ok(client) => break client,
+                Err(error) if Instant::now() >= deadline => return Err(error),
+                Err(_) => std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS)),
+            }
+        };
         let promoted: bool = client
             .query_one("SELECT pg_promote(true, 60)", &[])
             .and_then(|row| row.try_get(0))
@@ -579,6 +608,21 @@ impl TestServer {
                 "pg_promote did not finish within 60 s".into(),
             ))
         }
+    }
+}
+
+/// A standby's WAL receiver stopped by [`TestServer::stall_wal_receiver`]; killed when dropped,
+/// so no stopped process outlives the test.
+#[derive(Debug)]
+pub struct StalledWalReceiver {
+    pid: u32,
+}
+
+impl Drop for StalledWalReceiver {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.pid.to_string()])
+            .output();
     }
 }
 

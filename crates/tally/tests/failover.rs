@@ -1,6 +1,7 @@
 //! Fail-over on PostgreSQL, as an operator would live it: `tally bench push` writes transfers
 //! through a multi-host URL to a primary with a synchronous standby; the primary is killed
-//! with SIGKILL at a random moment, the standby is promoted, the worker is started again on
+//! with SIGKILL at a random moment (the standby having fallen behind just before:
+//! only a synchronous standby keeps every acknowledged transfer then), the standby is promoted, the worker is started again on
 //! the same URL, and every transfer it had acknowledged must be on the new primary, with a
 //! ledger that still balances.
 
@@ -18,6 +19,8 @@ use store_postgres::PostgresStore;
 const STANDBY_NAME: &str = "tally_standby";
 /// Accounts the worker moves money between.
 const ACCOUNTS: &str = "40";
+/// How long the standby receives nothing before the primary is killed.
+const STANDBY_STALL: Duration = Duration::from_millis(300);
 /// How long the worker may take to acknowledge its first transfer, or to stop.
 const WORKER_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -106,7 +109,14 @@ fn acknowledged_transfers_survive_the_loss_of_the_primary() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(kill_after);
+    // The standby falls behind just before the primary dies: it receives nothing more, and
+    // loses what it had received but not written. A synchronous primary acknowledges nothing
+    // meanwhile (its commits wait for the standby's disk); an asynchronous one would go on, and
+    // what it acknowledged would be missing after the fail-over.
+    let stalled = standby.stall_wal_receiver().unwrap();
+    std::thread::sleep(STANDBY_STALL);
     primary.kill().unwrap();
+    drop(stalled);
 
     // The batch in flight is answered with an error: the worker stops, acknowledging nothing
     // more (its answers came only from commits the standby had confirmed).
