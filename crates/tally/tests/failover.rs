@@ -1,9 +1,10 @@
 //! Fail-over on PostgreSQL, as an operator would live it: `tally bench push` writes transfers
 //! through a multi-host URL to a primary with a synchronous standby; the primary is killed
-//! with SIGKILL at a random moment (the standby having fallen behind just before:
-//! only a synchronous standby keeps every acknowledged transfer then), the standby is promoted, the worker is started again on
-//! the same URL, and every transfer it had acknowledged must be on the new primary, with a
-//! ledger that still balances.
+//! with SIGKILL at a random moment (the standby having fallen behind just before: only a
+//! synchronous standby keeps every acknowledged transfer then) and the standby is promoted.
+//! The running worker must carry on by itself on the new primary, a worker started again on
+//! the same URL too, and every transfer acknowledged must be on the new primary, with a ledger
+//! that still balances and passes `tally verify`.
 
 // Tests drive real time and processes.
 #![allow(clippy::disallowed_methods)]
@@ -54,6 +55,16 @@ fn worker(data: &Path, url: &str, ack_file: &Path, seed: &str, requests: &str) -
     command
 }
 
+/// A running worker, killed when dropped: a failing assertion leaves no worker behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Waits for the worker to end by itself.
 fn wait_for(mut child: Child, what: &str) -> Output {
     let started = Instant::now();
@@ -91,21 +102,28 @@ fn acknowledged_transfers_survive_the_loss_of_the_primary() {
         ) % 700,
     );
 
-    // Under load: the worker runs until the primary goes away.
-    let mut child = worker(&data, &url, &ack_file, "1", "0").spawn().unwrap();
+    // Under load: a worker that keeps going when a batch fails, as a server does.
+    let worker_log = directory.path().join("worker.log");
+    let mut running = Running(
+        worker(&data, &url, &ack_file, "1", "0")
+            .arg("--keep-going")
+            .stderr(std::fs::File::create(&worker_log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut running.0;
+    let worker_said = || std::fs::read_to_string(&worker_log).unwrap_or_default();
     let started = Instant::now();
     while acknowledged_ids(&ack_file).is_empty() {
         assert!(
             started.elapsed() < WORKER_TIMEOUT,
             "the worker acknowledged nothing"
         );
-        if child.try_wait().unwrap().is_some() {
-            let output = child.wait_with_output().unwrap();
-            panic!(
-                "the worker exited early: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the worker exited early: {}",
+            worker_said()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(kill_after);
@@ -117,25 +135,41 @@ fn acknowledged_transfers_survive_the_loss_of_the_primary() {
     std::thread::sleep(STANDBY_STALL);
     primary.kill().unwrap();
     drop(stalled);
-
-    // The batch in flight is answered with an error: the worker stops, acknowledging nothing
-    // more (its answers came only from commits the standby had confirmed).
-    let output = wait_for(child, "after the primary was killed");
-    assert!(
-        !output.status.success(),
-        "the worker kept going without a primary"
-    );
-    let acknowledged = acknowledged_ids(&ack_file);
-    println!(
-        "primary killed {kill_after:?} after the first acknowledgement, {} transfers \
-         acknowledged; the worker said: {}",
-        acknowledged.len(),
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
+    let acknowledged_at_kill = acknowledged_ids(&ack_file).len();
 
     standby.promote().unwrap();
 
-    // The same URL now leads to the new primary: the worker starts again and goes on.
+    // The running worker carries on by itself on the new primary, through the same URL.
+    let acknowledged_at_promotion = acknowledged_ids(&ack_file).len();
+    let promoted = Instant::now();
+    while acknowledged_ids(&ack_file).len() <= acknowledged_at_promotion {
+        assert!(
+            promoted.elapsed() < WORKER_TIMEOUT,
+            "the running worker acknowledged nothing on the new primary: {}",
+            worker_said()
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the worker stopped: {}",
+            worker_said()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(running); // SIGKILL
+                   // The batch in flight when the primary died was answered with an error.
+    assert!(
+        worker_said().contains("batch failed, not acknowledged"),
+        "no batch failed when the primary was killed: {}",
+        worker_said()
+    );
+    println!(
+        "primary killed {kill_after:?} after the first acknowledgement, {acknowledged_at_kill} \
+         transfers acknowledged; the worker said: {}",
+        worker_said().lines().next().unwrap_or_default()
+    );
+
+    // A worker started again on the same URL goes on too.
+    let acknowledged = acknowledged_ids(&ack_file);
     let output = wait_for(
         worker(&data, &url, &ack_file, "2", "30").spawn().unwrap(),
         "after the promotion",
@@ -148,7 +182,7 @@ fn acknowledged_transfers_survive_the_loss_of_the_primary() {
     let acknowledged_after = acknowledged_ids(&ack_file);
     assert!(
         acknowledged_after.len() > acknowledged.len(),
-        "the new primary acknowledged nothing"
+        "the restarted worker acknowledged nothing"
     );
 
     let store = PostgresStore::open_existing(&standby.url(&database)).unwrap();
@@ -158,8 +192,8 @@ fn acknowledged_transfers_survive_the_loss_of_the_primary() {
     assert_eq!(
         found.len(),
         acknowledged.len(),
-        "an acknowledged transfer is missing after the fail-over (killed {kill_after:?} after \
-         the first acknowledgement)"
+        "an acknowledged transfer is missing after the fail-over (primary killed {kill_after:?} \
+         after the first acknowledgement)"
     );
     let mut found = Vec::new();
     reader
