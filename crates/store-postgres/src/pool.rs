@@ -121,7 +121,18 @@ impl PooledClient {
     }
 
     /// `sql` prepared on this connection, once: later calls cost no round trip.
+    ///
+    /// A connection the server ended (a restart, a fail-over) is replaced first by a new one,
+    /// to whichever host the URL now leads: a long-lived borrower (the sequencer's reader)
+    /// would otherwise fail forever.
     pub(crate) fn statement(&mut self, sql: &'static str) -> StoreResult<Statement> {
+        if self.connection().client.is_closed() {
+            let client = self.pool.connect()?;
+            self.connection = Some(Connection {
+                client,
+                statements: HashMap::new(),
+            });
+        }
         let connection = self.connection();
         if let Some(statement) = connection.statements.get(sql) {
             return Ok(statement.clone());

@@ -14,6 +14,12 @@
 //! PostgreSQL refuses to run as root; under root (as in CI) the binaries run as the system user
 //! [`SYSTEM_USER`], created when missing, which owns the temporary directory.
 //!
+//! For fail-over tests, [`TestServer::add_synchronous_standby`] makes a streaming-replication
+//! standby of a server (`pg_basebackup -R`, started on another port) and names it in the
+//! primary's `synchronous_standby_names`; [`TestServer::kill`] ends a server with SIGKILL (the
+//! postmaster and every backend, as a crashed machine would), [`TestServer::stall_wal_receiver`]
+//! makes a standby fall behind, and [`TestServer::promote`] makes a standby the primary.
+//!
 //! A missing binary is an error, never a reason to skip: the caller's test fails and says what
 //! to install.
 
@@ -59,6 +65,14 @@ pub enum TestServerError {
 
 type TestResult<T> = Result<T, TestServerError>;
 
+/// A driver error with the server's own message when there is one ("db error" says nothing).
+fn database_error(error: postgres::Error) -> TestServerError {
+    TestServerError::Database(match error.as_db_error() {
+        Some(database) => format!("{}: {}", database.code().code(), database.message()),
+        None => error.to_string(),
+    })
+}
+
 fn command_error(what: &str, message: impl std::fmt::Display) -> TestServerError {
     TestServerError::Command {
         what: what.to_owned(),
@@ -75,6 +89,8 @@ pub struct TestServer {
     port: u16,
     directory: PathBuf,
     databases: AtomicU64,
+    binaries: Binaries,
+    user: Option<(u32, u32)>,
 }
 
 /// Where the PostgreSQL binaries are.
@@ -281,7 +297,7 @@ impl TestServer {
             let _ = std::fs::remove_dir_all(&directory);
             return Err(error);
         }
-        Self::launch(binaries, user, &directory)
+        Self::launch(binaries, user, &directory, true)
     }
 
     fn initdb(binaries: &Binaries, user: Option<(u32, u32)>, directory: &Path) -> TestResult<()> {
@@ -308,7 +324,14 @@ impl TestServer {
         Ok(())
     }
 
-    fn launch(binaries: &Binaries, user: Option<(u32, u32)>, directory: &Path) -> TestResult<Self> {
+    /// Starts the server in `directory/data`; a primary gets the unprivileged role (a standby
+    /// has it from its primary).
+    fn launch(
+        binaries: &Binaries,
+        user: Option<(u32, u32)>,
+        directory: &Path,
+        primary: bool,
+    ) -> TestResult<Self> {
         let port = free_port()?;
         let mut supervisor = as_server_user(Path::new("sh"), user)
             .current_dir(directory)
@@ -331,12 +354,16 @@ impl TestServer {
             port,
             directory: directory.to_path_buf(),
             databases: AtomicU64::new(0),
+            binaries: binaries.clone(),
+            user,
         };
         server.wait_until_ready()?;
-        let mut client = server.superuser()?;
-        client
-            .batch_execute(&format!("CREATE ROLE {ROLE} LOGIN"))
-            .map_err(|error| TestServerError::Database(error.to_string()))?;
+        if primary {
+            let mut client = server.superuser()?;
+            client
+                .batch_execute(&format!("CREATE ROLE {ROLE} LOGIN"))
+                .map_err(|error| TestServerError::Database(error.to_string()))?;
+        }
         Ok(server)
     }
 
@@ -422,6 +449,208 @@ impl TestServer {
     pub fn port(&self) -> u16 {
         self.port
     }
+
+    /// A streaming-replication standby of this server, started on another port, named
+    /// `application_name` in its `primary_conninfo` and made synchronous here
+    /// (`synchronous_standby_names`; `synchronous_commit` is on): from when this returns, a
+    /// commit on this server returns only once the standby has the commit on disk.
+    pub fn add_synchronous_standby(&self, application_name: &str) -> TestResult<TestServer> {
+        let directory = new_directory()?;
+        let standby = self
+            .base_backup(&directory, application_name)
+            .and_then(|()| Self::launch(&self.binaries, self.user, &directory, false));
+        let standby = match standby {
+            Ok(standby) => standby,
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&directory);
+                return Err(error);
+            }
+        };
+        let mut client = self.superuser()?;
+        // ALTER SYSTEM may not run in a transaction, nor in an implicit one of several
+        // statements.
+        for statement in [
+            format!("ALTER SYSTEM SET synchronous_standby_names = '{application_name}'"),
+            "SELECT pg_reload_conf()".to_owned(),
+        ] {
+            client.batch_execute(&statement).map_err(database_error)?;
+        }
+        let deadline = Instant::now() + Duration::from_millis(STARTUP_TIMEOUT_MS);
+        loop {
+            let state: Option<String> = client
+                .query_opt(
+                    "SELECT sync_state FROM pg_stat_replication WHERE application_name = $1",
+                    &[&application_name],
+                )
+                .map_err(database_error)?
+                .map(|row| row.try_get(0))
+                .transpose()
+                .map_err(database_error)?;
+            if state.as_deref() == Some("sync") {
+                return Ok(standby);
+            }
+            if Instant::now() >= deadline {
+                return Err(TestServerError::Startup(format!(
+                    "the standby {application_name} did not become synchronous (state {state:?})"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS));
+        }
+    }
+
+    /// `pg_basebackup -R` of this server into `directory/data`, following it as
+    /// `application_name`.
+    fn base_backup(&self, directory: &Path, application_name: &str) -> TestResult<()> {
+        if let Some((uid, gid)) = self.user {
+            std::os::unix::fs::chown(directory, Some(uid), Some(gid))
+                .map_err(|error| command_error("chown of the standby's directory", error))?;
+        }
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user={SUPERUSER} application_name={application_name}",
+            self.port
+        );
+        output_of(
+            as_server_user(&self.binaries.directory.join("pg_basebackup"), self.user)
+                .current_dir(directory)
+                .arg("--pgdata")
+                .arg(directory.join("data"))
+                .arg("--dbname")
+                .arg(&conninfo)
+                .args([
+                    "--write-recovery-conf",
+                    "--wal-method=stream",
+                    "--checkpoint=fast",
+                ]),
+            "pg_basebackup",
+        )?;
+        // The last setting in the file wins: make sure the standby names itself.
+        let auto_conf = directory.join("data").join("postgresql.auto.conf");
+        let mut settings = std::fs::read_to_string(&auto_conf)
+            .map_err(|error| command_error("reading postgresql.auto.conf", error))?;
+        settings.push_str(&format!("primary_conninfo = '{conninfo}'\n"));
+        std::fs::write(&auto_conf, settings)
+            .map_err(|error| command_error("writing postgresql.auto.conf", error))
+    }
+
+    /// Ends the server as a crash would: SIGKILL to the postmaster and every process it
+    /// started, nothing flushed, no shutdown checkpoint. The directory stays until the server
+    /// is dropped.
+    pub fn kill(&self) -> TestResult<()> {
+        let pid_file = self.directory.join("data").join("postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file)
+            .map_err(|error| command_error("reading postmaster.pid", error))?;
+        let postmaster: u32 = text
+            .lines()
+            .next()
+            .and_then(|line| line.trim().parse().ok())
+            .ok_or_else(|| command_error("reading postmaster.pid", "no process id"))?;
+        let mut pids = vec![postmaster];
+        pids.extend(children_of(postmaster));
+        let mut command = Command::new("kill");
+        command.arg("-KILL");
+        command.args(pids.iter().map(u32::to_string));
+        // A backend may have ended on its own in the meantime: the postmaster's end is what
+        // counts.
+        let _ = command.output();
+        let deadline = Instant::now() + Duration::from_millis(STOP_TIMEOUT_MS);
+        while Path::new(&format!("/proc/{postmaster}")).exists() && !is_zombie(postmaster) {
+            if Instant::now() >= deadline {
+                return Err(command_error(
+                    "kill -KILL",
+                    "the postmaster is still running",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS));
+        }
+        Ok(())
+    }
+
+    /// On a standby: stops its WAL receiver (SIGSTOP), as a slow or cut-off standby would be,
+    /// until the returned guard is dropped, which kills it (SIGKILL): what it had received but
+    /// not yet written is lost, and the standby restarts from what is on its disk. A
+    /// synchronous primary's commits wait meanwhile; an asynchronous one's go on.
+    pub fn stall_wal_receiver(&self) -> TestResult<StalledWalReceiver> {
+        let mut client = self.superuser()?;
+        let pid: i32 = client
+            .query_opt("SELECT pid FROM pg_stat_wal_receiver", &[])
+            .map_err(database_error)?
+            .ok_or_else(|| TestServerError::Database("this server has no WAL receiver".into()))?
+            .try_get(0)
+            .map_err(database_error)?;
+        let pid = u32::try_from(pid)
+            .map_err(|_| TestServerError::Database(format!("a WAL receiver with pid {pid}")))?;
+        output_of(
+            Command::new("kill").args(["-STOP", &pid.to_string()]),
+            "kill -STOP",
+        )?;
+        Ok(StalledWalReceiver { pid })
+    }
+
+    /// Ends recovery on a standby: it becomes a primary and accepts writes.
+    pub fn promote(&self) -> TestResult<()> {
+        // The standby may be restarting (after its WAL receiver was killed): wait for it.
+        let deadline = Instant::now() + Duration::from_millis(STARTUP_TIMEOUT_MS);
+        let mut client = loop {
+            match self.superuser() {
+                Ok(client) => break client,
+                Err(error) if Instant::now() >= deadline => return Err(error),
+                Err(_) => std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS)),
+            }
+        };
+        let promoted: bool = client
+            .query_one("SELECT pg_promote(true, 60)", &[])
+            .and_then(|row| row.try_get(0))
+            .map_err(database_error)?;
+        if promoted {
+            Ok(())
+        } else {
+            Err(TestServerError::Database(
+                "pg_promote did not finish within 60 s".into(),
+            ))
+        }
+    }
+}
+
+/// A standby's WAL receiver stopped by [`TestServer::stall_wal_receiver`]; killed when dropped,
+/// so no stopped process outlives the test.
+#[derive(Debug)]
+pub struct StalledWalReceiver {
+    pid: u32,
+}
+
+impl Drop for StalledWalReceiver {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.pid.to_string()])
+            .output();
+    }
+}
+
+/// The fields of /proc/PID/stat after the command: the state, the parent, …
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    Some(after.split_whitespace().map(str::to_owned).collect())
+}
+
+fn is_zombie(pid: u32) -> bool {
+    stat_fields(pid).is_some_and(|fields| fields.first().map(String::as_str) == Some("Z"))
+}
+
+/// The processes whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            stat_fields(pid)
+                .and_then(|fields| fields.get(1)?.parse::<u32>().ok())
+                .is_some_and(|ppid| ppid == parent)
+        })
+        .collect()
 }
 
 impl Drop for TestServer {

@@ -1,6 +1,7 @@
 //! `tally bench push` (hidden): pushes transfers until killed, writing the id of every
 //! acknowledged transfer to a file. The crash tests kill it at random moments and check that
-//! every acknowledged transfer survived.
+//! every acknowledged transfer survived; with `--database-url` it pushes to PostgreSQL, and the
+//! fail-over test kills the primary under it.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,15 +10,21 @@ use anyhow::Context;
 use clap::Args;
 use ledger::{AccountFlags, Event, EventResult, NewTransfer, TransferFlags};
 use sequencer::Sequencer;
-use store::Store;
-use store_sqlite::SqliteStore;
+
+use crate::backend::{open_store, DatabaseArgs};
 
 use crate::bench::{create_accounts, currency, Workload};
 
+/// How long the worker waits after a failed batch with `--keep-going`.
+const FAILURE_PAUSE_MS: u64 = 50;
+
 #[derive(Debug, Args)]
 pub struct PushArgs {
+    /// The data directory (the SQLite store, unless --database-url; the log's signing key).
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
+    #[command(flatten)]
+    database: DatabaseArgs,
     /// Accounts 1..=N, wallets that may not go negative, funded from account N+1.
     #[arg(long, default_value_t = 100)]
     accounts: u64,
@@ -29,12 +36,17 @@ pub struct PushArgs {
     requests: u64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Keep going when a batch fails (say so on stderr, acknowledge none of it), as a server
+    /// does when its database goes away for a while; without it, the first failure ends the
+    /// worker.
+    #[arg(long)]
+    keep_going: bool,
 }
 
 pub fn run(args: PushArgs) -> anyhow::Result<()> {
-    let store = SqliteStore::open(&args.data)?;
+    let store = open_store(&args.data, &args.database)?;
     let head = store.reader()?.head()?;
-    let sequencer = Sequencer::start(&store, crate::sequencer_config(&args.data)?)?;
+    let sequencer = Sequencer::start(store.as_ref(), crate::sequencer_config(&args.data)?)?;
     let handle = sequencer.handle();
     let funding = u128::from(args.accounts) + 1;
     create_accounts(
@@ -107,14 +119,33 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
         // Keep a few requests in flight so batches really group.
         while in_flight.len() > 3 {
             let (ids, ticket) = in_flight.pop_front().expect("non-empty");
-            record(&mut acks, &ids, ticket.wait()?)?;
+            answer(&mut acks, &ids, ticket.wait(), args.keep_going)?;
         }
     }
     while let Some((ids, ticket)) = in_flight.pop_front() {
-        record(&mut acks, &ids, ticket.wait()?)?;
+        answer(&mut acks, &ids, ticket.wait(), args.keep_going)?;
     }
     sequencer.shutdown();
     Ok(())
+}
+
+/// Records an answer; a failed batch ends the worker, or with `keep_going` is reported and
+/// skipped (after a pause, not to spin while the database is away).
+fn answer<E: Into<anyhow::Error>>(
+    acks: &mut std::fs::File,
+    ids: &[u128],
+    answer: Result<Vec<EventResult>, E>,
+    keep_going: bool,
+) -> anyhow::Result<()> {
+    match answer {
+        Ok(results) => record(acks, ids, results),
+        Err(error) if keep_going => {
+            eprintln!("batch failed, not acknowledged: {:#}", error.into());
+            std::thread::sleep(std::time::Duration::from_millis(FAILURE_PAUSE_MS));
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 fn record(acks: &mut std::fs::File, ids: &[u128], results: Vec<EventResult>) -> anyhow::Result<()> {
