@@ -495,17 +495,13 @@ pub(crate) async fn create_outlet(
 ) -> Result<Response, ApiError> {
     let merchant = merchant_auth(&state, &method, &uri, &headers, &body).await?;
     let request: OutletRequest = parse(&body)?;
-    let kind = match request.kind.as_str() {
-        "store" => OutletKind::Store,
-        "terminal" => OutletKind::Terminal,
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "kind: store or terminal",
-            ))
-        }
-    };
+    let kind = OutletKind::parse(&request.kind).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "kind: store or terminal",
+        )
+    })?;
     let parent = match &request.store_id {
         Some(text) => Some(id_in_path("out_", text, "store")?),
         None => None,
@@ -521,10 +517,7 @@ pub(crate) async fn create_outlet(
         rendered(
             json!({
                 "id": format!("out_{}", outlet.id),
-                "kind": match outlet.kind {
-                    OutletKind::Store => "store",
-                    OutletKind::Terminal => "terminal",
-                },
+                "kind": outlet.kind.as_str(),
                 "name": outlet.name,
                 "store_id": outlet.parent_id.map(|id| format!("out_{id}")),
             }),
@@ -743,12 +736,7 @@ pub(crate) async fn list_refunds(
 pub(crate) fn event_json(stored: &store::StoredEvent) -> Value {
     let mut body: Value = serde_json::from_str(&stored.event.payload).unwrap_or(Value::Null);
     body["delivery"] = json!({
-        "state": match stored.delivery {
-            store::DeliveryState::None => "none",
-            store::DeliveryState::Pending => "pending",
-            store::DeliveryState::Delivered => "delivered",
-            store::DeliveryState::Failed => "failed",
-        },
+        "state": stored.delivery.as_str(),
         "attempts": stored.attempts,
         "last_result": stored.last_result,
     });
@@ -1024,10 +1012,7 @@ fn card_json(card: &store::Card) -> Value {
         "bank": card.bank,
         "bin": card.bin,
         "last4": card.last4,
-        "state": match card.state {
-            store::CardState::Active => "active",
-            store::CardState::Unbound => "unbound",
-        },
+        "state": card.state.as_str(),
         "created_at": services::time::rfc3339_seconds(card.created_at),
     })
 }
@@ -1035,18 +1020,11 @@ fn card_json(card: &store::Card) -> Value {
 fn bank_transfer_json(transfer: &store::BankTransfer) -> Value {
     json!({
         "id": format!("bt_{}", transfer.id),
-        "object": match transfer.direction {
-            store::BankDirection::TopUp => "top_up",
-            store::BankDirection::Withdrawal => "withdrawal",
-        },
+        "object": transfer.direction.as_str(),
         "card_id": format!("card_{}", transfer.card_id),
         "amount": transfer.amount,
         "currency": transfer.currency,
-        "state": match transfer.state {
-            store::BankTransferState::Pending => "pending",
-            store::BankTransferState::Succeeded => "succeeded",
-            store::BankTransferState::Failed => "failed",
-        },
+        "state": transfer.state.as_str(),
         "bank_reference": transfer.bank_reference,
         "failure": transfer.failure,
         "created_at": services::time::rfc3339_seconds(transfer.created_at),

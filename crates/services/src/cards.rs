@@ -23,9 +23,7 @@ use crate::bank::{
     BankConnector, BankError, BankReceipt, BankStatus, CardDetails, HOLDER_TEXT_BYTES_MAX,
 };
 use crate::ids::{new_id, transfer_id};
-use crate::payments::{
-    Idempotency, Outcome, PaymentError, Render, PAYMENT_AMOUNT_MAX, RESERVE_ACCOUNT_ID,
-};
+use crate::payments::{Idempotency, Outcome, PaymentError, Render, RESERVE_ACCOUNT_ID};
 use crate::support::{lock_key, Handles, KeyedLocks};
 
 /// How long a binding waits for its code.
@@ -207,53 +205,6 @@ impl Cards {
             .ok_or(PaymentError::NotFound("bank transfer"))
     }
 
-    fn check_amount(amount: u64) -> Result<(), PaymentError> {
-        if amount == 0 || amount > PAYMENT_AMOUNT_MAX {
-            return Err(invalid("amount", "1 to 1000000000 minor units"));
-        }
-        Ok(())
-    }
-
-    fn replay(
-        &self,
-        idempotency: Option<&Idempotency>,
-    ) -> Result<Option<(u16, String)>, PaymentError> {
-        let Some(request) = idempotency else {
-            return Ok(None);
-        };
-        match self
-            .handles
-            .records(|records| records.idempotency(&request.principal, &request.key))?
-        {
-            None => Ok(None),
-            Some(stored)
-                if crate::secrets::equal(&stored.request_digest, &request.request_digest) =>
-            {
-                Ok(Some((stored.status, stored.response)))
-            }
-            Some(_) => Err(PaymentError::IdempotencyConflict),
-        }
-    }
-
-    fn idempotency_record(
-        idempotency: Option<&Idempotency>,
-        render: Render<'_, BankTransfer>,
-        transfer: &BankTransfer,
-        now_s: u64,
-    ) -> Option<Record> {
-        idempotency.map(|request| {
-            let (status, response) = render(transfer);
-            Record::Idempotency(store::IdempotencyRecord {
-                principal: request.principal.clone(),
-                key: request.key.clone(),
-                request_digest: request.request_digest,
-                status,
-                response,
-                created_at: now_s,
-            })
-        })
-    }
-
     /// Card → wallet. Answers the bank transfer: succeeded, failed (with the bank's reason,
     /// nothing moved), or pending when the bank did not answer in time.
     pub async fn top_up(
@@ -265,13 +216,11 @@ impl Cards {
         render: Render<'_, BankTransfer>,
         now_s: u64,
     ) -> Result<Outcome<BankTransfer>, PaymentError> {
-        Self::check_amount(amount)?;
+        crate::payments::check_amount(amount)?;
         let mut keys = vec![lock_key("user-bank", user.id)];
-        keys.extend(
-            idempotency.map(|request| lock_key("idempotency", (&request.principal, &request.key))),
-        );
+        keys.extend(idempotency.map(Idempotency::lock_key));
         let _guards = self.locks.lock(&keys).await;
-        if let Some((status, body)) = self.replay(idempotency)? {
+        if let Some((status, body)) = Idempotency::replay(idempotency, &self.handles)? {
             return Ok(Outcome::Replayed { status, body });
         }
         let card = self.active_card(user.id, card_id)?;
@@ -312,13 +261,11 @@ impl Cards {
         render: Render<'_, BankTransfer>,
         now_s: u64,
     ) -> Result<Outcome<BankTransfer>, PaymentError> {
-        Self::check_amount(amount)?;
+        crate::payments::check_amount(amount)?;
         let mut keys = vec![lock_key("user-bank", user.id)];
-        keys.extend(
-            idempotency.map(|request| lock_key("idempotency", (&request.principal, &request.key))),
-        );
+        keys.extend(idempotency.map(Idempotency::lock_key));
         let _guards = self.locks.lock(&keys).await;
-        if let Some((status, body)) = self.replay(idempotency)? {
+        if let Some((status, body)) = Idempotency::replay(idempotency, &self.handles)? {
             return Ok(Outcome::Replayed { status, body });
         }
         let card = self.active_card(user.id, card_id)?;
@@ -384,7 +331,7 @@ impl Cards {
                 // Unknown at the bank: the record stays pending, and a retry with the same key
                 // answers the same pending transfer rather than starting another.
                 let records: Vec<Record> =
-                    Self::idempotency_record(idempotency, render, &transfer, now_s)
+                    Idempotency::record(idempotency, render, &transfer, now_s)
                         .into_iter()
                         .collect();
                 if !records.is_empty() {
@@ -451,12 +398,7 @@ impl Cards {
             }
         }
         let mut records = vec![Record::BankTransfer(transfer.clone())];
-        records.extend(Self::idempotency_record(
-            idempotency,
-            render,
-            &transfer,
-            now_s,
-        ));
+        records.extend(Idempotency::record(idempotency, render, &transfer, now_s));
         let results = self.ledger.submit_with_records(events, records)?.await?;
         if results.iter().any(|result| *result != EventResult::Ok) {
             // Finished meanwhile (by the resolver): answer what was recorded.

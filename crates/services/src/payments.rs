@@ -186,6 +186,17 @@ fn bounded_text(field: &'static str, text: &str, bytes_max: usize) -> Result<(),
     Ok(())
 }
 
+/// An amount of money a request may move: 1 to [`PAYMENT_AMOUNT_MAX`] minor units.
+pub(crate) fn check_amount(amount: u64) -> Result<(), PaymentError> {
+    if amount == 0 || amount > PAYMENT_AMOUNT_MAX {
+        return Err(invalid(
+            "amount",
+            format!("1 to {PAYMENT_AMOUNT_MAX} minor units"),
+        ));
+    }
+    Ok(())
+}
+
 /// A merchant's own reference: 1 to 32 of letters, digits, `_`, `-`, `|`, `*`.
 pub fn check_reference(field: &'static str, text: &str) -> Result<(), PaymentError> {
     let valid = !text.is_empty()
@@ -245,8 +256,47 @@ impl Idempotency {
         })
     }
 
-    fn lock_key(&self) -> u64 {
+    pub(crate) fn lock_key(&self) -> u64 {
         lock_key("idempotency", (&self.principal, &self.key))
+    }
+
+    /// Looks up the stored answer of `request`: the replay, a conflict, or nothing yet.
+    pub(crate) fn replay(
+        request: Option<&Idempotency>,
+        handles: &Handles,
+    ) -> Result<Option<(u16, String)>, PaymentError> {
+        let Some(request) = request else {
+            return Ok(None);
+        };
+        let stored =
+            handles.records(|records| records.idempotency(&request.principal, &request.key))?;
+        match stored {
+            None => Ok(None),
+            Some(stored) if secrets::equal(&stored.request_digest, &request.request_digest) => {
+                Ok(Some((stored.status, stored.response)))
+            }
+            Some(_) => Err(PaymentError::IdempotencyConflict),
+        }
+    }
+
+    /// The record that stores the first answer of `request`, written with its change.
+    pub(crate) fn record<T>(
+        request: Option<&Idempotency>,
+        render: Render<'_, T>,
+        result: &T,
+        now_s: u64,
+    ) -> Option<Record> {
+        request.map(|request| {
+            let (status, response) = render(result);
+            Record::Idempotency(IdempotencyRecord {
+                principal: request.principal.clone(),
+                key: request.key.clone(),
+                request_digest: request.request_digest,
+                status,
+                response,
+                created_at: now_s,
+            })
+        })
     }
 }
 
@@ -534,45 +584,6 @@ impl Payments {
         &self.handles
     }
 
-    /// Looks up a stored answer for `idempotency`: the replay, a conflict, or nothing yet.
-    fn replay(
-        &self,
-        idempotency: Option<&Idempotency>,
-    ) -> Result<Option<(u16, String)>, PaymentError> {
-        let Some(request) = idempotency else {
-            return Ok(None);
-        };
-        let stored = self
-            .handles
-            .records(|records| records.idempotency(&request.principal, &request.key))?;
-        match stored {
-            None => Ok(None),
-            Some(stored) if secrets::equal(&stored.request_digest, &request.request_digest) => {
-                Ok(Some((stored.status, stored.response)))
-            }
-            Some(_) => Err(PaymentError::IdempotencyConflict),
-        }
-    }
-
-    fn idempotency_record<T>(
-        idempotency: Option<&Idempotency>,
-        render: Render<'_, T>,
-        result: &T,
-        now_s: u64,
-    ) -> Option<Record> {
-        idempotency.map(|request| {
-            let (status, response) = render(result);
-            Record::Idempotency(IdempotencyRecord {
-                principal: request.principal.clone(),
-                key: request.key.clone(),
-                request_digest: request.request_digest,
-                status,
-                response,
-                created_at: now_s,
-            })
-        })
-    }
-
     /// Commits `events` with `records`; the results, once durable.
     async fn commit(
         &self,
@@ -648,19 +659,14 @@ impl Payments {
                     .collect::<Vec<_>>(),
             )
             .await;
-        if let Some((status, body)) = self.replay(idempotency)? {
+        if let Some((status, body)) = Idempotency::replay(idempotency, &self.handles)? {
             return Ok(Outcome::Replayed { status, body });
         }
         let mut records = vec![
             Record::Merchant(merchant.clone()),
             Record::MerchantKey(key.key.clone()),
         ];
-        records.extend(Self::idempotency_record(
-            idempotency,
-            render,
-            &merchant,
-            now_s,
-        ));
+        records.extend(Idempotency::record(idempotency, render, &merchant, now_s));
         let results = self.commit(vec![account], records).await?;
         if results != [EventResult::Ok] {
             return Err(PaymentError::Ledger(format!("{results:?}")));
@@ -818,7 +824,7 @@ impl Payments {
                     .collect::<Vec<_>>(),
             )
             .await;
-        if let Some((status, body)) = self.replay(idempotency)? {
+        if let Some((status, body)) = Idempotency::replay(idempotency, &self.handles)? {
             return Ok(Outcome::Replayed { status, body });
         }
         let outlet = Outlet {
@@ -830,12 +836,7 @@ impl Payments {
             created_at: now_s,
         };
         let mut records = vec![Record::Outlet(outlet.clone())];
-        records.extend(Self::idempotency_record(
-            idempotency,
-            render,
-            &outlet,
-            now_s,
-        ));
+        records.extend(Idempotency::record(idempotency, render, &outlet, now_s));
         self.commit(Vec::new(), records).await?;
         Ok(Outcome::Done(outlet))
     }
@@ -853,12 +854,7 @@ impl Payments {
         now_s: u64,
     ) -> Result<Outcome<Order>, PaymentError> {
         check_reference("out_trade_no", &input.out_trade_no)?;
-        if input.amount == 0 || input.amount > PAYMENT_AMOUNT_MAX {
-            return Err(invalid(
-                "amount",
-                format!("1 to {PAYMENT_AMOUNT_MAX} minor units"),
-            ));
-        }
+        check_amount(input.amount)?;
         if input.currency != self.config.currency.as_str() {
             return Err(invalid(
                 "currency",
@@ -887,7 +883,7 @@ impl Payments {
         let mut keys = vec![lock_key("out_trade_no", (merchant.id, &input.out_trade_no))];
         keys.extend(idempotency.map(Idempotency::lock_key));
         let _guards = self.locks.lock(&keys).await;
-        if let Some((status, body)) = self.replay(idempotency)? {
+        if let Some((status, body)) = Idempotency::replay(idempotency, &self.handles)? {
             return Ok(Outcome::Replayed { status, body });
         }
         let existing = self
@@ -927,7 +923,7 @@ impl Payments {
             payment_transfer_id: transfer_id(id, 1),
         };
         let mut records = vec![Record::Order(order.clone())];
-        records.extend(Self::idempotency_record(idempotency, render, &order, now_s));
+        records.extend(Idempotency::record(idempotency, render, &order, now_s));
         self.commit(Vec::new(), records).await?;
         Ok(Outcome::Done(order))
     }
@@ -1128,7 +1124,7 @@ impl Payments {
         let mut keys = vec![lock_key("order", order_id), lock_key("user", user.id)];
         keys.extend(idempotency.map(Idempotency::lock_key));
         let _guards = self.locks.lock(&keys).await;
-        if let Some((status, body)) = self.replay(idempotency)? {
+        if let Some((status, body)) = Idempotency::replay(idempotency, &self.handles)? {
             return Ok(Outcome::Replayed { status, body });
         }
         let order = self.order_for_payer(order_id)?;
@@ -1183,7 +1179,7 @@ impl Payments {
                 now_s,
             )?,
         ];
-        records.extend(Self::idempotency_record(idempotency, render, &paid, now_s));
+        records.extend(Idempotency::record(idempotency, render, &paid, now_s));
         let results = self.commit(events, records).await?;
         match first_refusal(&results) {
             None => {
@@ -1220,7 +1216,7 @@ impl Payments {
         ];
         keys.extend(idempotency.map(Idempotency::lock_key));
         let _guards = self.locks.lock(&keys).await;
-        if let Some((status, body)) = self.replay(idempotency)? {
+        if let Some((status, body)) = Idempotency::replay(idempotency, &self.handles)? {
             return Ok(Outcome::Replayed { status, body });
         }
         let order = self.order(merchant_id, order_id)?;
@@ -1308,12 +1304,7 @@ impl Payments {
                 now_s,
             )?,
         ];
-        records.extend(Self::idempotency_record(
-            idempotency,
-            render,
-            &refund,
-            now_s,
-        ));
+        records.extend(Idempotency::record(idempotency, render, &refund, now_s));
         let results = self.commit(events, records).await?;
         match first_refusal(&results) {
             None => Ok(Outcome::Done(refund)),
@@ -1351,17 +1342,12 @@ impl Payments {
         if from.id == to.id {
             return Err(PaymentError::SelfTransfer);
         }
-        if amount == 0 || amount > PAYMENT_AMOUNT_MAX {
-            return Err(invalid(
-                "amount",
-                format!("1 to {PAYMENT_AMOUNT_MAX} minor units"),
-            ));
-        }
+        check_amount(amount)?;
         bounded_text("note", note, RECORD_TEXT_BYTES_MAX)?;
         let mut keys = vec![lock_key("user", from.id)];
         keys.extend(idempotency.map(Idempotency::lock_key));
         let _guards = self.locks.lock(&keys).await;
-        if let Some((status, body)) = self.replay(idempotency)? {
+        if let Some((status, body)) = Idempotency::replay(idempotency, &self.handles)? {
             return Ok(Outcome::Replayed { status, body });
         }
         let spending = self.check_limits(from, amount, now_s)?;
@@ -1385,12 +1371,7 @@ impl Payments {
         movement.user_data = u128::from(id);
         movement.kind = TRANSFER_P2P;
         let mut records = vec![Record::P2pTransfer(transfer.clone())];
-        records.extend(Self::idempotency_record(
-            idempotency,
-            render,
-            &transfer,
-            now_s,
-        ));
+        records.extend(Idempotency::record(idempotency, render, &transfer, now_s));
         let results = self
             .commit(vec![Event::CreateTransfer(movement)], records)
             .await?;

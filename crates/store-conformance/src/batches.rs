@@ -8,7 +8,7 @@ use crate::Fixture;
 
 /// Writes a first batch creating accounts 1 to 4, then `count` batches each with one transfer
 /// from account 1 to 2 and one from 3 to 4, keeping the balances right.
-pub(crate) fn write_transfers(store: &dyn Store, count: u64) {
+pub fn write_transfers(store: &dyn Store, count: u64) {
     let mut writer = store.writer().expect("the writer");
     let accounts = [account(1), account(2), account(3), account(4)];
     writer

@@ -42,6 +42,13 @@ pub use sql::{read_only_sql_refuses_every_write, sql_rows_are_limited_and_slow_q
 
 use store::Store;
 
+/// Building blocks for a backend's own tests: accounts and transfers as batches write them, and
+/// a store filled with transfers.
+pub mod support {
+    pub use crate::batches::write_transfers;
+    pub use crate::common::{account, cny, transfer};
+}
+
 /// A backend under test: a fresh store, and a second handle on the same database (as a second
 /// process would open it).
 pub trait Fixture {

@@ -99,44 +99,6 @@ fn page_limit(limit: usize) -> i64 {
     i64::try_from(limit.min(RECORD_PAGE_LIMIT_MAX)).unwrap_or(0)
 }
 
-fn outlet_kind(kind: OutletKind) -> &'static str {
-    match kind {
-        OutletKind::Store => "store",
-        OutletKind::Terminal => "terminal",
-    }
-}
-
-fn card_state(state: CardState) -> &'static str {
-    match state {
-        CardState::Active => "active",
-        CardState::Unbound => "unbound",
-    }
-}
-
-fn direction(direction: BankDirection) -> &'static str {
-    match direction {
-        BankDirection::TopUp => "top_up",
-        BankDirection::Withdrawal => "withdrawal",
-    }
-}
-
-fn bank_state(state: BankTransferState) -> &'static str {
-    match state {
-        BankTransferState::Pending => "pending",
-        BankTransferState::Succeeded => "succeeded",
-        BankTransferState::Failed => "failed",
-    }
-}
-
-fn delivery(state: DeliveryState) -> &'static str {
-    match state {
-        DeliveryState::None => "none",
-        DeliveryState::Pending => "pending",
-        DeliveryState::Delivered => "delivered",
-        DeliveryState::Failed => "failed",
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Writing a batch's records.
 
@@ -459,7 +421,7 @@ fn write_outlets(
     for outlet in outlets {
         ids.push(bigint(outlet.id, "outlet id")?);
         merchant_ids.push(bigint(outlet.merchant_id, "merchant id")?);
-        kinds.push(outlet_kind(outlet.kind));
+        kinds.push(outlet.kind.as_str());
         parents.push(bigint_opt(outlet.parent_id, "outlet id")?);
         names.push(outlet.name.as_str());
         created.push(bigint(outlet.created_at, "time")?);
@@ -647,7 +609,7 @@ fn write_cards(
         bins.push(card.bin.as_str());
         last4s.push(card.last4.as_str());
         banks.push(card.bank.as_str());
-        states.push(card_state(card.state));
+        states.push(card.state.as_str());
         created.push(bigint(card.created_at, "time")?);
     }
     execute(
@@ -684,10 +646,10 @@ fn write_bank_transfers(
         ids.push(bigint(transfer.id, "bank transfer id")?);
         users.push(bigint(transfer.user_id, "user id")?);
         cards.push(bigint(transfer.card_id, "card id")?);
-        directions.push(direction(transfer.direction));
+        directions.push(transfer.direction.as_str());
         amounts.push(bigint(transfer.amount, "bank transfer amount")?);
         currencies.push(transfer.currency.as_str());
-        states.push(bank_state(transfer.state));
+        states.push(transfer.state.as_str());
         references.push(transfer.bank_reference.as_deref());
         failures.push(transfer.failure.as_deref());
         created.push(bigint(transfer.created_at, "time")?);
@@ -737,7 +699,7 @@ fn write_events(transaction: &mut Transaction<'_>, events: &[&BusinessEvent]) ->
                 &event.payload,
                 &event.notify_url,
                 &created_at,
-                &delivery(state),
+                &state.as_str(),
                 &created_at,
             ])
             .map_err(map_error)?;
@@ -877,11 +839,7 @@ fn outlet_from_row(row: &Row) -> StoreResult<Outlet> {
     Ok(Outlet {
         id: get_u64(row, 0, "outlet id")?,
         merchant_id: get_u64(row, 1, "merchant id")?,
-        kind: match kind {
-            "store" => OutletKind::Store,
-            "terminal" => OutletKind::Terminal,
-            other => return Err(unknown("outlet kind", other)),
-        },
+        kind: OutletKind::parse(kind).ok_or_else(|| unknown("outlet kind", kind))?,
         parent_id: get_opt_u64(row, 3, "outlet id")?,
         name: get(row, 4)?,
         created_at: get_u64(row, 5, "time")?,
@@ -946,11 +904,7 @@ fn card_from_row(row: &Row) -> StoreResult<Card> {
         bin: get(row, 3)?,
         last4: get(row, 4)?,
         bank: get(row, 5)?,
-        state: match state {
-            "active" => CardState::Active,
-            "unbound" => CardState::Unbound,
-            other => return Err(unknown("card state", other)),
-        },
+        state: CardState::parse(state).ok_or_else(|| unknown("card state", state))?,
         created_at: get_u64(row, 7, "time")?,
     })
 }
@@ -962,19 +916,12 @@ fn bank_from_row(row: &Row) -> StoreResult<BankTransfer> {
         id: get_u64(row, 0, "bank transfer id")?,
         user_id: get_u64(row, 1, "user id")?,
         card_id: get_u64(row, 2, "card id")?,
-        direction: match direction {
-            "top_up" => BankDirection::TopUp,
-            "withdrawal" => BankDirection::Withdrawal,
-            other => return Err(unknown("bank transfer direction", other)),
-        },
+        direction: BankDirection::parse(direction)
+            .ok_or_else(|| unknown("bank transfer direction", direction))?,
         amount: get_u64(row, 4, "bank transfer amount")?,
         currency: get(row, 5)?,
-        state: match state {
-            "pending" => BankTransferState::Pending,
-            "succeeded" => BankTransferState::Succeeded,
-            "failed" => BankTransferState::Failed,
-            other => return Err(unknown("bank transfer state", other)),
-        },
+        state: BankTransferState::parse(state)
+            .ok_or_else(|| unknown("bank transfer state", state))?,
         bank_reference: get(row, 7)?,
         failure: get(row, 8)?,
         created_at: get_u64(row, 9, "time")?,
@@ -995,13 +942,7 @@ fn event_from_row(row: &Row) -> StoreResult<StoredEvent> {
             notify_url: get(row, 6)?,
             created_at: get_u64(row, 7, "time")?,
         },
-        delivery: match state {
-            "none" => DeliveryState::None,
-            "pending" => DeliveryState::Pending,
-            "delivered" => DeliveryState::Delivered,
-            "failed" => DeliveryState::Failed,
-            other => return Err(unknown("delivery state", other)),
-        },
+        delivery: DeliveryState::parse(state).ok_or_else(|| unknown("delivery state", state))?,
         attempts: get_u32(row, 9, "delivery attempts")?,
         next_attempt_at: get_u64(row, 10, "time")?,
         last_result: get(row, 11)?,
@@ -1414,7 +1355,7 @@ impl OutboxWriter for PostgresOutbox {
         let mut results = Vec::with_capacity(count);
         for update in &updates {
             ids.push(bigint(update.event_id, "event id")?);
-            states.push(delivery(update.delivery));
+            states.push(update.delivery.as_str());
             attempts.push(i64::from(update.attempts));
             next.push(bigint(update.next_attempt_at, "time")?);
             results.push(update.last_result.as_deref());

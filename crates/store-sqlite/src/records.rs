@@ -50,42 +50,9 @@ fn limit(limit: usize) -> i64 {
     int(limit.min(RECORD_PAGE_LIMIT_MAX) as u64)
 }
 
-fn outlet_kind(kind: OutletKind) -> &'static str {
-    match kind {
-        OutletKind::Store => "store",
-        OutletKind::Terminal => "terminal",
-    }
-}
-
-fn card_state(state: CardState) -> &'static str {
-    match state {
-        CardState::Active => "active",
-        CardState::Unbound => "unbound",
-    }
-}
-
-fn direction(direction: BankDirection) -> &'static str {
-    match direction {
-        BankDirection::TopUp => "top_up",
-        BankDirection::Withdrawal => "withdrawal",
-    }
-}
-
-fn bank_state(state: BankTransferState) -> &'static str {
-    match state {
-        BankTransferState::Pending => "pending",
-        BankTransferState::Succeeded => "succeeded",
-        BankTransferState::Failed => "failed",
-    }
-}
-
-fn delivery(state: DeliveryState) -> &'static str {
-    match state {
-        DeliveryState::None => "none",
-        DeliveryState::Pending => "pending",
-        DeliveryState::Delivered => "delivered",
-        DeliveryState::Failed => "failed",
-    }
+/// A stored name read back as its enum; an unknown name means the row was tampered with.
+fn named<T>(text: &str, parse: fn(&str) -> Option<T>, what: &str) -> rusqlite::Result<T> {
+    parse(text).ok_or_else(|| corrupt_column(what))
 }
 
 /// Writes a batch's records, in order, inside its transaction.
@@ -144,7 +111,7 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
             params![
                 int(outlet.id),
                 int(outlet.merchant_id),
-                outlet_kind(outlet.kind),
+                outlet.kind.as_str(),
                 outlet.parent_id.map(int),
                 outlet.name,
                 int(outlet.created_at)
@@ -227,7 +194,7 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
                 card.bin,
                 card.last4,
                 card.bank,
-                card_state(card.state),
+                card.state.as_str(),
                 int(card.created_at)
             ],
         ),
@@ -240,10 +207,10 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
                 int(transfer.id),
                 int(transfer.user_id),
                 int(transfer.card_id),
-                direction(transfer.direction),
+                transfer.direction.as_str(),
                 int(transfer.amount),
                 transfer.currency,
-                bank_state(transfer.state),
+                transfer.state.as_str(),
                 transfer.bank_reference,
                 transfer.failure,
                 int(transfer.created_at),
@@ -270,7 +237,7 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
                     event.payload,
                     event.notify_url,
                     int(event.created_at),
-                    delivery(state)
+                    state.as_str()
                 ],
             )
         }
@@ -328,11 +295,7 @@ fn outlet_from_row(row: &Row<'_>) -> rusqlite::Result<Outlet> {
     Ok(Outlet {
         id: get_u64(row, 0)?,
         merchant_id: get_u64(row, 1)?,
-        kind: if kind == "terminal" {
-            OutletKind::Terminal
-        } else {
-            OutletKind::Store
-        },
+        kind: named(&kind, OutletKind::parse, "an unknown outlet kind")?,
         parent_id: get_opt_u64(row, 3)?,
         name: row.get(4)?,
         created_at: get_u64(row, 5)?,
@@ -354,7 +317,7 @@ fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
         currency: row.get(5)?,
         description: row.get(6)?,
         notify_url: row.get(7)?,
-        state: OrderState::parse(&state).ok_or_else(|| corrupt_column("an unknown state"))?,
+        state: named(&state, OrderState::parse, "an unknown order state")?,
         payer_user_id: get_opt_u64(row, 9)?,
         fee: get_u64(row, 10)?,
         refunded: get_u64(row, 11)?,
@@ -394,11 +357,7 @@ fn card_from_row(row: &Row<'_>) -> rusqlite::Result<Card> {
         bin: row.get(3)?,
         last4: row.get(4)?,
         bank: row.get(5)?,
-        state: if state == "active" {
-            CardState::Active
-        } else {
-            CardState::Unbound
-        },
+        state: named(&state, CardState::parse, "an unknown card state")?,
         created_at: get_u64(row, 7)?,
     })
 }
@@ -413,18 +372,14 @@ fn bank_from_row(row: &Row<'_>) -> rusqlite::Result<BankTransfer> {
         id: get_u64(row, 0)?,
         user_id: get_u64(row, 1)?,
         card_id: get_u64(row, 2)?,
-        direction: if direction == "top_up" {
-            BankDirection::TopUp
-        } else {
-            BankDirection::Withdrawal
-        },
+        direction: named(&direction, BankDirection::parse, "an unknown direction")?,
         amount: get_u64(row, 4)?,
         currency: row.get(5)?,
-        state: match state.as_str() {
-            "pending" => BankTransferState::Pending,
-            "succeeded" => BankTransferState::Succeeded,
-            _ => BankTransferState::Failed,
-        },
+        state: named(
+            &state,
+            BankTransferState::parse,
+            "an unknown bank transfer state",
+        )?,
         bank_reference: row.get(7)?,
         failure: row.get(8)?,
         created_at: get_u64(row, 9)?,
@@ -448,12 +403,7 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
             notify_url: row.get(6)?,
             created_at: get_u64(row, 7)?,
         },
-        delivery: match state.as_str() {
-            "pending" => DeliveryState::Pending,
-            "delivered" => DeliveryState::Delivered,
-            "failed" => DeliveryState::Failed,
-            _ => DeliveryState::None,
-        },
+        delivery: named(&state, DeliveryState::parse, "an unknown delivery state")?,
         attempts: row.get(9)?,
         next_attempt_at: get_u64(row, 10)?,
         last_result: row.get(11)?,
@@ -790,7 +740,7 @@ impl OutboxWriter for SqliteOutbox {
                 let changed = statement
                     .execute(params![
                         int(update.event_id),
-                        delivery(update.delivery),
+                        update.delivery.as_str(),
                         update.attempts,
                         int(update.next_attempt_at),
                         update.last_result

@@ -1,7 +1,8 @@
 //! The SQLite backend against batches written through its trait.
 
-use ledger::{Account, AccountFlags, Currency, Transfer, TransferFlags};
+use ledger::Transfer;
 use store::{CommitBatch, HistoryQuery, Store, StoreErrorKind};
+use store_conformance::support::{account, transfer, write_transfers};
 use store_sqlite::{query_read_only, SqliteStore, Value};
 
 /// A query with generous limits, as `tally sql` runs it.
@@ -16,85 +17,6 @@ fn query(connection: &rusqlite::Connection, sql: &str) -> store::StoreResult<sto
     )
 }
 
-fn cny() -> Currency {
-    Currency::parse("CNY").unwrap()
-}
-
-fn account(id: u128) -> Account {
-    Account {
-        id,
-        currency: cny(),
-        kind: 1,
-        flags: AccountFlags::empty(),
-        user_data: 0,
-        debits_pending: 0,
-        debits_posted: 0,
-        credits_pending: 0,
-        credits_posted: 0,
-        timestamp: 1,
-    }
-}
-
-fn transfer(id: u128, debit: u128, credit: u128, timestamp: u64) -> Transfer {
-    Transfer {
-        id,
-        debit_account_id: debit,
-        credit_account_id: credit,
-        amount: 10,
-        pending_id: 0,
-        user_data: 7,
-        timeout_seconds: 0,
-        kind: 2,
-        flags: TransferFlags::empty(),
-        currency: cny(),
-        timestamp,
-    }
-}
-
-/// Writes `count` batches after the first, each with one transfer from account 1 to 2 (and
-/// one from 3 to 4), keeping the balances right.
-fn write_transfers(store: &SqliteStore, count: u64) {
-    let mut writer = store.writer().unwrap();
-    let accounts = [account(1), account(2), account(3), account(4)];
-    writer
-        .commit(&CommitBatch {
-            sequence: 1,
-            timestamp_last: 1,
-            accounts_created: &accounts,
-            ..CommitBatch::default()
-        })
-        .unwrap();
-    let (mut one, mut two, mut three, mut four) = (account(1), account(2), account(3), account(4));
-    for index in 0..count {
-        let timestamp = 100 + index * 10;
-        let transfers = [
-            transfer(u128::from(index) * 2 + 1, 1, 2, timestamp),
-            transfer(u128::from(index) * 2 + 2, 3, 4, timestamp + 1),
-        ];
-        one.debits_posted += 10;
-        two.credits_posted += 10;
-        three.debits_posted += 10;
-        four.credits_posted += 10;
-        let updated = [one, two, three, four];
-        writer
-            .commit(&CommitBatch {
-                sequence: index + 2,
-                timestamp_last: timestamp + 1,
-                accounts_updated: &updated,
-                transfers: &transfers,
-                log: store::LogAppend {
-                    size_before: index * 2,
-                    size_after: index * 2 + 2,
-                    ..Default::default()
-                },
-                ..CommitBatch::default()
-            })
-            .unwrap();
-    }
-}
-
-/// What the shared conformance suite cannot say portably: SQLite's own ways to write or to
-/// reach outside the store are refused too.
 #[test]
 fn read_only_sql_refuses_sqlite_pragmas_attachments_and_extensions() {
     let directory = tempfile::tempdir().unwrap();

@@ -20,6 +20,33 @@ pub const REQUEST_RECORDS_MAX: usize = 16;
 /// Most rows a listing returns.
 pub const RECORD_PAGE_LIMIT_MAX: usize = 1000;
 
+/// The stored names of a state enum: `ALL`, `as_str` and `parse`, one table for every backend
+/// and for the API (the names are what auditors see in SQL and clients see in JSON).
+macro_rules! named {
+    ($name:ident { $($variant:ident = $text:literal,)* }) => {
+        impl $name {
+            pub const ALL: [$name; [$($text),*].len()] = [$($name::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                Self::ALL.into_iter().find(|value| value.as_str() == text)
+            }
+        }
+    };
+}
+
+named!(OutletKind { Store = "store", Terminal = "terminal", });
+named!(OrderState { NotPay = "NOTPAY", Success = "SUCCESS", Closed = "CLOSED", Refund = "REFUND", });
+named!(CardState { Active = "active", Unbound = "unbound", });
+named!(BankDirection { TopUp = "top_up", Withdrawal = "withdrawal", });
+named!(BankTransferState { Pending = "pending", Succeeded = "succeeded", Failed = "failed", });
+named!(DeliveryState { None = "none", Pending = "pending", Delivered = "delivered", Failed = "failed", });
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Merchant {
     pub id: u64,
@@ -75,28 +102,6 @@ pub enum OrderState {
     Success,
     Closed,
     Refund,
-}
-
-impl OrderState {
-    pub const ALL: [OrderState; 4] = [
-        OrderState::NotPay,
-        OrderState::Success,
-        OrderState::Closed,
-        OrderState::Refund,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderState::NotPay => "NOTPAY",
-            OrderState::Success => "SUCCESS",
-            OrderState::Closed => "CLOSED",
-            OrderState::Refund => "REFUND",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<OrderState> {
-        Self::ALL.into_iter().find(|state| state.as_str() == text)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

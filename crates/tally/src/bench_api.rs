@@ -287,21 +287,7 @@ async fn set_up(
     let store = state.store.clone();
     let sessions =
         tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(String, u64, u128)>> {
-            let code_for = |phone: &str| -> anyhow::Result<String> {
-                let messages = store.users()?.sms_outbox(20)?;
-                let message = messages
-                    .iter()
-                    .find(|message| message.phone == phone)
-                    .context("no code was sent")?;
-                message
-                    .text
-                    .split_whitespace()
-                    .find(|word| {
-                        word.len() == 7 && word[..6].bytes().all(|byte| byte.is_ascii_digit())
-                    })
-                    .map(|word| word[..6].to_owned())
-                    .context("no code in the message")
-            };
+            let code_for = |phone: &str| crate::demo_api::last_code(store.as_ref(), phone);
             let mut sessions = Vec::new();
             let base = 13_900_000_000u64 + u64::from(std::process::id() % 1_000) * 100_000;
             for index in 0..clients as u64 {

@@ -107,7 +107,7 @@ struct Merchant {
 }
 
 /// The last code the development SMS gateway sent to `phone`.
-fn last_code(store: &dyn Store, phone: &str) -> anyhow::Result<String> {
+pub(crate) fn last_code(store: &dyn Store, phone: &str) -> anyhow::Result<String> {
     let messages = store.users()?.sms_outbox(50)?;
     let message = messages
         .iter()
