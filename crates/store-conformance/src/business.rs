@@ -2,11 +2,13 @@
 //! back as they were written.
 
 use ledger::{AccountFlags, Event, EventResult};
+use sequencer::RegistrationOutcome;
 use sequencer::Sequencer;
 use store::{
-    BankDirection, BankTransfer, BankTransferState, BusinessEvent, Card, CardState, DeliveryState,
-    DeliveryUpdate, IdempotencyRecord, Merchant, MerchantKey, Order, OrderState, Outlet,
-    OutletKind, P2pTransfer, Record, Refund, Store,
+    BankDirection, BankTransfer, BankTransferState, BusinessEvent, Card, CardState, CodeKind,
+    CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate, DeviceState, IdempotencyRecord,
+    Merchant, MerchantCode, MerchantKey, NewRegistration, Order, OrderState, Outlet, OutletKind,
+    P2pTransfer, PaymentDevice, Record, Refund, RegistrationKind, Store,
 };
 
 use crate::common::{config, new_account, new_transfer, ManualClock};
@@ -361,4 +363,171 @@ pub fn business_records_read_back_as_written(store: &dyn Store) {
         missing.is_err(),
         "an unknown event is an error, not a silent no-op"
     );
+}
+
+/// QR records: merchant codes (replaced in place when revoked), reports, enrolled devices, the
+/// single use of a payment code (a second use fails its whole batch), and the orders waiting
+/// for their payer.
+pub fn qr_records_read_back_as_written(store: &dyn Store) {
+    let sequencer = Sequencer::start(store, config(ManualClock::at(1_000_000_000))).unwrap();
+    let outcomes = sequencer
+        .handle()
+        .register(vec![NewRegistration::new(
+            RegistrationKind::MerchantCode,
+            [3; 32],
+            7,
+            "qrc_60",
+            "qrc_60",
+        )
+        .unwrap()])
+        .expect("queued")
+        .wait()
+        .expect("committed");
+    let Some(RegistrationOutcome::Created(registration)) = outcomes.first() else {
+        panic!("expected a registration, got {outcomes:?}");
+    };
+    let static_code = MerchantCode {
+        id: 60,
+        merchant_id: 7,
+        outlet_id: Some(71),
+        order_id: None,
+        kind: CodeKind::Static,
+        payload: "000201010211".into(),
+        registration_id: registration.registration.id,
+        state: CodeState::Active,
+        created_at: 5,
+        expires_at: None,
+        updated_at: 5,
+    };
+    let dynamic_code = MerchantCode {
+        id: 61,
+        outlet_id: None,
+        order_id: Some(1),
+        kind: CodeKind::Dynamic,
+        expires_at: Some(100),
+        ..static_code.clone()
+    };
+    let report = |id: u64, code_id: Option<u64>| CodeReport {
+        id,
+        code_id,
+        payload_digest: [4; 32],
+        payload: "00020101021226".into(),
+        user_id: 900,
+        reason: "sticker over the shop's code".into(),
+        created_at: 6 + id,
+    };
+    let device = PaymentDevice {
+        id: 62,
+        user_id: 900,
+        number: 12_345_678,
+        secret: [8; 32],
+        name: "phone".into(),
+        state: DeviceState::Active,
+        created_at: 7,
+        revoked_at: None,
+    };
+    let mut awaiting = order(2, OrderState::NotPay);
+    awaiting.payer_user_id = Some(900);
+    let code_use = CodeUse {
+        device_id: 62,
+        step: 29_000_000,
+        slot: 3,
+        order_id: 2,
+        created_at: 8,
+    };
+    commit(
+        &sequencer,
+        Vec::new(),
+        vec![
+            Record::Merchant(merchant(7)),
+            Record::Order(order(1, OrderState::NotPay)),
+            Record::Order(awaiting.clone()),
+            Record::Order(order(3, OrderState::NotPay)),
+            Record::MerchantCode(static_code.clone()),
+            Record::MerchantCode(dynamic_code.clone()),
+            Record::CodeReport(report(63, Some(60))),
+            Record::CodeReport(report(64, None)),
+            Record::PaymentDevice(device.clone()),
+            Record::CodeUse(code_use.clone()),
+        ],
+    );
+    let revoked = MerchantCode {
+        state: CodeState::Revoked,
+        updated_at: 9,
+        ..static_code.clone()
+    };
+    let device_revoked = PaymentDevice {
+        state: DeviceState::Revoked,
+        revoked_at: Some(10),
+        ..device.clone()
+    };
+    commit(
+        &sequencer,
+        Vec::new(),
+        vec![
+            Record::MerchantCode(revoked.clone()),
+            Record::PaymentDevice(device_revoked.clone()),
+        ],
+    );
+    // The same code used again: the batch fails, and nothing of the request is kept.
+    let reused = sequencer
+        .handle()
+        .submit_with_records(
+            Vec::new(),
+            vec![
+                Record::Order(order(4, OrderState::NotPay)),
+                Record::CodeUse(CodeUse {
+                    order_id: 4,
+                    ..code_use.clone()
+                }),
+            ],
+        )
+        .expect("queued")
+        .wait();
+    assert!(reused.is_err(), "a second use of a code must not commit");
+    sequencer.shutdown();
+
+    let mut records = store.records().unwrap();
+    assert_eq!(records.merchant_code(60).unwrap(), Some(revoked.clone()));
+    assert_eq!(
+        records.merchant_code(61).unwrap(),
+        Some(dynamic_code.clone())
+    );
+    assert_eq!(records.merchant_code(65).unwrap(), None);
+    assert_eq!(
+        records.merchant_codes(7, 0, 10).unwrap(),
+        vec![revoked, dynamic_code.clone()]
+    );
+    assert_eq!(
+        records.merchant_codes(7, 60, 10).unwrap(),
+        vec![dynamic_code]
+    );
+    assert_eq!(records.merchant_codes(8, 0, 10).unwrap(), vec![]);
+    assert_eq!(
+        records.code_reports(60).unwrap(),
+        vec![report(63, Some(60))]
+    );
+    assert_eq!(
+        records.code_reports_recent(10).unwrap(),
+        vec![report(64, None), report(63, Some(60))]
+    );
+    assert_eq!(
+        records.payment_device(62).unwrap(),
+        Some(device_revoked.clone())
+    );
+    assert_eq!(
+        records.payment_device_by_number(12_345_678).unwrap(),
+        Some(device_revoked.clone())
+    );
+    assert_eq!(records.payment_device_by_number(12_345_679).unwrap(), None);
+    assert_eq!(records.payment_devices(900).unwrap(), vec![device_revoked]);
+    assert_eq!(records.payment_devices(901).unwrap(), vec![]);
+    assert_eq!(records.code_use(62, 29_000_000, 3).unwrap(), Some(code_use));
+    assert_eq!(records.code_use(62, 29_000_000, 4).unwrap(), None);
+    assert_eq!(records.order(4).unwrap(), None);
+    assert_eq!(
+        records.orders_awaiting_payer(900, 10).unwrap(),
+        vec![awaiting]
+    );
+    assert_eq!(records.orders_awaiting_payer(901, 10).unwrap(), vec![]);
 }

@@ -22,7 +22,10 @@ pub use batches::{
     loading_transfers_finds_exactly_those_that_exist, one_writer_and_batches_in_sequence,
     pending_status_and_due_list,
 };
-pub use business::{business_records_read_back_as_written, records_ride_with_their_events};
+pub use business::{
+    business_records_read_back_as_written, qr_records_read_back_as_written,
+    records_ride_with_their_events,
+};
 pub use ledger_flow::{
     a_failed_write_answers_with_an_error_and_memory_follows_the_disk,
     balances_are_kept_after_every_transfer_for_history_accounts,
@@ -63,7 +66,8 @@ macro_rules! business_conformance_tests {
     ($fixture:path) => {
         $crate::conformance_tests!(@store $fixture;
             records_ride_with_their_events,
-            business_records_read_back_as_written
+            business_records_read_back_as_written,
+            qr_records_read_back_as_written
         );
     };
 }

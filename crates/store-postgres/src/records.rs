@@ -249,6 +249,7 @@ struct Grouped<'a> {
     bank_transfers: Vec<&'a BankTransfer>,
     events: Vec<&'a BusinessEvent>,
     idempotency: Vec<&'a IdempotencyRecord>,
+    qr: usize,
 }
 
 impl<'a> Grouped<'a> {
@@ -266,6 +267,10 @@ impl<'a> Grouped<'a> {
                 Record::BankTransfer(transfer) => grouped.bank_transfers.push(transfer),
                 Record::Event(event) => grouped.events.push(event),
                 Record::Idempotency(record) => grouped.idempotency.push(record),
+                Record::MerchantCode(_)
+                | Record::CodeReport(_)
+                | Record::PaymentDevice(_)
+                | Record::CodeUse(_) => grouped.qr += 1,
             }
         }
         grouped
@@ -310,6 +315,9 @@ pub(crate) fn write_records(
         return Ok(());
     }
     let grouped = Grouped::of(records);
+    if grouped.qr > 0 {
+        return Err(qr_pending());
+    }
     // Referenced tables first: merchants, then what belongs to them, orders before refunds.
     write_merchants(transaction, statements, grouped.merchants)?;
     write_merchant_keys(transaction, statements, grouped.merchant_keys)?;
@@ -1002,7 +1010,46 @@ impl PostgresRecords {
     }
 }
 
+fn qr_pending() -> StoreError {
+    StoreError::new(
+        store::StoreErrorKind::Refused,
+        "QR records are not stored on PostgreSQL yet",
+    )
+}
+
 impl RecordReader for PostgresRecords {
+    fn orders_awaiting_payer(&mut self, _: u64, _: usize) -> StoreResult<Vec<Order>> {
+        Err(qr_pending())
+    }
+    fn merchant_code(&mut self, _: u64) -> StoreResult<Option<store::MerchantCode>> {
+        Err(qr_pending())
+    }
+    fn merchant_codes(
+        &mut self,
+        _: u64,
+        _: u64,
+        _: usize,
+    ) -> StoreResult<Vec<store::MerchantCode>> {
+        Err(qr_pending())
+    }
+    fn code_reports(&mut self, _: u64) -> StoreResult<Vec<store::CodeReport>> {
+        Err(qr_pending())
+    }
+    fn code_reports_recent(&mut self, _: usize) -> StoreResult<Vec<store::CodeReport>> {
+        Err(qr_pending())
+    }
+    fn payment_device(&mut self, _: u64) -> StoreResult<Option<store::PaymentDevice>> {
+        Err(qr_pending())
+    }
+    fn payment_device_by_number(&mut self, _: u32) -> StoreResult<Option<store::PaymentDevice>> {
+        Err(qr_pending())
+    }
+    fn payment_devices(&mut self, _: u64) -> StoreResult<Vec<store::PaymentDevice>> {
+        Err(qr_pending())
+    }
+    fn code_use(&mut self, _: u64, _: u64, _: u8) -> StoreResult<Option<store::CodeUse>> {
+        Err(qr_pending())
+    }
     fn merchant(&mut self, id: u64) -> StoreResult<Option<Merchant>> {
         self.one(
             concat!(

@@ -35,6 +35,7 @@ pub(crate) const LEDGER: Migrations = &[
         "payments",
         include_str!("../migrations/ledger/0005_payments.sql"),
     ),
+    (6, "qr", include_str!("../migrations/ledger/0006_qr.sql")),
 ];
 /// The history database.
 pub(crate) const HISTORY: Migrations = &[(

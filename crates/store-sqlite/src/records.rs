@@ -4,8 +4,9 @@
 use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 use store::{
     from_i64, to_i64, BankDirection, BankTransfer, BankTransferState, BusinessEvent, Card,
-    CardState, DeliveryState, DeliveryUpdate, IdempotencyRecord, Merchant, MerchantKey, Order,
-    OrderState, OutboxWriter, Outlet, OutletKind, P2pTransfer, Record, RecordReader, Refund,
+    CardState, CodeKind, CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate,
+    DeviceState, IdempotencyRecord, Merchant, MerchantCode, MerchantKey, Order, OrderState,
+    OutboxWriter, Outlet, OutletKind, P2pTransfer, PaymentDevice, Record, RecordReader, Refund,
     StoreError, StoreResult, StoredEvent, RECORD_PAGE_LIMIT_MAX,
 };
 
@@ -241,6 +242,66 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
                 ],
             )
         }
+        Record::MerchantCode(code) => execute(
+            connection,
+            "INSERT OR REPLACE INTO merchant_codes (id, merchant_id, outlet_id, order_id, kind,
+                payload, registration_id, state, created_at, expires_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                int(code.id),
+                int(code.merchant_id),
+                code.outlet_id.map(int),
+                code.order_id.map(int),
+                code.kind.as_str(),
+                code.payload,
+                int(code.registration_id),
+                code.state.as_str(),
+                int(code.created_at),
+                code.expires_at.map(int),
+                int(code.updated_at)
+            ],
+        ),
+        Record::CodeReport(report) => execute(
+            connection,
+            "INSERT INTO code_reports (id, code_id, payload_digest, payload, user_id, reason,
+                created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                int(report.id),
+                report.code_id.map(int),
+                &report.payload_digest[..],
+                report.payload,
+                int(report.user_id),
+                report.reason,
+                int(report.created_at)
+            ],
+        ),
+        Record::PaymentDevice(device) => execute(
+            connection,
+            "INSERT OR REPLACE INTO payment_devices (id, user_id, number, secret, name, state,
+                created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                int(device.id),
+                int(device.user_id),
+                device.number,
+                &device.secret[..],
+                device.name,
+                device.state.as_str(),
+                int(device.created_at),
+                device.revoked_at.map(int)
+            ],
+        ),
+        Record::CodeUse(code_use) => execute(
+            connection,
+            "INSERT INTO code_uses (device_id, step, slot, order_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                int(code_use.device_id),
+                int(code_use.step),
+                code_use.slot,
+                int(code_use.order_id),
+                int(code_use.created_at)
+            ],
+        ),
         Record::Idempotency(record) => execute(
             connection,
             "INSERT INTO idempotency_keys (principal, key, request_digest, status, response,
@@ -255,6 +316,67 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
             ],
         ),
     }
+}
+
+const CODE_COLUMNS: &str = "id, merchant_id, outlet_id, order_id, kind, payload, registration_id,
+     state, created_at, expires_at, updated_at";
+
+fn code_from_row(row: &Row<'_>) -> rusqlite::Result<MerchantCode> {
+    let kind: String = row.get(4)?;
+    let state: String = row.get(7)?;
+    Ok(MerchantCode {
+        id: get_u64(row, 0)?,
+        merchant_id: get_u64(row, 1)?,
+        outlet_id: get_opt_u64(row, 2)?,
+        order_id: get_opt_u64(row, 3)?,
+        kind: named(&kind, CodeKind::parse, "an unknown code kind")?,
+        payload: row.get(5)?,
+        registration_id: get_u64(row, 6)?,
+        state: named(&state, CodeState::parse, "an unknown code state")?,
+        created_at: get_u64(row, 8)?,
+        expires_at: get_opt_u64(row, 9)?,
+        updated_at: get_u64(row, 10)?,
+    })
+}
+
+const REPORT_COLUMNS: &str = "id, code_id, payload_digest, payload, user_id, reason, created_at";
+
+fn report_from_row(row: &Row<'_>) -> rusqlite::Result<CodeReport> {
+    Ok(CodeReport {
+        id: get_u64(row, 0)?,
+        code_id: get_opt_u64(row, 1)?,
+        payload_digest: get_digest(row, 2)?,
+        payload: row.get(3)?,
+        user_id: get_u64(row, 4)?,
+        reason: row.get(5)?,
+        created_at: get_u64(row, 6)?,
+    })
+}
+
+const DEVICE_COLUMNS: &str = "id, user_id, number, secret, name, state, created_at, revoked_at";
+
+fn device_from_row(row: &Row<'_>) -> rusqlite::Result<PaymentDevice> {
+    let state: String = row.get(5)?;
+    Ok(PaymentDevice {
+        id: get_u64(row, 0)?,
+        user_id: get_u64(row, 1)?,
+        number: row.get(2)?,
+        secret: get_digest(row, 3)?,
+        name: row.get(4)?,
+        state: named(&state, DeviceState::parse, "an unknown device state")?,
+        created_at: get_u64(row, 6)?,
+        revoked_at: get_opt_u64(row, 7)?,
+    })
+}
+
+fn code_use_from_row(row: &Row<'_>) -> rusqlite::Result<CodeUse> {
+    Ok(CodeUse {
+        device_id: get_u64(row, 0)?,
+        step: get_u64(row, 1)?,
+        slot: row.get(2)?,
+        order_id: get_u64(row, 3)?,
+        created_at: get_u64(row, 4)?,
+    })
 }
 
 const MERCHANT_COLUMNS: &str =
@@ -448,6 +570,96 @@ impl SqliteRecords {
 }
 
 impl RecordReader for SqliteRecords {
+    fn orders_awaiting_payer(&mut self, user_id: u64, count: usize) -> StoreResult<Vec<Order>> {
+        self.many(
+            &format!(
+                "SELECT {ORDER_COLUMNS} FROM orders
+                 WHERE payer_user_id = ?1 AND state = 'NOTPAY' ORDER BY id DESC LIMIT ?2"
+            ),
+            params![int(user_id), limit(count)],
+            order_from_row,
+        )
+    }
+
+    fn merchant_code(&mut self, id: u64) -> StoreResult<Option<MerchantCode>> {
+        self.one(
+            &format!("SELECT {CODE_COLUMNS} FROM merchant_codes WHERE id = ?1"),
+            params![int(id)],
+            code_from_row,
+        )
+    }
+
+    fn merchant_codes(
+        &mut self,
+        merchant_id: u64,
+        after_id: u64,
+        count: usize,
+    ) -> StoreResult<Vec<MerchantCode>> {
+        self.many(
+            &format!(
+                "SELECT {CODE_COLUMNS} FROM merchant_codes
+                 WHERE merchant_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+            ),
+            params![int(merchant_id), int(after_id), limit(count)],
+            code_from_row,
+        )
+    }
+
+    fn code_reports(&mut self, code_id: u64) -> StoreResult<Vec<CodeReport>> {
+        self.many(
+            &format!(
+                "SELECT {REPORT_COLUMNS} FROM code_reports WHERE code_id = ?1 ORDER BY id
+                 LIMIT {RECORD_PAGE_LIMIT_MAX}"
+            ),
+            params![int(code_id)],
+            report_from_row,
+        )
+    }
+
+    fn code_reports_recent(&mut self, count: usize) -> StoreResult<Vec<CodeReport>> {
+        self.many(
+            &format!("SELECT {REPORT_COLUMNS} FROM code_reports ORDER BY id DESC LIMIT ?1"),
+            params![limit(count)],
+            report_from_row,
+        )
+    }
+
+    fn payment_device(&mut self, id: u64) -> StoreResult<Option<PaymentDevice>> {
+        self.one(
+            &format!("SELECT {DEVICE_COLUMNS} FROM payment_devices WHERE id = ?1"),
+            params![int(id)],
+            device_from_row,
+        )
+    }
+
+    fn payment_device_by_number(&mut self, number: u32) -> StoreResult<Option<PaymentDevice>> {
+        self.one(
+            &format!("SELECT {DEVICE_COLUMNS} FROM payment_devices WHERE number = ?1"),
+            params![number],
+            device_from_row,
+        )
+    }
+
+    fn payment_devices(&mut self, user_id: u64) -> StoreResult<Vec<PaymentDevice>> {
+        self.many(
+            &format!(
+                "SELECT {DEVICE_COLUMNS} FROM payment_devices WHERE user_id = ?1 ORDER BY id
+                 LIMIT {RECORD_PAGE_LIMIT_MAX}"
+            ),
+            params![int(user_id)],
+            device_from_row,
+        )
+    }
+
+    fn code_use(&mut self, device_id: u64, step: u64, slot: u8) -> StoreResult<Option<CodeUse>> {
+        self.one(
+            "SELECT device_id, step, slot, order_id, created_at FROM code_uses
+             WHERE device_id = ?1 AND step = ?2 AND slot = ?3",
+            params![int(device_id), int(step), slot],
+            code_use_from_row,
+        )
+    }
+
     fn merchant(&mut self, id: u64) -> StoreResult<Option<Merchant>> {
         self.one(
             &format!("SELECT {MERCHANT_COLUMNS} FROM merchants WHERE id = ?1"),

@@ -46,6 +46,9 @@ named!(CardState { Active = "active", Unbound = "unbound", });
 named!(BankDirection { TopUp = "top_up", Withdrawal = "withdrawal", });
 named!(BankTransferState { Pending = "pending", Succeeded = "succeeded", Failed = "failed", });
 named!(DeliveryState { None = "none", Pending = "pending", Delivered = "delivered", Failed = "failed", });
+named!(CodeKind { Static = "static", Dynamic = "dynamic", });
+named!(CodeState { Active = "active", Revoked = "revoked", Flagged = "flagged", });
+named!(DeviceState { Active = "active", Revoked = "revoked", });
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Merchant {
@@ -274,6 +277,94 @@ pub struct IdempotencyRecord {
     pub created_at: u64,
 }
 
+/// A merchant-presented QR code issued by the platform: static (per store or terminal, the
+/// payer types the amount) or dynamic (one order, its amount, until the order ends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeKind {
+    Static,
+    Dynamic,
+}
+
+/// Whether a merchant code may be paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeState {
+    Active,
+    /// Withdrawn by its merchant.
+    Revoked,
+    /// Found fraudulent: by the operator, or reported by enough payers.
+    Flagged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MerchantCode {
+    pub id: u64,
+    pub merchant_id: u64,
+    pub outlet_id: Option<u64>,
+    /// The order a dynamic code pays.
+    pub order_id: Option<u64>,
+    pub kind: CodeKind,
+    /// The EMVCo payload exactly as issued; its SHA-256 is the registration's digest.
+    pub payload: String,
+    /// The trust-log registration made when it was issued.
+    pub registration_id: u64,
+    pub state: CodeState,
+    pub created_at: u64,
+    /// A dynamic code ends with its order.
+    pub expires_at: Option<u64>,
+    pub updated_at: u64,
+}
+
+/// A payer's report that a scanned code is fraudulent (a registered code, or one the platform
+/// never issued).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeReport {
+    pub id: u64,
+    /// The registered code reported, if the payload is one.
+    pub code_id: Option<u64>,
+    /// SHA-256 of the payload as scanned.
+    pub payload_digest: [u8; 32],
+    /// The payload as scanned (at most [`CODE_PAYLOAD_BYTES_MAX`] bytes).
+    pub payload: String,
+    pub user_id: u64,
+    pub reason: String,
+    pub created_at: u64,
+}
+
+/// Longest payload kept from a scan: the byte capacity of the largest QR code.
+pub const CODE_PAYLOAD_BYTES_MAX: usize = 2953;
+
+/// Whether an enrolled device may make payment codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceState {
+    Active,
+    Revoked,
+}
+
+/// A wallet device enrolled to make one-time payment codes offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentDevice {
+    pub id: u64,
+    pub user_id: u64,
+    /// The number the codes carry (unique, random, at most eight digits).
+    pub number: u32,
+    /// The key the codes are derived with; the device holds the same.
+    pub secret: [u8; 32],
+    pub name: String,
+    pub state: DeviceState,
+    pub created_at: u64,
+    pub revoked_at: Option<u64>,
+}
+
+/// The single use of a payment code: (device, time step, slot) charged once, for one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeUse {
+    pub device_id: u64,
+    pub step: u64,
+    pub slot: u8,
+    pub order_id: u64,
+    pub created_at: u64,
+}
+
 /// One business write, committed with the ledger events of its request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
@@ -287,6 +378,11 @@ pub enum Record {
     BankTransfer(BankTransfer),
     Event(Event),
     Idempotency(IdempotencyRecord),
+    MerchantCode(MerchantCode),
+    CodeReport(CodeReport),
+    PaymentDevice(PaymentDevice),
+    /// Inserted once: a second use of the same code fails its batch.
+    CodeUse(CodeUse),
 }
 
 /// Reads business records. Each call reads committed state.
@@ -343,6 +439,25 @@ pub trait RecordReader: Send {
     fn events_due(&mut self, now: u64, limit: usize) -> StoreResult<Vec<StoredEvent>>;
     fn idempotency(&mut self, principal: &str, key: &str)
         -> StoreResult<Option<IdempotencyRecord>>;
+    /// A user's orders still `NOTPAY` that a POS bound to them (waiting for the user to
+    /// confirm), newest first, `limit` at most.
+    fn orders_awaiting_payer(&mut self, user_id: u64, limit: usize) -> StoreResult<Vec<Order>>;
+    fn merchant_code(&mut self, id: u64) -> StoreResult<Option<MerchantCode>>;
+    /// A merchant's codes by id, after `after_id`, `limit` at most.
+    fn merchant_codes(
+        &mut self,
+        merchant_id: u64,
+        after_id: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<MerchantCode>>;
+    /// The reports on a registered code, oldest first.
+    fn code_reports(&mut self, code_id: u64) -> StoreResult<Vec<CodeReport>>;
+    /// Every report, newest first, for operators.
+    fn code_reports_recent(&mut self, limit: usize) -> StoreResult<Vec<CodeReport>>;
+    fn payment_device(&mut self, id: u64) -> StoreResult<Option<PaymentDevice>>;
+    fn payment_device_by_number(&mut self, number: u32) -> StoreResult<Option<PaymentDevice>>;
+    fn payment_devices(&mut self, user_id: u64) -> StoreResult<Vec<PaymentDevice>>;
+    fn code_use(&mut self, device_id: u64, step: u64, slot: u8) -> StoreResult<Option<CodeUse>>;
 }
 
 /// Writes that do not ride with money: delivery progress of the outbox.

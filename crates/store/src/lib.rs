@@ -20,8 +20,9 @@ pub use users::{NewUser, OneTimeCode, Session, SmsMessage, User, UserStore};
 pub use access::{AdminWriter, Credential, CredentialRole, NewCredential};
 pub use audit::LedgerAudit;
 pub use business::{
-    BankDirection, BankTransfer, BankTransferState, Card, CardState, DeliveryState, DeliveryUpdate,
-    Event as BusinessEvent, IdempotencyRecord, Merchant, MerchantKey, Order, OrderState,
+    BankDirection, BankTransfer, BankTransferState, Card, CardState, CodeKind, CodeReport,
+    CodeState, CodeUse, DeliveryState, DeliveryUpdate, DeviceState, Event as BusinessEvent,
+    IdempotencyRecord, MerchantCode, PaymentDevice, CODE_PAYLOAD_BYTES_MAX, Merchant, MerchantKey, Order, OrderState,
     OutboxWriter, Outlet, OutletKind, P2pTransfer, Record, RecordReader, Refund, StoredEvent,
     RECORD_BODY_BYTES_MAX, RECORD_PAGE_LIMIT_MAX, RECORD_TEXT_BYTES_MAX, RECORD_URL_BYTES_MAX,
     REQUEST_RECORDS_MAX,
