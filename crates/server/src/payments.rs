@@ -814,11 +814,11 @@ pub(crate) async fn checkout(
     Path(order): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    session_user(&state, &headers)?;
+    let (_, user) = session_user(&state, &headers)?;
     let order_id = id_in_path("ord_", &order, "order")?;
     let order = state
         .payments
-        .order_for_payer(order_id)
+        .order_for_payer(order_id, user.id)
         .map_err(payment_error)?;
     let merchant = state
         .payments
@@ -830,7 +830,7 @@ pub(crate) async fn checkout(
         "amount": order.amount,
         "currency": order.currency,
         "description": order.description,
-        "state": order.state.as_str(),
+        "state": services::orders::trade_state(&order),
         "expires_at": services::time::rfc3339_seconds(order.expires_at),
     })))
 }

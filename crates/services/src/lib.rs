@@ -8,6 +8,7 @@ pub mod cards;
 pub mod history;
 pub mod ids;
 pub mod orders;
+pub mod payment_codes;
 pub mod payments;
 pub mod secrets;
 pub mod signatures;

@@ -112,6 +112,15 @@ pub fn transition(order: &Order, command: OrderCommand) -> Result<Order, OrderRe
     Ok(next)
 }
 
+/// The state an order shows: its stored state, except that an unpaid order a POS bound to its
+/// payer shows `USERPAYING` (waiting for the payer to confirm), as WeChat Pay's micropay does.
+pub fn trade_state(order: &Order) -> &'static str {
+    match (order.state, order.payer_user_id) {
+        (OrderState::NotPay, Some(_)) => "USERPAYING",
+        (state, _) => state.as_str(),
+    }
+}
+
 /// The merchant fee of a payment: `amount × rate` in basis points, rounded half up.
 pub fn fee(amount: u64, fee_rate_bps: u32) -> u64 {
     let fee = (u128::from(amount) * u128::from(fee_rate_bps) + 5_000) / 10_000;

@@ -31,6 +31,15 @@ use crate::support::{lock_key, Handles, KeyedLocks};
 use crate::time::rfc3339_seconds;
 use crate::users::UserError;
 
+mod qr;
+pub use qr::{
+    numeric_currency, payload_digest, CodeRequest, EnrolledDevice, NewCharge, QrConfig, Scan,
+    ScanStatus,
+};
+
+/// Most orders waiting for their payer that one listing shows.
+pub const PAGE_AWAITING_MAX: usize = 100;
+
 /// The platform's own accounts (one currency per operator).
 pub const RESERVE_ACCOUNT_ID: u128 = 1;
 pub const FEES_ACCOUNT_ID: u128 = 2;
@@ -64,6 +73,7 @@ pub struct PaymentConfig {
     pub order_lifetime_max_s: u64,
     /// Limits on what a user pays out (orders and P2P), by tier 0, 1, 2.
     pub tiers: [TierLimits; 3],
+    pub qr: QrConfig,
 }
 
 impl Default for PaymentConfig {
@@ -92,6 +102,7 @@ impl Default for PaymentConfig {
                     yearly_max: 200_000_000,
                 },
             ],
+            qr: QrConfig::default(),
         }
     }
 }
@@ -133,6 +144,18 @@ pub enum PaymentError {
     Ledger(String),
     #[error("{0}")]
     Random(#[from] secrets::RandomError),
+    #[error("the QR payload cannot be read: {0}")]
+    QrUnreadable(String),
+    #[error("{}", .0.message())]
+    Code(ScanStatus),
+    #[error("the payment code is not valid: mistyped, expired, or from an unknown device")]
+    PaymentCodeInvalid,
+    #[error("the payment code was used already; the payer's app shows a new one")]
+    PaymentCodeUsed,
+    #[error("too many wrong codes for this device; its codes are refused for a while")]
+    PaymentCodeLocked,
+    #[error("at most {max} devices may make payment codes at once; revoke one first")]
+    TooManyDevices { max: usize },
 }
 
 impl PaymentError {
@@ -165,6 +188,12 @@ impl PaymentError {
                 "internal"
             }
             PaymentError::Commit(_) => "unavailable",
+            PaymentError::QrUnreadable(_) => "qr_unreadable",
+            PaymentError::Code(status) => status.refusal_code(),
+            PaymentError::PaymentCodeInvalid => "payment_code_invalid",
+            PaymentError::PaymentCodeUsed => "payment_code_used",
+            PaymentError::PaymentCodeLocked => "payment_code_locked",
+            PaymentError::TooManyDevices { .. } => "too_many_devices",
         }
     }
 }
@@ -385,6 +414,8 @@ pub struct Payments {
     /// Merchants as recently read: (merchant, when) — their fee rate is read on every payment.
     merchants: Mutex<HashMap<u64, (Merchant, u64)>>,
     spending: Mutex<HashMap<u64, Spending>>,
+    /// Wrong payment codes per device number.
+    code_failures: Mutex<qr::FailureMap>,
 }
 
 impl std::fmt::Debug for Payments {
@@ -445,7 +476,7 @@ impl<'a> OrderView<'a> {
             currency: &order.currency,
             description: &order.description,
             notify_url: order.notify_url.as_deref(),
-            state: order.state.as_str(),
+            state: orders::trade_state(order),
             payer_id: order.payer_user_id.map(|id| format!("usr_{id}")),
             fee: order.fee,
             refunded: order.refunded,
@@ -573,6 +604,7 @@ impl Payments {
             keys: Mutex::new(HashMap::new()),
             merchants: Mutex::new(HashMap::new()),
             spending: Mutex::new(HashMap::new()),
+            code_failures: Mutex::new(HashMap::new()),
         })
     }
 
@@ -936,10 +968,15 @@ impl Payments {
             .ok_or(PaymentError::NotFound("order"))
     }
 
-    /// An order by id, for the user about to pay it (any merchant's).
-    pub fn order_for_payer(&self, order_id: u64) -> Result<Order, PaymentError> {
+    /// An order by id, for the user about to pay it (any merchant's). An order a POS bound
+    /// to another payer, waiting for that payer, is "not found".
+    pub fn order_for_payer(&self, order_id: u64, user_id: u64) -> Result<Order, PaymentError> {
         self.handles
             .records(|records| records.order(order_id))?
+            .filter(|order| {
+                order.state != OrderState::NotPay
+                    || order.payer_user_id.is_none_or(|payer| payer == user_id)
+            })
             .ok_or(PaymentError::NotFound("order"))
     }
 
@@ -1127,11 +1164,31 @@ impl Payments {
         if let Some((status, body)) = Idempotency::replay(idempotency, &self.handles)? {
             return Ok(Outcome::Replayed { status, body });
         }
-        let order = self.order_for_payer(order_id)?;
+        let order = self.order_for_payer(order_id, user.id)?;
+        let paid = self
+            .pay_loaded(user, &order, amount, Vec::new(), idempotency, render, now_s)
+            .await?;
+        Ok(Outcome::Done(paid))
+    }
+
+    /// Pays `order` as read under its lock (or just made, not yet stored): the payment and
+    /// fee transfers, the paid order, its notification, `extra` records and the idempotency
+    /// record, in one request. The caller holds the order's and the user's locks.
+    #[allow(clippy::too_many_arguments)]
+    async fn pay_loaded(
+        &self,
+        user: &User,
+        order: &Order,
+        amount: u64,
+        extra: Vec<Record>,
+        idempotency: Option<&Idempotency>,
+        render: Render<'_, Order>,
+        now_s: u64,
+    ) -> Result<Order, PaymentError> {
         let merchant = self.merchant_cached(order.merchant_id, now_s)?;
         let fee = orders::fee(amount, merchant.fee_rate_bps);
         let paid = orders::transition(
-            &order,
+            order,
             OrderCommand::Pay {
                 payer_user_id: user.id,
                 amount,
@@ -1179,12 +1236,13 @@ impl Payments {
                 now_s,
             )?,
         ];
+        records.extend(extra);
         records.extend(Idempotency::record(idempotency, render, &paid, now_s));
         let results = self.commit(events, records).await?;
         match first_refusal(&results) {
             None => {
                 self.remember_spending(user.id, spending);
-                Ok(Outcome::Done(paid))
+                Ok(paid)
             }
             // The payment transfer exists: paid, by this user or another, meanwhile.
             Some(EventResult::Exists | EventResult::ExistsWithDifferentFields) => {

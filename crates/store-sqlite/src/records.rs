@@ -277,8 +277,14 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
         ),
         Record::PaymentDevice(device) => execute(
             connection,
-            "INSERT OR REPLACE INTO payment_devices (id, user_id, number, secret, name, state,
-                created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            // An upsert by id only: a number another device holds fails the batch instead of
+            // replacing that device.
+            "INSERT INTO payment_devices (id, user_id, number, secret, name, state, created_at,
+                revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id,
+                number = excluded.number, secret = excluded.secret, name = excluded.name,
+                state = excluded.state, created_at = excluded.created_at,
+                revoked_at = excluded.revoked_at",
             params![
                 int(device.id),
                 int(device.user_id),
