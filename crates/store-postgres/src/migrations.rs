@@ -17,6 +17,7 @@ const MIGRATIONS: Migrations = &[
         "payments",
         include_str!("../migrations/0003_payments.sql"),
     ),
+    (4, "qr", include_str!("../migrations/0004_qr.sql")),
 ];
 
 /// Several processes may open the same database at once: migrations take this advisory lock

@@ -2,11 +2,13 @@
 //! [`PostgresRecords`], and the outbox's delivery progress written by [`PostgresOutbox`].
 //!
 //! A batch's records are grouped by table, in the order of the foreign keys (merchants before
-//! their keys, outlets and orders; orders before their refunds), and each table gets one
-//! statement over arrays (`unnest`), or one binary COPY for the events: a round trip per table
-//! per batch, never one per record. Upserts by primary key keep the last record of each id in
-//! the batch (an order created and paid in one batch is written paid), as writing the records
-//! one after another would leave them.
+//! their keys, outlets and orders; orders before their refunds and merchant codes; merchant
+//! codes before their reports; payment devices and orders before the codes' uses), and each
+//! table gets one statement over arrays (`unnest`), or one binary COPY for the events: a round
+//! trip per table per batch, never one per record. Upserts by primary key keep the last record
+//! of each id in the batch (an order created and paid in one batch is written paid), as writing
+//! the records one after another would leave them; inserts that must happen once (events,
+//! code reports, a payment code's use, idempotency records) fail the batch on a repeat.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -16,9 +18,10 @@ use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Row, Statement, Transaction};
 use store::{
-    BankDirection, BankTransfer, BankTransferState, BusinessEvent, Card, CardState, DeliveryState,
-    DeliveryUpdate, IdempotencyRecord, Merchant, MerchantKey, Order, OrderState, OutboxWriter,
-    Outlet, OutletKind, P2pTransfer, Record, RecordReader, Refund, StoreError, StoreErrorKind,
+    BankDirection, BankTransfer, BankTransferState, BusinessEvent, Card, CardState, CodeKind,
+    CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate, DeviceState, IdempotencyRecord,
+    Merchant, MerchantCode, MerchantKey, Order, OrderState, OutboxWriter, Outlet, OutletKind,
+    P2pTransfer, PaymentDevice, Record, RecordReader, Refund, StoreError, StoreErrorKind,
     StoreResult, StoredEvent, RECORD_PAGE_LIMIT_MAX,
 };
 
@@ -180,6 +183,38 @@ const UPSERT_BANK_TRANSFERS: &str = "
         bank_reference = excluded.bank_reference, failure = excluded.failure,
         created_at = excluded.created_at, updated_at = excluded.updated_at";
 
+const UPSERT_MERCHANT_CODES: &str = "
+    INSERT INTO merchant_codes (id, merchant_id, outlet_id, order_id, kind, payload,
+        registration_id, state, created_at, expires_at, updated_at)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::text[],
+        $6::text[], $7::int8[], $8::text[], $9::int8[], $10::int8[], $11::int8[])
+    ON CONFLICT (id) DO UPDATE SET merchant_id = excluded.merchant_id,
+        outlet_id = excluded.outlet_id, order_id = excluded.order_id, kind = excluded.kind,
+        payload = excluded.payload, registration_id = excluded.registration_id,
+        state = excluded.state, created_at = excluded.created_at,
+        expires_at = excluded.expires_at, updated_at = excluded.updated_at";
+
+/// Inserted once: a report is never changed.
+const INSERT_CODE_REPORTS: &str = "
+    INSERT INTO code_reports (id, code_id, payload_digest, payload, user_id, reason, created_at)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::bytea[], $4::text[], $5::int8[],
+        $6::text[], $7::int8[])";
+
+const UPSERT_PAYMENT_DEVICES: &str = "
+    INSERT INTO payment_devices (id, user_id, number, secret, name, state, created_at,
+        revoked_at)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int4[], $4::bytea[], $5::text[],
+        $6::text[], $7::int8[], $8::int8[])
+    ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, number = excluded.number,
+        secret = excluded.secret, name = excluded.name, state = excluded.state,
+        created_at = excluded.created_at, revoked_at = excluded.revoked_at";
+
+/// Inserted once: a payment code is usable once, so a second use of the same (device, step,
+/// slot), in this batch or an earlier one, fails the batch.
+const INSERT_CODE_USES: &str = "
+    INSERT INTO code_uses (device_id, step, slot, order_id, created_at)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int2[], $4::int8[], $5::int8[])";
+
 /// Events are inserted once (a second event of the same id fails the batch, as on SQLite),
 /// and most batches of the payment API carry one per payment: COPY writes them fastest.
 const COPY_EVENTS: &str = "
@@ -216,6 +251,10 @@ pub(crate) struct RecordStatements {
     p2p_transfers: Statement,
     cards: Statement,
     bank_transfers: Statement,
+    merchant_codes: Statement,
+    code_reports: Statement,
+    payment_devices: Statement,
+    code_uses: Statement,
     idempotency: Statement,
 }
 
@@ -231,6 +270,10 @@ impl RecordStatements {
             p2p_transfers: prepare(UPSERT_P2P_TRANSFERS)?,
             cards: prepare(UPSERT_CARDS)?,
             bank_transfers: prepare(UPSERT_BANK_TRANSFERS)?,
+            merchant_codes: prepare(UPSERT_MERCHANT_CODES)?,
+            code_reports: prepare(INSERT_CODE_REPORTS)?,
+            payment_devices: prepare(UPSERT_PAYMENT_DEVICES)?,
+            code_uses: prepare(INSERT_CODE_USES)?,
             idempotency: prepare(INSERT_IDEMPOTENCY)?,
         })
     }
@@ -247,9 +290,12 @@ struct Grouped<'a> {
     p2p_transfers: Vec<&'a P2pTransfer>,
     cards: Vec<&'a Card>,
     bank_transfers: Vec<&'a BankTransfer>,
+    merchant_codes: Vec<&'a MerchantCode>,
+    code_reports: Vec<&'a CodeReport>,
+    payment_devices: Vec<&'a PaymentDevice>,
+    code_uses: Vec<&'a CodeUse>,
     events: Vec<&'a BusinessEvent>,
     idempotency: Vec<&'a IdempotencyRecord>,
-    qr: usize,
 }
 
 impl<'a> Grouped<'a> {
@@ -267,10 +313,10 @@ impl<'a> Grouped<'a> {
                 Record::BankTransfer(transfer) => grouped.bank_transfers.push(transfer),
                 Record::Event(event) => grouped.events.push(event),
                 Record::Idempotency(record) => grouped.idempotency.push(record),
-                Record::MerchantCode(_)
-                | Record::CodeReport(_)
-                | Record::PaymentDevice(_)
-                | Record::CodeUse(_) => grouped.qr += 1,
+                Record::MerchantCode(code) => grouped.merchant_codes.push(code),
+                Record::CodeReport(report) => grouped.code_reports.push(report),
+                Record::PaymentDevice(device) => grouped.payment_devices.push(device),
+                Record::CodeUse(code_use) => grouped.code_uses.push(code_use),
             }
         }
         grouped
@@ -315,10 +361,8 @@ pub(crate) fn write_records(
         return Ok(());
     }
     let grouped = Grouped::of(records);
-    if grouped.qr > 0 {
-        return Err(qr_pending());
-    }
-    // Referenced tables first: merchants, then what belongs to them, orders before refunds.
+    // Referenced tables first: merchants, then what belongs to them, orders before refunds
+    // and merchant codes, codes before their reports, devices and orders before codes' uses.
     write_merchants(transaction, statements, grouped.merchants)?;
     write_merchant_keys(transaction, statements, grouped.merchant_keys)?;
     write_outlets(transaction, statements, grouped.outlets)?;
@@ -327,6 +371,10 @@ pub(crate) fn write_records(
     write_p2p_transfers(transaction, statements, grouped.p2p_transfers)?;
     write_cards(transaction, statements, grouped.cards)?;
     write_bank_transfers(transaction, statements, grouped.bank_transfers)?;
+    write_merchant_codes(transaction, statements, grouped.merchant_codes)?;
+    write_code_reports(transaction, statements, &grouped.code_reports)?;
+    write_payment_devices(transaction, statements, grouped.payment_devices)?;
+    write_code_uses(transaction, statements, &grouped.code_uses)?;
     write_events(transaction, &grouped.events)?;
     write_idempotency(transaction, statements, &grouped.idempotency)
 }
@@ -682,6 +730,159 @@ fn write_bank_transfers(
     )
 }
 
+fn write_merchant_codes(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    codes: Vec<&MerchantCode>,
+) -> StoreResult<()> {
+    if codes.is_empty() {
+        return Ok(());
+    }
+    let codes = last_of_each(codes, |code| code.id);
+    let count = codes.len();
+    let mut ids = Vec::with_capacity(count);
+    let mut merchant_ids = Vec::with_capacity(count);
+    let mut outlet_ids = Vec::with_capacity(count);
+    let mut order_ids = Vec::with_capacity(count);
+    let mut kinds = Vec::with_capacity(count);
+    let mut payloads = Vec::with_capacity(count);
+    let mut registration_ids = Vec::with_capacity(count);
+    let mut states = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    let mut expires = Vec::with_capacity(count);
+    let mut updated = Vec::with_capacity(count);
+    for code in codes {
+        ids.push(bigint(code.id, "merchant code id")?);
+        merchant_ids.push(bigint(code.merchant_id, "merchant id")?);
+        outlet_ids.push(bigint_opt(code.outlet_id, "outlet id")?);
+        order_ids.push(bigint_opt(code.order_id, "order id")?);
+        kinds.push(code.kind.as_str());
+        payloads.push(code.payload.as_str());
+        registration_ids.push(bigint(code.registration_id, "registration id")?);
+        states.push(code.state.as_str());
+        created.push(bigint(code.created_at, "time")?);
+        expires.push(bigint_opt(code.expires_at, "time")?);
+        updated.push(bigint(code.updated_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.merchant_codes,
+        &[
+            &ids,
+            &merchant_ids,
+            &outlet_ids,
+            &order_ids,
+            &kinds,
+            &payloads,
+            &registration_ids,
+            &states,
+            &created,
+            &expires,
+            &updated,
+        ],
+    )
+}
+
+fn write_code_reports(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    reports: &[&CodeReport],
+) -> StoreResult<()> {
+    if reports.is_empty() {
+        return Ok(());
+    }
+    let count = reports.len();
+    let mut ids = Vec::with_capacity(count);
+    let mut code_ids = Vec::with_capacity(count);
+    let mut digests = Vec::with_capacity(count);
+    let mut payloads = Vec::with_capacity(count);
+    let mut users = Vec::with_capacity(count);
+    let mut reasons = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    for report in reports {
+        ids.push(bigint(report.id, "code report id")?);
+        code_ids.push(bigint_opt(report.code_id, "merchant code id")?);
+        digests.push(&report.payload_digest[..]);
+        payloads.push(report.payload.as_str());
+        users.push(bigint(report.user_id, "user id")?);
+        reasons.push(report.reason.as_str());
+        created.push(bigint(report.created_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.code_reports,
+        &[
+            &ids, &code_ids, &digests, &payloads, &users, &reasons, &created,
+        ],
+    )
+}
+
+fn write_payment_devices(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    devices: Vec<&PaymentDevice>,
+) -> StoreResult<()> {
+    if devices.is_empty() {
+        return Ok(());
+    }
+    let devices = last_of_each(devices, |device| device.id);
+    let count = devices.len();
+    let mut ids = Vec::with_capacity(count);
+    let mut users = Vec::with_capacity(count);
+    let mut numbers = Vec::with_capacity(count);
+    let mut secrets = Vec::with_capacity(count);
+    let mut names = Vec::with_capacity(count);
+    let mut states = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    let mut revoked = Vec::with_capacity(count);
+    for device in devices {
+        ids.push(bigint(device.id, "payment device id")?);
+        users.push(bigint(device.user_id, "user id")?);
+        numbers.push(integer(device.number, "payment device number")?);
+        secrets.push(&device.secret[..]);
+        names.push(device.name.as_str());
+        states.push(device.state.as_str());
+        created.push(bigint(device.created_at, "time")?);
+        revoked.push(bigint_opt(device.revoked_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.payment_devices,
+        &[
+            &ids, &users, &numbers, &secrets, &names, &states, &created, &revoked,
+        ],
+    )
+}
+
+/// Not deduplicated: two uses of one code in a batch fail it, as two in two batches do.
+fn write_code_uses(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    uses: &[&CodeUse],
+) -> StoreResult<()> {
+    if uses.is_empty() {
+        return Ok(());
+    }
+    let count = uses.len();
+    let mut devices = Vec::with_capacity(count);
+    let mut steps = Vec::with_capacity(count);
+    let mut slots = Vec::with_capacity(count);
+    let mut orders = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    for code_use in uses {
+        devices.push(bigint(code_use.device_id, "payment device id")?);
+        steps.push(bigint(code_use.step, "code time step")?);
+        slots.push(i16::from(code_use.slot));
+        orders.push(bigint(code_use.order_id, "order id")?);
+        created.push(bigint(code_use.created_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.code_uses,
+        &[&devices, &steps, &slots, &orders, &created],
+    )
+}
+
 /// An event with an address waits for delivery from the moment it is written; one without
 /// is for polling only.
 fn write_events(transaction: &mut Transaction<'_>, events: &[&BusinessEvent]) -> StoreResult<()> {
@@ -812,6 +1013,25 @@ macro_rules! event_columns {
     () => {
         "id, merchant_id, object_id, object_sequence, kind, payload, notify_url, created_at, \
          delivery, attempts, next_attempt_at, last_result"
+    };
+}
+
+macro_rules! code_columns {
+    () => {
+        "id, merchant_id, outlet_id, order_id, kind, payload, registration_id, state, \
+         created_at, expires_at, updated_at"
+    };
+}
+
+macro_rules! report_columns {
+    () => {
+        "id, code_id, payload_digest, payload, user_id, reason, created_at"
+    };
+}
+
+macro_rules! device_columns {
+    () => {
+        "id, user_id, number, secret, name, state, created_at, revoked_at"
     };
 }
 
@@ -957,6 +1177,65 @@ fn event_from_row(row: &Row) -> StoreResult<StoredEvent> {
     })
 }
 
+fn code_from_row(row: &Row) -> StoreResult<MerchantCode> {
+    let kind: &str = get(row, 4)?;
+    let state: &str = get(row, 7)?;
+    Ok(MerchantCode {
+        id: get_u64(row, 0, "merchant code id")?,
+        merchant_id: get_u64(row, 1, "merchant id")?,
+        outlet_id: get_opt_u64(row, 2, "outlet id")?,
+        order_id: get_opt_u64(row, 3, "order id")?,
+        kind: CodeKind::parse(kind).ok_or_else(|| unknown("code kind", kind))?,
+        payload: get(row, 5)?,
+        registration_id: get_u64(row, 6, "registration id")?,
+        state: CodeState::parse(state).ok_or_else(|| unknown("code state", state))?,
+        created_at: get_u64(row, 8, "time")?,
+        expires_at: get_opt_u64(row, 9, "time")?,
+        updated_at: get_u64(row, 10, "time")?,
+    })
+}
+
+fn report_from_row(row: &Row) -> StoreResult<CodeReport> {
+    Ok(CodeReport {
+        id: get_u64(row, 0, "code report id")?,
+        code_id: get_opt_u64(row, 1, "merchant code id")?,
+        payload_digest: get_digest(row, 2, "payload digest")?,
+        payload: get(row, 3)?,
+        user_id: get_u64(row, 4, "user id")?,
+        reason: get(row, 5)?,
+        created_at: get_u64(row, 6, "time")?,
+    })
+}
+
+fn device_from_row(row: &Row) -> StoreResult<PaymentDevice> {
+    let number: i32 = get(row, 2)?;
+    let state: &str = get(row, 5)?;
+    Ok(PaymentDevice {
+        id: get_u64(row, 0, "payment device id")?,
+        user_id: get_u64(row, 1, "user id")?,
+        number: u32::try_from(number).map_err(|_| {
+            StoreError::corrupt(format!("payment device number out of range: {number}"))
+        })?,
+        secret: get_digest(row, 3, "payment device secret")?,
+        name: get(row, 4)?,
+        state: DeviceState::parse(state).ok_or_else(|| unknown("device state", state))?,
+        created_at: get_u64(row, 6, "time")?,
+        revoked_at: get_opt_u64(row, 7, "time")?,
+    })
+}
+
+fn code_use_from_row(row: &Row) -> StoreResult<CodeUse> {
+    let slot: i16 = get(row, 2)?;
+    Ok(CodeUse {
+        device_id: get_u64(row, 0, "payment device id")?,
+        step: get_u64(row, 1, "code time step")?,
+        slot: u8::try_from(slot)
+            .map_err(|_| StoreError::corrupt(format!("code slot out of range: {slot}")))?,
+        order_id: get_u64(row, 3, "order id")?,
+        created_at: get_u64(row, 4, "time")?,
+    })
+}
+
 fn idempotency_from_row(row: &Row) -> StoreResult<IdempotencyRecord> {
     let status: i32 = get(row, 3)?;
     Ok(IdempotencyRecord {
@@ -1010,46 +1289,7 @@ impl PostgresRecords {
     }
 }
 
-fn qr_pending() -> StoreError {
-    StoreError::new(
-        store::StoreErrorKind::Refused,
-        "QR records are not stored on PostgreSQL yet",
-    )
-}
-
 impl RecordReader for PostgresRecords {
-    fn orders_awaiting_payer(&mut self, _: u64, _: usize) -> StoreResult<Vec<Order>> {
-        Err(qr_pending())
-    }
-    fn merchant_code(&mut self, _: u64) -> StoreResult<Option<store::MerchantCode>> {
-        Err(qr_pending())
-    }
-    fn merchant_codes(
-        &mut self,
-        _: u64,
-        _: u64,
-        _: usize,
-    ) -> StoreResult<Vec<store::MerchantCode>> {
-        Err(qr_pending())
-    }
-    fn code_reports(&mut self, _: u64) -> StoreResult<Vec<store::CodeReport>> {
-        Err(qr_pending())
-    }
-    fn code_reports_recent(&mut self, _: usize) -> StoreResult<Vec<store::CodeReport>> {
-        Err(qr_pending())
-    }
-    fn payment_device(&mut self, _: u64) -> StoreResult<Option<store::PaymentDevice>> {
-        Err(qr_pending())
-    }
-    fn payment_device_by_number(&mut self, _: u32) -> StoreResult<Option<store::PaymentDevice>> {
-        Err(qr_pending())
-    }
-    fn payment_devices(&mut self, _: u64) -> StoreResult<Vec<store::PaymentDevice>> {
-        Err(qr_pending())
-    }
-    fn code_use(&mut self, _: u64, _: u64, _: u8) -> StoreResult<Option<store::CodeUse>> {
-        Err(qr_pending())
-    }
     fn merchant(&mut self, id: u64) -> StoreResult<Option<Merchant>> {
         self.one(
             concat!(
@@ -1361,6 +1601,135 @@ impl RecordReader for PostgresRecords {
                FROM idempotency_keys WHERE principal = $1 AND key = $2",
             &[&principal, &key],
             idempotency_from_row,
+        )
+    }
+
+    fn orders_awaiting_payer(&mut self, user_id: u64, limit: usize) -> StoreResult<Vec<Order>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                order_columns!(),
+                " FROM orders WHERE payer_user_id = $1 AND state = 'NOTPAY' \
+                 ORDER BY id DESC LIMIT $2"
+            ),
+            &[&bigint(user_id, "user id")?, &page_limit(limit)],
+            order_from_row,
+        )
+    }
+
+    fn merchant_code(&mut self, id: u64) -> StoreResult<Option<MerchantCode>> {
+        self.one(
+            concat!(
+                "SELECT ",
+                code_columns!(),
+                " FROM merchant_codes WHERE id = $1"
+            ),
+            &[&bigint(id, "merchant code id")?],
+            code_from_row,
+        )
+    }
+
+    fn merchant_codes(
+        &mut self,
+        merchant_id: u64,
+        after_id: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<MerchantCode>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                code_columns!(),
+                " FROM merchant_codes WHERE merchant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+            ),
+            &[
+                &bigint(merchant_id, "merchant id")?,
+                &bigint(after_id, "merchant code id")?,
+                &page_limit(limit),
+            ],
+            code_from_row,
+        )
+    }
+
+    fn code_reports(&mut self, code_id: u64) -> StoreResult<Vec<CodeReport>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                report_columns!(),
+                " FROM code_reports WHERE code_id = $1 ORDER BY id LIMIT $2"
+            ),
+            &[
+                &bigint(code_id, "merchant code id")?,
+                &page_limit(RECORD_PAGE_LIMIT_MAX),
+            ],
+            report_from_row,
+        )
+    }
+
+    fn code_reports_recent(&mut self, limit: usize) -> StoreResult<Vec<CodeReport>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                report_columns!(),
+                " FROM code_reports ORDER BY id DESC LIMIT $1"
+            ),
+            &[&page_limit(limit)],
+            report_from_row,
+        )
+    }
+
+    fn payment_device(&mut self, id: u64) -> StoreResult<Option<PaymentDevice>> {
+        self.one(
+            concat!(
+                "SELECT ",
+                device_columns!(),
+                " FROM payment_devices WHERE id = $1"
+            ),
+            &[&bigint(id, "payment device id")?],
+            device_from_row,
+        )
+    }
+
+    fn payment_device_by_number(&mut self, number: u32) -> StoreResult<Option<PaymentDevice>> {
+        // Stored numbers have eight digits at most: a larger one is no device's.
+        let Ok(number) = i32::try_from(number) else {
+            return Ok(None);
+        };
+        self.one(
+            concat!(
+                "SELECT ",
+                device_columns!(),
+                " FROM payment_devices WHERE number = $1"
+            ),
+            &[&number],
+            device_from_row,
+        )
+    }
+
+    fn payment_devices(&mut self, user_id: u64) -> StoreResult<Vec<PaymentDevice>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                device_columns!(),
+                " FROM payment_devices WHERE user_id = $1 ORDER BY id LIMIT $2"
+            ),
+            &[
+                &bigint(user_id, "user id")?,
+                &page_limit(RECORD_PAGE_LIMIT_MAX),
+            ],
+            device_from_row,
+        )
+    }
+
+    fn code_use(&mut self, device_id: u64, step: u64, slot: u8) -> StoreResult<Option<CodeUse>> {
+        self.one(
+            "SELECT device_id, step, slot, order_id, created_at FROM code_uses
+              WHERE device_id = $1 AND step = $2 AND slot = $3",
+            &[
+                &bigint(device_id, "payment device id")?,
+                &bigint(step, "code time step")?,
+                &i16::from(slot),
+            ],
+            code_use_from_row,
         )
     }
 }
