@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::routing::{delete, get, post, put, MethodRouter};
 use serde_json::{json, Map, Value};
 
-use crate::{log, payments, sql, users, AppState};
+use crate::{log, payments, qr, sql, users, AppState};
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,9 +181,68 @@ pub fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             idempotent: true,
-            body: Some(object(&[("to", text("a phone number or usr_…")), ("amount", minor_units("minor units")), ("payment_password", payment_password), ("note", text("up to 256 bytes"))], &["to", "amount", "payment_password"])),
+            body: Some(object(&[("to", text("a phone number or usr_…")), ("amount", minor_units("minor units")), ("payment_password", payment_password.clone()), ("note", text("up to 256 bytes"))], &["to", "amount", "payment_password"])),
             responses: &[(201, "sent"), (409, PROBLEM), (422, PROBLEM)],
             ..endpoint("POST", "/v1/transfers", "payments", "Send money to another user.", Session, post(payments::send_transfer))
+        },
+        // ---- QR payments (users) ----
+        Endpoint {
+            body: Some(object(&[("payload", text("the scanned text, as read from the QR code"))], &["payload"])),
+            responses: &[(200, "scheme, network, status (active, revoked, flagged, expired, used, unknown, not_payable_here), payable, merchant, amount or null (enter the amount), and for this network's codes the registration receipt"), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/qr/scan", "qr", "Read a scanned code: issued here and registered, revoked, flagged, forged, or another network's.", Session, post(qr::scan))
+        },
+        Endpoint {
+            idempotent: true,
+            body: Some(object(&[("payload", text("the scanned text")), ("amount", minor_units("required for a static code; for a dynamic code, must equal the order's")), ("payment_password", payment_password.clone())], &["payload", "payment_password"])),
+            responses: &[(200, "the paid order"), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/qr/pay", "qr", "Pay a scanned merchant code: a dynamic code pays its order, a static one the amount typed.", Session, post(qr::pay_code))
+        },
+        Endpoint {
+            body: Some(object(&[("payload", text("the scanned text")), ("reason", text("up to 256 bytes"))], &["payload"])),
+            responses: &[(201, "the report, and the code's state (flagged after enough reports)")],
+            ..endpoint("POST", "/v1/qr/reports", "qr", "Report a code as fraudulent.", Session, post(qr::report_code))
+        },
+        Endpoint {
+            body: Some(object(&[("name", text("the device's name")), ("payment_password", payment_password.clone())], &["name", "payment_password"])),
+            responses: &[(201, "the device, its number and secret (shown once) and how to derive codes"), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/me/devices", "qr", "Enrol a device to make one-time payment codes offline.", Session, post(qr::enrol_device))
+        },
+        endpoint("GET", "/v1/me/devices", "qr", "The user's enrolled devices.", Session, get(qr::list_devices)),
+        Endpoint {
+            responses: &[(200, "revoked"), (404, PROBLEM)],
+            ..endpoint("DELETE", "/v1/me/devices/{id}", "qr", "Revoke a device: its codes are refused from now on.", Session, delete(qr::revoke_device))
+        },
+        endpoint("GET", "/v1/me/pending-payments", "qr", "Payment-code charges waiting for the user to confirm (USERPAYING); confirm with POST /v1/orders/{id}/pay.", Session, get(qr::pending_payments)),
+        // ---- QR payments (merchants and operators) ----
+        Endpoint {
+            idempotent: true,
+            body: Some(object(&[("kind", text("static or dynamic")), ("outlet_id", text("a static code's store or terminal (out_…)")), ("order_id", text("a dynamic code's unpaid order (ord_…)"))], &["kind"])),
+            responses: &[(201, "the code: its EMVCo payload and registration"), (400, PROBLEM), (404, PROBLEM)],
+            ..endpoint("POST", "/v1/qr-codes", "qr", "Issue a merchant-presented code, registered in the trust log.", Merchant, post(qr::issue_code))
+        },
+        Endpoint {
+            query: &[("limit", "1 to 100 (20)"), ("starting_after", "qrc_… of the previous page")],
+            ..endpoint("GET", "/v1/qr-codes", "qr", "The merchant's codes.", Merchant, get(qr::list_codes))
+        },
+        endpoint("GET", "/v1/qr-codes/{id}", "qr", "One of the merchant's codes, with its registration receipt.", Merchant, get(qr::get_code)),
+        Endpoint {
+            responses: &[(200, "revoked"), (404, PROBLEM)],
+            ..endpoint("POST", "/v1/qr-codes/{id}/revoke", "qr", "Revoke a code, for good.", Merchant, post(qr::revoke_code))
+        },
+        Endpoint {
+            body: Some(object(&[("state", text("flagged or active"))], &["state"])),
+            responses: &[(200, "the code"), (404, PROBLEM)],
+            ..endpoint("PUT", "/v1/qr-codes/{id}/state", "operators", "Flag a code as fraudulent, or clear the flag.", Credential("operator"), put(qr::set_code_state))
+        },
+        Endpoint {
+            query: &[("limit", "1 to 100 (20)")],
+            ..endpoint("GET", "/v1/qr-reports", "operators", "The newest reports of fraudulent codes.", Credential("operator"), get(qr::list_reports))
+        },
+        Endpoint {
+            idempotent: true,
+            body: Some(object(&[("auth_code", text("the 18-digit payment code the POS scanned")), ("out_trade_no", text("the merchant's reference, unique per merchant")), ("amount", minor_units("minor units")), ("currency", text("ISO 4217, the platform's currency")), ("description", text("up to 256 bytes")), ("notify_url", text("http:// address for notifications")), ("outlet_id", text("out_…"))], &["auth_code", "out_trade_no", "amount", "currency"])),
+            responses: &[(201, "the order: SUCCESS (paid without the password), or USERPAYING (waiting for the payer)"), (200, "the same out_trade_no again: the existing order"), (409, PROBLEM), (422, PROBLEM), (423, PROBLEM)],
+            ..endpoint("POST", "/v1/pos/charges", "qr", "Charge a customer's payment code at a POS.", Merchant, post(qr::charge))
         },
         // ---- Merchants ----
         Endpoint {

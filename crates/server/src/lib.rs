@@ -10,6 +10,7 @@ mod log;
 mod metrics;
 mod payments;
 mod problem;
+mod qr;
 mod readers;
 mod sql;
 mod users;

@@ -39,7 +39,7 @@ pub fn payment_error(error: PaymentError) -> ApiError {
         "invalid_signature" | "unauthenticated" | "wrong_payment_password" => {
             StatusCode::UNAUTHORIZED
         }
-        "payment_locked" => StatusCode::LOCKED,
+        "payment_locked" | "payment_code_locked" => StatusCode::LOCKED,
         "idempotency_conflict" | "out_trade_no_used" | "out_refund_no_used" => StatusCode::CONFLICT,
         "invalid_card" => StatusCode::BAD_REQUEST,
         "bank_timeout" => StatusCode::GATEWAY_TIMEOUT,
@@ -80,7 +80,7 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, A
     })
 }
 
-fn id_in_path(prefix: &str, text: &str, what: &'static str) -> Result<u64, ApiError> {
+pub(crate) fn id_in_path(prefix: &str, text: &str, what: &'static str) -> Result<u64, ApiError> {
     parse_prefixed(prefix, text).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -90,12 +90,12 @@ fn id_in_path(prefix: &str, text: &str, what: &'static str) -> Result<u64, ApiEr
     })
 }
 
-fn json_response(status: StatusCode, body: String) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Renders an outcome: done now, or the stored first answer of a retry.
-fn outcome<T>(outcome: Outcome<T>, render: impl Fn(&T) -> (u16, String)) -> Response {
+pub(crate) fn outcome<T>(outcome: Outcome<T>, render: impl Fn(&T) -> (u16, String)) -> Response {
     let (status, body) = match outcome {
         Outcome::Done(value) => render(&value),
         Outcome::Replayed { status, body } => (status, body),
@@ -109,7 +109,7 @@ fn outcome<T>(outcome: Outcome<T>, render: impl Fn(&T) -> (u16, String)) -> Resp
 }
 
 /// The `Idempotency-Key` of a request, bound to its method, path and body.
-fn idempotency(
+pub(crate) fn idempotency(
     headers: &HeaderMap,
     principal: String,
     method: &Method,
@@ -145,7 +145,7 @@ fn idempotency(
 }
 
 /// The merchant behind a signed request.
-async fn merchant_auth(
+pub(crate) async fn merchant_auth(
     state: &AppState,
     method: &Method,
     uri: &Uri,
@@ -201,7 +201,10 @@ async fn merchant_auth(
 }
 
 /// The user behind a session token, and the token.
-fn session_user(state: &AppState, headers: &HeaderMap) -> Result<(String, User), ApiError> {
+pub(crate) fn session_user(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(String, User), ApiError> {
     let token = crate::auth::bearer_token(headers)
         .ok_or_else(|| user_error(UserError::Unauthenticated))?
         .to_owned();
@@ -212,7 +215,7 @@ fn session_user(state: &AppState, headers: &HeaderMap) -> Result<(String, User),
     Ok((token, user))
 }
 
-fn rendered(value: Value, status: StatusCode) -> (u16, String) {
+pub(crate) fn rendered(value: Value, status: StatusCode) -> (u16, String) {
     (status.as_u16(), value.to_string())
 }
 
@@ -428,7 +431,7 @@ pub(crate) struct PageQuery {
 }
 
 impl PageQuery {
-    fn limit(&self) -> Result<usize, ApiError> {
+    pub(crate) fn limit(&self) -> Result<usize, ApiError> {
         match self.limit {
             None => Ok(PAGE_LIMIT_DEFAULT),
             Some(limit) if (1..=PAGE_LIMIT_MAX).contains(&limit) => Ok(limit),
@@ -440,7 +443,7 @@ impl PageQuery {
         }
     }
 
-    fn after(&self, prefix: &str) -> Result<u64, ApiError> {
+    pub(crate) fn after(&self, prefix: &str) -> Result<u64, ApiError> {
         match &self.starting_after {
             None => Ok(0),
             Some(text) => parse_prefixed(prefix, text).ok_or_else(|| {
@@ -837,7 +840,7 @@ pub(crate) async fn checkout(
 
 /// Checks the payment password of the session's user (Argon2id on the first payment of a
 /// session, off the async threads).
-async fn check_payment_password(
+pub(crate) async fn check_payment_password(
     state: &Arc<AppState>,
     token: String,
     user: User,

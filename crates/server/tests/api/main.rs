@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod payments;
+mod qr;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
