@@ -158,12 +158,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         next_transfer_id: 0,
     };
     let lunch_payment = story(&mut world)?;
-    crate::demo_api::run(std::sync::Arc::new(store.clone()), sequencer.handle(), 11)?;
+    let step = crate::demo_api::run(std::sync::Arc::new(store.clone()), sequencer.handle(), 11)?;
     sequencer.shutdown();
 
     let mut reader = store.reader()?;
     let report = InvariantReport::check(reader.as_mut())?;
-    println!("20. Checking the ledger's invariants on what is on disk:");
+    println!("{step}. Checking the ledger's invariants on what is on disk:");
     for totals in &report.totals {
         println!(
             "     {}: {} accounts, debits {} = credits {} (posted), pending {} = {}",
@@ -199,7 +199,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("     ✓ the invariants hold: every debit has its credit, no wallet is negative,");
     println!("       and the reserve mirrors exactly what the platform owes.");
     println!();
-    println!("21. Every transfer is also a leaf of the operator's tamper-evident log. Here is the");
+    println!(
+        "{}. Every transfer is also a leaf of the operator's tamper-evident log. Here is the",
+        step + 1
+    );
     println!(
         "    receipt of Alice's lunch payment, checked offline with the operator's public key:"
     );

@@ -268,7 +268,7 @@ pub fn run(
     store: Arc<dyn Store>,
     ledger: sequencer::SequencerHandle,
     first_step: u32,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u32> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -281,7 +281,7 @@ async fn story(
     store: Arc<dyn Store>,
     ledger: sequencer::SequencerHandle,
     first_step: u32,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u32> {
     let state = AppState::new(store.clone(), ledger)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
@@ -524,6 +524,17 @@ async fn story(
     );
     println!();
 
+    qr_payments(
+        &mut api,
+        &merchant,
+        &li_lei,
+        &han_meimei,
+        &operator,
+        &notify_url,
+        &mut next,
+    )
+    .await?;
+
     println!("{}. Where the money is now:", next());
     let li = api
         .expect(200, "GET", "/v1/me", Some(&li_lei), None, None)
@@ -574,5 +585,275 @@ async fn story(
     let _ = stop.send(());
     server.await??;
     receiving.abort();
+    Ok(step)
+}
+
+/// QR payments, both directions: a store's static code scanned and paid, an order's dynamic
+/// code, a payment code charged at a POS, and a forged code caught.
+#[allow(clippy::too_many_lines)]
+async fn qr_payments(
+    api: &mut Api,
+    merchant: &Merchant,
+    li_lei: &str,
+    han_meimei: &str,
+    operator: &str,
+    notify_url: &str,
+    next: &mut impl FnMut() -> u32,
+) -> anyhow::Result<()> {
+    println!(
+        "{}. Lanzhou Noodles prints a static QR code for its Zhongshan Road store. The code is",
+        next()
+    );
+    println!("    EMVCo, readable by any wallet, and its SHA-256 is registered in the trust log.");
+    let store = api
+        .signed(
+            merchant,
+            201,
+            "POST",
+            "/v1/outlets",
+            Some(json!({"kind": "store", "name": "Zhongshan Road"})),
+        )
+        .await?;
+    let code = api
+        .signed(
+            merchant,
+            201,
+            "POST",
+            "/v1/qr-codes",
+            Some(json!({"kind": "static", "outlet_id": store["id"]})),
+        )
+        .await?;
+    let payload = code["payload"].as_str().context("payload")?.to_owned();
+    let bitmap = crate::qr_render::qr_bitmap(&payload)?;
+    print!("{}", crate::qr_render::terminal(&bitmap));
+    println!("     {payload}");
+    println!(
+        "     {} registered as {}",
+        code["id"].as_str().unwrap_or("?"),
+        code["registration_id"].as_str().unwrap_or("?")
+    );
+    println!();
+
+    println!(
+        "{}. Han Meimei scans it: the platform recognises a code it issued, with the",
+        next()
+    );
+    println!(
+        "    registration's receipt; she types {} and pays with her payment password.",
+        api.money(&json!(12_00))
+    );
+    let scanned = api
+        .expect(
+            200,
+            "POST",
+            "/v1/qr/scan",
+            Some(han_meimei),
+            Some(json!({"payload": payload})),
+            None,
+        )
+        .await?;
+    ensure!(
+        scanned["status"] == "active",
+        "the store's code scans as {scanned}"
+    );
+    println!(
+        "     scan: {} — {} in {}, amount: {}, receipt leaf {} of a tree of {}",
+        scanned["status"].as_str().unwrap_or("?"),
+        scanned["merchant"]["name"].as_str().unwrap_or("?"),
+        scanned["merchant"]["city"].as_str().unwrap_or("?"),
+        if scanned["amount"].is_null() {
+            "to be entered".to_owned()
+        } else {
+            api.money(&scanned["amount"])
+        },
+        scanned["code"]["receipt"]["leaf_index"],
+        scanned["code"]["receipt"]["tree_size"],
+    );
+    let paid = api
+        .expect(
+            200,
+            "POST",
+            "/v1/qr/pay",
+            Some(han_meimei),
+            Some(
+                json!({"payload": payload, "amount": 12_00, "payment_password": PAYMENT_PASSWORD}),
+            ),
+            Some("demo-qr-static-1"),
+        )
+        .await?;
+    println!(
+        "     {} {}: {}",
+        paid["id"].as_str().unwrap_or("?"),
+        paid["state"].as_str().unwrap_or("?"),
+        api.money(&paid["amount"])
+    );
+    println!();
+
+    println!(
+        "{}. For a takeaway order of {} the till shows a dynamic code: the amount is in",
+        next(),
+        api.money(&json!(26_00))
+    );
+    println!("    the code, it pays that order only, once.");
+    let order = api
+        .signed(
+            merchant,
+            201,
+            "POST",
+            "/v1/orders",
+            Some(
+                json!({"out_trade_no": "LZ-20261122-0002", "amount": 26_00, "currency": "CNY",
+                        "description": "takeaway", "notify_url": notify_url}),
+            ),
+        )
+        .await?;
+    let dynamic = api
+        .signed(
+            merchant,
+            201,
+            "POST",
+            "/v1/qr-codes",
+            Some(json!({"kind": "dynamic", "order_id": order["id"]})),
+        )
+        .await?;
+    let dynamic_payload = dynamic["payload"].as_str().context("payload")?.to_owned();
+    let paid = api
+        .expect(
+            200,
+            "POST",
+            "/v1/qr/pay",
+            Some(li_lei),
+            Some(json!({"payload": dynamic_payload, "payment_password": PAYMENT_PASSWORD})),
+            Some("demo-qr-dynamic-1"),
+        )
+        .await?;
+    let (status, again) = api
+        .call(
+            "POST",
+            "/v1/qr/pay",
+            Some(li_lei),
+            Some(json!({"payload": dynamic_payload, "payment_password": PAYMENT_PASSWORD})),
+            None,
+        )
+        .await?;
+    println!(
+        "     {} {} by Li Lei; scanning it again: {status} {}",
+        paid["id"].as_str().unwrap_or("?"),
+        paid["state"].as_str().unwrap_or("?"),
+        again["code"].as_str().unwrap_or("?")
+    );
+    println!();
+
+    println!(
+        "{}. At the counter Li Lei shows a payment code instead. His phone was enrolled once;",
+        next()
+    );
+    println!("    it makes a new 18-digit code every minute without the network. The POS scans it");
+    println!("    and charges it; a small amount needs no password, and the code works once.");
+    let device = api
+        .expect(
+            201,
+            "POST",
+            "/v1/me/devices",
+            Some(li_lei),
+            Some(json!({"name": "Li Lei's phone", "payment_password": PAYMENT_PASSWORD})),
+            None,
+        )
+        .await?;
+    let secret = services::secrets::parse_hex32(device["secret"].as_str().context("secret")?)
+        .context("secret")?;
+    let number: u32 = device["number"].as_str().context("number")?.parse()?;
+    let prefix = qr::PaymentCodePrefix::new(device["code"]["prefix"].as_str().context("prefix")?)?;
+    let shown = services::payment_codes::derive(&secret, prefix, number, server::unix_seconds(), 0)
+        .to_string();
+    let barcode = crate::qr_render::code128_bitmap(&shown)?;
+    print!("{}", crate::qr_render::terminal(&barcode));
+    println!("     {shown}");
+    let charge = |out_trade_no: &str| {
+        json!({"auth_code": shown, "out_trade_no": out_trade_no, "amount": 9_00,
+               "currency": "CNY", "description": "tea eggs", "notify_url": notify_url})
+    };
+    let charged = api
+        .signed(
+            merchant,
+            201,
+            "POST",
+            "/v1/pos/charges",
+            Some(charge("LZ-POS-0001")),
+        )
+        .await?;
+    let replay = api
+        .signed(
+            merchant,
+            422,
+            "POST",
+            "/v1/pos/charges",
+            Some(charge("LZ-POS-0002")),
+        )
+        .await?;
+    println!(
+        "     {} {}: {}; the same code at another till: {}",
+        charged["id"].as_str().unwrap_or("?"),
+        charged["state"].as_str().unwrap_or("?"),
+        api.money(&charged["amount"]),
+        replay["code"].as_str().unwrap_or("?")
+    );
+    println!();
+
+    println!(
+        "{}. Someone sticks a forged code over the store's: the same template and code id,",
+        next()
+    );
+    println!("    another name, a valid checksum. The wallet is told the network never issued it;");
+    println!("    Li Lei reports it, and the operator sees the report.");
+    let mut model = qr::mpm::decode(&payload)
+        .map_err(|error| anyhow::anyhow!("{error}"))?
+        .payload;
+    model.merchant_name = Some("Lanzhou Noodles Pay".into());
+    let forged = qr::mpm::encode(&model).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let scanned = api
+        .expect(
+            200,
+            "POST",
+            "/v1/qr/scan",
+            Some(li_lei),
+            Some(json!({"payload": forged})),
+            None,
+        )
+        .await?;
+    ensure!(
+        scanned["status"] == "unknown",
+        "the forged code scans as {scanned}"
+    );
+    println!(
+        "     scan: {} — {}",
+        scanned["status"].as_str().unwrap_or("?"),
+        scanned["message"].as_str().unwrap_or("?")
+    );
+    api.expect(
+        201,
+        "POST",
+        "/v1/qr/reports",
+        Some(li_lei),
+        Some(json!({"payload": forged, "reason": "sticker over the store's code"})),
+        None,
+    )
+    .await?;
+    let reports = api
+        .expect(
+            200,
+            "GET",
+            "/v1/qr-reports",
+            Some(&format!("Bearer {operator}")),
+            None,
+            None,
+        )
+        .await?;
+    println!(
+        "     the operator's report list: {} report(s), the newest \"{}\"",
+        reports["data"].as_array().map_or(0, Vec::len),
+        reports["data"][0]["reason"].as_str().unwrap_or("?")
+    );
+    println!();
     Ok(())
 }

@@ -10,6 +10,7 @@ mod admin;
 mod backend;
 mod bench;
 mod bench_api;
+mod bench_qr;
 mod bench_receipts;
 mod code128;
 mod config;
@@ -79,6 +80,8 @@ enum BenchCommand {
     Ledger(bench::LedgerArgs),
     /// Create and pay merchant orders through the HTTP API on loopback, and time them.
     Api(bench_api::ApiArgs),
+    /// Decode QR payloads and check payment codes on one core, and time them.
+    Qr(bench_qr::QrArgs),
     /// Build receipts for random transfers of an existing store and time each.
     Receipts(bench_receipts::ReceiptsArgs),
     /// Push transfers until stopped, appending each acknowledged transfer id to a file
@@ -135,6 +138,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Ledger(args)) => bench::run(args),
         Command::Bench(BenchCommand::Receipts(args)) => bench_receipts::run(args),
         Command::Bench(BenchCommand::Api(args)) => bench_api::run(args),
+        Command::Bench(BenchCommand::Qr(args)) => bench_qr::run(args),
         Command::Bench(BenchCommand::Push(args)) => push::run(args),
     };
     match outcome {
