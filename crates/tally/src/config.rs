@@ -20,6 +20,14 @@
 //!   { single_max = 1000000, daily_max = 5000000, yearly_max = 20000000 },
 //!   { single_max = 5000000, daily_max = 20000000, yearly_max = 200000000 },
 //! ]
+//!
+//! [qr]
+//! network_gui = "NET.TALLY"      # the merchant-account template of the codes issued here
+//! payment_code_prefix = "28"
+//! no_password_max = 20000        # payment-code charges paid without the password
+//! confirm_lifetime_s = 300       # how long a larger charge waits for its payer
+//! reports_to_flag = 3
+//! devices_per_user_max = 5
 //! ```
 
 use std::net::SocketAddr;
@@ -51,6 +59,19 @@ pub struct FileConfig {
     users: UsersSection,
     #[serde(default)]
     payments: PaymentsSection,
+    #[serde(default)]
+    qr: QrSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QrSection {
+    network_gui: Option<String>,
+    payment_code_prefix: Option<String>,
+    no_password_max: Option<u64>,
+    confirm_lifetime_s: Option<u64>,
+    reports_to_flag: Option<usize>,
+    devices_per_user_max: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -177,6 +198,35 @@ impl FileConfig {
                 };
             }
         }
+        let qr = &self.qr;
+        let settings = &mut config.payments.qr;
+        if let Some(gui) = &qr.network_gui {
+            ensure!(
+                (1..=qr::MPM_GUI_CHARS_MAX).contains(&gui.len())
+                    && gui.bytes().all(|byte| byte.is_ascii_graphic()),
+                "qr.network_gui: 1 to {} printable ASCII characters, e.g. a reverse domain name",
+                qr::MPM_GUI_CHARS_MAX
+            );
+            settings.network_gui.clone_from(gui);
+        }
+        if let Some(prefix) = &qr.payment_code_prefix {
+            settings.payment_code_prefix = qr::PaymentCodePrefix::new(prefix)
+                .map_err(|error| anyhow::anyhow!("qr.payment_code_prefix: {error}"))?;
+        }
+        if let Some(value) = qr.no_password_max {
+            settings.no_password_max = value;
+        }
+        if let Some(value) = positive("qr.confirm_lifetime_s", qr.confirm_lifetime_s)? {
+            settings.confirm_lifetime_s = value;
+        }
+        if let Some(value) = qr.reports_to_flag {
+            ensure!(value >= 1, "qr.reports_to_flag must be positive");
+            settings.reports_to_flag = value;
+        }
+        if let Some(value) = qr.devices_per_user_max {
+            ensure!(value >= 1, "qr.devices_per_user_max must be positive");
+            settings.devices_per_user_max = value;
+        }
         Ok(config)
     }
 }
@@ -211,6 +261,20 @@ mod tests {
             parse("unknown_key = 1\n").is_err(),
             "unknown keys are refused"
         );
+        let qr = parse("[qr]\nnetwork_gui = \"COM.EXAMPLE.PAY\"\npayment_code_prefix = \"25\"\nno_password_max = 0\n")
+            .unwrap()
+            .payments
+            .qr;
+        assert_eq!(
+            (
+                qr.network_gui.as_str(),
+                qr.payment_code_prefix.as_str(),
+                qr.no_password_max
+            ),
+            ("COM.EXAMPLE.PAY", "25", 0)
+        );
+        assert!(parse("[qr]\npayment_code_prefix = \"2\"\n").is_err());
+        assert!(parse("[qr]\nnetwork_gui = \"has space\"\n").is_err());
         assert!(parse("").is_ok());
     }
 }
