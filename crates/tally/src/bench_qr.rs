@@ -248,7 +248,10 @@ pub fn run(args: QrArgs) -> anyhow::Result<()> {
     } else {
         print("mpm::decode, six published payloads", mpm);
         for (name, payload) in [
-            ("  EMVCo example (UTF-8 names, 230 characters)", EMVCO_EXAMPLE),
+            (
+                "  EMVCo example (UTF-8 names, 230 characters)",
+                EMVCO_EXAMPLE,
+            ),
             ("  Pix", PIX),
             ("  PromptPay", PROMPTPAY),
             ("  PayNow", PAYNOW),

@@ -158,6 +158,37 @@ fn sql_prints_tables_csv_and_json_and_refuses_writes() {
 }
 
 #[test]
+fn bench_qr_decodes_and_checks_payment_codes_of_enrolled_devices() {
+    let output = tally(&[
+        "bench",
+        "qr",
+        "--decodes",
+        "2000",
+        "--codes",
+        "500",
+        "--devices",
+        "50",
+        "--runs",
+        "2",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for figure in [
+        "mpm_decodes_per_second",
+        "decode_any_per_second",
+        "payment_code_macs_per_second",
+        "payment_code_verifications_per_second",
+    ] {
+        assert!(report[figure].as_f64().unwrap() > 0.0, "{figure}: {report}");
+    }
+    assert_eq!(report["devices"], 50);
+    let refused = tally(&["bench", "qr", "--devices", "0"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    assert!(text(&refused.stderr).contains("--devices"));
+}
+
+#[test]
 fn bench_reports_json_and_refuses_bad_arguments() {
     let directory = tempfile::tempdir().unwrap();
     let data = directory.path().join("bench");
