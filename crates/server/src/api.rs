@@ -216,7 +216,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         // ---- QR payments (merchants and operators) ----
         Endpoint {
             idempotent: true,
-            body: Some(object(&[("kind", text("static or dynamic")), ("outlet_id", text("a static code's store or terminal (out_…)")), ("order_id", text("a dynamic code's unpaid order (ord_…)"))], &["kind"])),
+            body: Some(object(&[("kind", text("static or dynamic")), ("outlet_id", text("a static code's store or terminal (out_…)")), ("order_id", text("a dynamic code's unpaid order (ord_…)")), ("notify_url", text("http:// address notified of a static code's payments"))], &["kind"])),
             responses: &[(201, "the code: its EMVCo payload and registration"), (400, PROBLEM), (404, PROBLEM)],
             ..endpoint("POST", "/v1/qr-codes", "qr", "Issue a merchant-presented code, registered in the trust log.", Merchant, post(qr::issue_code))
         },

@@ -36,6 +36,7 @@ fn code_json(code: &MerchantCode) -> Value {
         "registration_id": format!("reg_{}", code.registration_id),
         "created_at": rfc3339_seconds(code.created_at),
         "expires_at": code.expires_at.map(rfc3339_seconds),
+        "notify_url": code.notify_url,
     })
 }
 
@@ -67,6 +68,7 @@ struct CodeBody {
     kind: String,
     outlet_id: Option<String>,
     order_id: Option<String>,
+    notify_url: Option<String>,
 }
 
 fn invalid(detail: impl Into<String>) -> ApiError {
@@ -89,7 +91,13 @@ pub(crate) async fn issue_code(
                 Some(text) => Some(id_in_path("out_", text, "outlet")?),
                 None => None,
             },
+            notify_url: request.notify_url.clone(),
         },
+        ("dynamic", _, _) if request.notify_url.is_some() => {
+            return Err(invalid(
+                "A dynamic code's payment is notified at its order's notify_url.",
+            ))
+        }
         ("dynamic", None, Some(order)) => CodeRequest::Dynamic {
             order_id: id_in_path("ord_", order, "order")?,
         },

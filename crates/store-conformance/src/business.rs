@@ -398,6 +398,7 @@ pub fn qr_records_read_back_as_written(store: &dyn Store) {
         created_at: 5,
         expires_at: None,
         updated_at: 5,
+        notify_url: Some("http://shop.example/qr".into()),
     };
     let dynamic_code = MerchantCode {
         id: 61,
@@ -405,6 +406,7 @@ pub fn qr_records_read_back_as_written(store: &dyn Store) {
         order_id: Some(1),
         kind: CodeKind::Dynamic,
         expires_at: Some(100),
+        notify_url: None,
         ..static_code.clone()
     };
     let report = |id: u64, code_id: Option<u64>| CodeReport {

@@ -15,6 +15,8 @@ CREATE TABLE merchant_codes (
     created_at      BIGINT NOT NULL,
     expires_at      BIGINT,
     updated_at      BIGINT NOT NULL,
+    -- Where the payments of a static code are notified.
+    notify_url      TEXT,
     CHECK ((kind = 'dynamic') = (order_id IS NOT NULL))
 );
 CREATE INDEX merchant_codes_by_merchant ON merchant_codes (merchant_id, id);

@@ -185,14 +185,15 @@ const UPSERT_BANK_TRANSFERS: &str = "
 
 const UPSERT_MERCHANT_CODES: &str = "
     INSERT INTO merchant_codes (id, merchant_id, outlet_id, order_id, kind, payload,
-        registration_id, state, created_at, expires_at, updated_at)
+        registration_id, state, created_at, expires_at, updated_at, notify_url)
     SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::text[],
-        $6::text[], $7::int8[], $8::text[], $9::int8[], $10::int8[], $11::int8[])
+        $6::text[], $7::int8[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[])
     ON CONFLICT (id) DO UPDATE SET merchant_id = excluded.merchant_id,
         outlet_id = excluded.outlet_id, order_id = excluded.order_id, kind = excluded.kind,
         payload = excluded.payload, registration_id = excluded.registration_id,
         state = excluded.state, created_at = excluded.created_at,
-        expires_at = excluded.expires_at, updated_at = excluded.updated_at";
+        expires_at = excluded.expires_at, updated_at = excluded.updated_at,
+        notify_url = excluded.notify_url";
 
 /// Inserted once: a report is never changed.
 const INSERT_CODE_REPORTS: &str = "
@@ -751,6 +752,7 @@ fn write_merchant_codes(
     let mut created = Vec::with_capacity(count);
     let mut expires = Vec::with_capacity(count);
     let mut updated = Vec::with_capacity(count);
+    let mut notify_urls = Vec::with_capacity(count);
     for code in codes {
         ids.push(bigint(code.id, "merchant code id")?);
         merchant_ids.push(bigint(code.merchant_id, "merchant id")?);
@@ -763,6 +765,7 @@ fn write_merchant_codes(
         created.push(bigint(code.created_at, "time")?);
         expires.push(bigint_opt(code.expires_at, "time")?);
         updated.push(bigint(code.updated_at, "time")?);
+        notify_urls.push(code.notify_url.as_deref());
     }
     execute(
         transaction,
@@ -779,6 +782,7 @@ fn write_merchant_codes(
             &created,
             &expires,
             &updated,
+            &notify_urls,
         ],
     )
 }
@@ -1019,7 +1023,7 @@ macro_rules! event_columns {
 macro_rules! code_columns {
     () => {
         "id, merchant_id, outlet_id, order_id, kind, payload, registration_id, state, \
-         created_at, expires_at, updated_at"
+         created_at, expires_at, updated_at, notify_url"
     };
 }
 
@@ -1192,6 +1196,7 @@ fn code_from_row(row: &Row) -> StoreResult<MerchantCode> {
         created_at: get_u64(row, 8, "time")?,
         expires_at: get_opt_u64(row, 9, "time")?,
         updated_at: get_u64(row, 10, "time")?,
+        notify_url: get(row, 11)?,
     })
 }
 

@@ -245,8 +245,8 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
         Record::MerchantCode(code) => execute(
             connection,
             "INSERT OR REPLACE INTO merchant_codes (id, merchant_id, outlet_id, order_id, kind,
-                payload, registration_id, state, created_at, expires_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                payload, registration_id, state, created_at, expires_at, updated_at, notify_url)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 int(code.id),
                 int(code.merchant_id),
@@ -258,7 +258,8 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
                 code.state.as_str(),
                 int(code.created_at),
                 code.expires_at.map(int),
-                int(code.updated_at)
+                int(code.updated_at),
+                code.notify_url
             ],
         ),
         Record::CodeReport(report) => execute(
@@ -325,7 +326,7 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
 }
 
 const CODE_COLUMNS: &str = "id, merchant_id, outlet_id, order_id, kind, payload, registration_id,
-     state, created_at, expires_at, updated_at";
+     state, created_at, expires_at, updated_at, notify_url";
 
 fn code_from_row(row: &Row<'_>) -> rusqlite::Result<MerchantCode> {
     let kind: String = row.get(4)?;
@@ -342,6 +343,7 @@ fn code_from_row(row: &Row<'_>) -> rusqlite::Result<MerchantCode> {
         created_at: get_u64(row, 8)?,
         expires_at: get_opt_u64(row, 9)?,
         updated_at: get_u64(row, 10)?,
+        notify_url: row.get(11)?,
     })
 }
 

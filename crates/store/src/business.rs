@@ -312,6 +312,8 @@ pub struct MerchantCode {
     /// A dynamic code ends with its order.
     pub expires_at: Option<u64>,
     pub updated_at: u64,
+    /// Where the payments of a static code are notified (a dynamic code's order has its own).
+    pub notify_url: Option<String>,
 }
 
 /// A payer's report that a scanned code is fraudulent (a registered code, or one the platform

@@ -95,7 +95,7 @@ async fn merchant_codes_are_registered_scanned_paid_reported_revoked_and_forgeri
     let code = issue(
         &app,
         &merchant,
-        json!({"kind": "static", "outlet_id": outlet_id}),
+        json!({"kind": "static", "outlet_id": outlet_id, "notify_url": "http://shop.example/qr"}),
     )
     .await;
     let payload = code["payload"].as_str().unwrap().to_owned();
@@ -155,6 +155,7 @@ async fn merchant_codes_are_registered_scanned_paid_reported_revoked_and_forgeri
     assert_eq!(paid["state"], "SUCCESS");
     assert_eq!(paid["amount"], 1_234);
     assert_eq!(paid["outlet_id"], outlet_id);
+    assert_eq!(paid["notify_url"], "http://shop.example/qr");
     assert_eq!(balance(&app, wallet), 10_000 - 1_234);
     // The merchant sees the order and its notification.
     let order = merchant

@@ -121,10 +121,14 @@ pub fn payload_digest(payload: &str) -> [u8; 32] {
 }
 
 /// What a merchant asks a code for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeRequest {
-    /// For the merchant, or one of its stores or terminals.
-    Static { outlet_id: Option<u64> },
+    /// For the merchant, or one of its stores or terminals; its payments are notified at
+    /// `notify_url`.
+    Static {
+        outlet_id: Option<u64>,
+        notify_url: Option<String>,
+    },
     /// For one unpaid order.
     Dynamic { order_id: u64 },
 }
@@ -332,6 +336,13 @@ impl Payments {
         render: Render<'_, MerchantCode>,
         now_s: u64,
     ) -> Result<Outcome<MerchantCode>, PaymentError> {
+        if let CodeRequest::Static {
+            notify_url: Some(url),
+            ..
+        } = &request
+        {
+            check_notify_url(url)?;
+        }
         let mut keys: Vec<u64> = idempotency.map(Idempotency::lock_key).into_iter().collect();
         if let CodeRequest::Dynamic { order_id } = request {
             keys.push(lock_key("order", order_id));
@@ -340,10 +351,17 @@ impl Payments {
         if let Some((status, body)) = Idempotency::replay(idempotency, &self.handles)? {
             return Ok(Outcome::Replayed { status, body });
         }
+        let notify_url = match &request {
+            CodeRequest::Static { notify_url, .. } => notify_url.clone(),
+            CodeRequest::Dynamic { .. } => None,
+        };
         let (outlet, order) = match request {
-            CodeRequest::Static { outlet_id: None } => (None, None),
+            CodeRequest::Static {
+                outlet_id: None, ..
+            } => (None, None),
             CodeRequest::Static {
                 outlet_id: Some(outlet_id),
+                ..
             } => {
                 let outlet = self
                     .handles
@@ -410,6 +428,7 @@ impl Payments {
             created_at: now_s,
             expires_at: order.as_ref().map(|order| order.expires_at),
             updated_at: now_s,
+            notify_url,
         };
         let mut records = vec![Record::MerchantCode(code.clone())];
         records.extend(Idempotency::record(idempotency, render, &code, now_s));
@@ -592,7 +611,7 @@ impl Payments {
             description: truncated(&format!("QR payment {description}"), RECORD_TEXT_BYTES_MAX)
                 .trim_end()
                 .to_owned(),
-            notify_url: None,
+            notify_url: code.notify_url.clone(),
             state: OrderState::NotPay,
             payer_user_id: None,
             fee: 0,

@@ -15,6 +15,8 @@ CREATE TABLE merchant_codes (
     created_at      INTEGER NOT NULL,
     expires_at      INTEGER,
     updated_at      INTEGER NOT NULL,
+    -- Where the payments of a static code are notified.
+    notify_url      TEXT,
     CHECK ((kind = 'dynamic') = (order_id IS NOT NULL))
 ) STRICT;
 CREATE INDEX merchant_codes_by_merchant ON merchant_codes (merchant_id, id);
