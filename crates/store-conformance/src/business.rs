@@ -6,9 +6,10 @@ use sequencer::RegistrationOutcome;
 use sequencer::Sequencer;
 use store::{
     BankDirection, BankTransfer, BankTransferState, BusinessEvent, Card, CardState, CodeKind,
-    CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate, DeviceState, IdempotencyRecord,
-    Merchant, MerchantCode, MerchantKey, NewRegistration, Order, OrderState, Outlet, OutletKind,
-    P2pTransfer, PaymentDevice, Record, Refund, RegistrationKind, Store,
+    CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate, DeviceState, Envelope,
+    EnvelopeKind, EnvelopeState, Group, GroupMember, IdempotencyRecord, Merchant, MerchantCode,
+    MerchantKey, NewRegistration, Order, OrderState, Outlet, OutletKind, P2pTransfer,
+    PaymentDevice, Record, Refund, RegistrationKind, Store,
 };
 
 use crate::common::{config, new_account, new_transfer, ManualClock};
@@ -532,4 +533,107 @@ pub fn qr_records_read_back_as_written(store: &dyn Store) {
         vec![awaiting]
     );
     assert_eq!(records.orders_awaiting_payer(901, 10).unwrap(), vec![]);
+}
+
+/// Groups (members inserted once: a member twice fails the batch) and envelopes (their packets
+/// read back exactly; later records change their state only), and the envelopes due to expire.
+pub fn envelope_records_read_back_as_written(store: &dyn Store) {
+    let sequencer = Sequencer::start(store, config(ManualClock::at(1_000_000_000))).unwrap();
+    let outcomes = sequencer
+        .handle()
+        .register(vec![NewRegistration::new(
+            RegistrationKind::Document,
+            [5; 32],
+            900,
+            "env_40",
+            "env_40",
+        )
+        .unwrap()])
+        .expect("queued")
+        .wait()
+        .expect("committed");
+    let Some(RegistrationOutcome::Created(registration)) = outcomes.first() else {
+        panic!("expected a registration, got {outcomes:?}");
+    };
+    let group = Group {
+        id: 30,
+        owner_user_id: 900,
+        name: "family 🧧".into(),
+        created_at: 1,
+    };
+    let member = |user_id: u64| GroupMember {
+        group_id: 30,
+        user_id,
+        joined_at: 2,
+    };
+    let envelope = Envelope {
+        id: 40,
+        sender_user_id: 900,
+        group_id: Some(30),
+        recipient_user_id: None,
+        kind: EnvelopeKind::Lucky,
+        total: 1_000,
+        currency: "CNY".into(),
+        packets: vec![1, 500, 12, 487],
+        greeting: "恭喜发财".into(),
+        registration_id: registration.registration.id,
+        state: EnvelopeState::Open,
+        created_at: 3,
+        expires_at: 100,
+        returned: 0,
+        closed_at: None,
+    };
+    let to_friend = Envelope {
+        id: 50,
+        group_id: None,
+        recipient_user_id: Some(901),
+        kind: EnvelopeKind::Ordinary,
+        total: 200,
+        packets: vec![200],
+        expires_at: 200,
+        ..envelope.clone()
+    };
+    commit(
+        &sequencer,
+        Vec::new(),
+        vec![
+            Record::Group(group.clone()),
+            Record::GroupMember(member(902)),
+            Record::GroupMember(member(900)),
+            Record::Envelope(envelope.clone()),
+            Record::Envelope(to_friend.clone()),
+        ],
+    );
+    let expired = Envelope {
+        state: EnvelopeState::Expired,
+        returned: 487,
+        closed_at: Some(101),
+        ..envelope.clone()
+    };
+    commit(
+        &sequencer,
+        Vec::new(),
+        vec![Record::Envelope(expired.clone())],
+    );
+    let again = sequencer
+        .handle()
+        .submit_with_records(Vec::new(), vec![Record::GroupMember(member(902))])
+        .expect("queued")
+        .wait();
+    assert!(again.is_err(), "a member added twice must not commit");
+    sequencer.shutdown();
+
+    let mut records = store.records().unwrap();
+    assert_eq!(records.group(30).unwrap(), Some(group.clone()));
+    assert_eq!(records.group(31).unwrap(), None);
+    assert_eq!(
+        records.group_members(30).unwrap(),
+        vec![member(900), member(902)]
+    );
+    assert_eq!(records.groups_of_user(902).unwrap(), vec![group]);
+    assert_eq!(records.groups_of_user(901).unwrap(), vec![]);
+    assert_eq!(records.envelope(40).unwrap(), Some(expired));
+    assert_eq!(records.envelope(50).unwrap(), Some(to_friend.clone()));
+    assert_eq!(records.envelopes_due(199, 10).unwrap(), vec![]);
+    assert_eq!(records.envelopes_due(200, 10).unwrap(), vec![to_friend]);
 }

@@ -19,10 +19,11 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, Row, Statement, Transaction};
 use store::{
     BankDirection, BankTransfer, BankTransferState, BusinessEvent, Card, CardState, CodeKind,
-    CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate, DeviceState, IdempotencyRecord,
-    Merchant, MerchantCode, MerchantKey, Order, OrderState, OutboxWriter, Outlet, OutletKind,
-    P2pTransfer, PaymentDevice, Record, RecordReader, Refund, StoreError, StoreErrorKind,
-    StoreResult, StoredEvent, RECORD_PAGE_LIMIT_MAX,
+    CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate, DeviceState, Envelope,
+    EnvelopeKind, EnvelopeState, Group, GroupMember, IdempotencyRecord, Merchant, MerchantCode,
+    MerchantKey, Order, OrderState, OutboxWriter, Outlet, OutletKind, P2pTransfer, PaymentDevice,
+    Record, RecordReader, Refund, StoreError, StoreErrorKind, StoreResult, StoredEvent,
+    RECORD_PAGE_LIMIT_MAX,
 };
 
 use crate::map_error;
@@ -242,6 +243,28 @@ const INSERT_IDEMPOTENCY: &str = "
     SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int4[], $5::text[],
         $6::int8[])";
 
+const UPSERT_GROUPS: &str = "
+    INSERT INTO groups (id, owner_user_id, name, created_at)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::int8[])
+    ON CONFLICT (id) DO UPDATE SET owner_user_id = excluded.owner_user_id,
+        name = excluded.name, created_at = excluded.created_at";
+
+/// Inserted once: a member twice fails the batch.
+const INSERT_GROUP_MEMBERS: &str = "
+    INSERT INTO group_members (group_id, user_id, joined_at)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[])";
+
+/// An envelope's fields are fixed when it is sent; later records change its state only.
+const UPSERT_ENVELOPES: &str = "
+    INSERT INTO envelopes (id, sender_user_id, group_id, recipient_user_id, kind, total,
+        currency, packets, greeting, registration_id, state, created_at, expires_at, returned,
+        closed_at)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::text[],
+        $6::int8[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::text[], $12::int8[],
+        $13::int8[], $14::int8[], $15::int8[])
+    ON CONFLICT (id) DO UPDATE SET state = excluded.state, returned = excluded.returned,
+        closed_at = excluded.closed_at";
+
 /// The writer's record statements, prepared once per connection.
 pub(crate) struct RecordStatements {
     merchants: Statement,
@@ -256,6 +279,9 @@ pub(crate) struct RecordStatements {
     code_reports: Statement,
     payment_devices: Statement,
     code_uses: Statement,
+    groups: Statement,
+    group_members: Statement,
+    envelopes: Statement,
     idempotency: Statement,
 }
 
@@ -275,6 +301,9 @@ impl RecordStatements {
             code_reports: prepare(INSERT_CODE_REPORTS)?,
             payment_devices: prepare(UPSERT_PAYMENT_DEVICES)?,
             code_uses: prepare(INSERT_CODE_USES)?,
+            groups: prepare(UPSERT_GROUPS)?,
+            group_members: prepare(INSERT_GROUP_MEMBERS)?,
+            envelopes: prepare(UPSERT_ENVELOPES)?,
             idempotency: prepare(INSERT_IDEMPOTENCY)?,
         })
     }
@@ -295,6 +324,9 @@ struct Grouped<'a> {
     code_reports: Vec<&'a CodeReport>,
     payment_devices: Vec<&'a PaymentDevice>,
     code_uses: Vec<&'a CodeUse>,
+    groups: Vec<&'a Group>,
+    group_members: Vec<&'a GroupMember>,
+    envelopes: Vec<&'a Envelope>,
     events: Vec<&'a BusinessEvent>,
     idempotency: Vec<&'a IdempotencyRecord>,
 }
@@ -318,6 +350,9 @@ impl<'a> Grouped<'a> {
                 Record::CodeReport(report) => grouped.code_reports.push(report),
                 Record::PaymentDevice(device) => grouped.payment_devices.push(device),
                 Record::CodeUse(code_use) => grouped.code_uses.push(code_use),
+                Record::Group(group) => grouped.groups.push(group),
+                Record::GroupMember(member) => grouped.group_members.push(member),
+                Record::Envelope(envelope) => grouped.envelopes.push(envelope),
             }
         }
         grouped
@@ -376,6 +411,9 @@ pub(crate) fn write_records(
     write_code_reports(transaction, statements, &grouped.code_reports)?;
     write_payment_devices(transaction, statements, grouped.payment_devices)?;
     write_code_uses(transaction, statements, &grouped.code_uses)?;
+    write_groups(transaction, statements, grouped.groups)?;
+    write_group_members(transaction, statements, &grouped.group_members)?;
+    write_envelopes(transaction, statements, grouped.envelopes)?;
     write_events(transaction, &grouped.events)?;
     write_idempotency(transaction, statements, &grouped.idempotency)
 }
@@ -858,6 +896,121 @@ fn write_payment_devices(
     )
 }
 
+fn write_groups(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    groups: Vec<&Group>,
+) -> StoreResult<()> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let groups = last_of_each(groups, |group| group.id);
+    let mut ids = Vec::with_capacity(groups.len());
+    let mut owners = Vec::with_capacity(groups.len());
+    let mut names = Vec::with_capacity(groups.len());
+    let mut created = Vec::with_capacity(groups.len());
+    for group in groups {
+        ids.push(bigint(group.id, "group id")?);
+        owners.push(bigint(group.owner_user_id, "user id")?);
+        names.push(group.name.as_str());
+        created.push(bigint(group.created_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.groups,
+        &[&ids, &owners, &names, &created],
+    )
+}
+
+/// Not deduplicated: a member added twice fails the batch.
+fn write_group_members(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    members: &[&GroupMember],
+) -> StoreResult<()> {
+    if members.is_empty() {
+        return Ok(());
+    }
+    let mut groups = Vec::with_capacity(members.len());
+    let mut users = Vec::with_capacity(members.len());
+    let mut joined = Vec::with_capacity(members.len());
+    for member in members {
+        groups.push(bigint(member.group_id, "group id")?);
+        users.push(bigint(member.user_id, "user id")?);
+        joined.push(bigint(member.joined_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.group_members,
+        &[&groups, &users, &joined],
+    )
+}
+
+fn write_envelopes(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    envelopes: Vec<&Envelope>,
+) -> StoreResult<()> {
+    if envelopes.is_empty() {
+        return Ok(());
+    }
+    let envelopes = last_of_each(envelopes, |envelope| envelope.id);
+    let count = envelopes.len();
+    let mut ids = Vec::with_capacity(count);
+    let mut senders = Vec::with_capacity(count);
+    let mut groups = Vec::with_capacity(count);
+    let mut recipients = Vec::with_capacity(count);
+    let mut kinds = Vec::with_capacity(count);
+    let mut totals = Vec::with_capacity(count);
+    let mut currencies = Vec::with_capacity(count);
+    let mut packets = Vec::with_capacity(count);
+    let mut greetings = Vec::with_capacity(count);
+    let mut registrations = Vec::with_capacity(count);
+    let mut states = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    let mut expires = Vec::with_capacity(count);
+    let mut returned = Vec::with_capacity(count);
+    let mut closed = Vec::with_capacity(count);
+    for envelope in envelopes {
+        ids.push(bigint(envelope.id, "envelope id")?);
+        senders.push(bigint(envelope.sender_user_id, "user id")?);
+        groups.push(bigint_opt(envelope.group_id, "group id")?);
+        recipients.push(bigint_opt(envelope.recipient_user_id, "user id")?);
+        kinds.push(envelope.kind.as_str());
+        totals.push(bigint(envelope.total, "envelope total")?);
+        currencies.push(envelope.currency.as_str());
+        packets.push(store::envelope_packets_text(&envelope.packets));
+        greetings.push(envelope.greeting.as_str());
+        registrations.push(bigint(envelope.registration_id, "registration id")?);
+        states.push(envelope.state.as_str());
+        created.push(bigint(envelope.created_at, "time")?);
+        expires.push(bigint(envelope.expires_at, "time")?);
+        returned.push(bigint(envelope.returned, "envelope returned")?);
+        closed.push(bigint_opt(envelope.closed_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.envelopes,
+        &[
+            &ids,
+            &senders,
+            &groups,
+            &recipients,
+            &kinds,
+            &totals,
+            &currencies,
+            &packets,
+            &greetings,
+            &registrations,
+            &states,
+            &created,
+            &expires,
+            &returned,
+            &closed,
+        ],
+    )
+}
+
 /// Not deduplicated: two uses of one code in a batch fail it, as two in two batches do.
 fn write_code_uses(
     transaction: &mut Transaction<'_>,
@@ -1030,6 +1183,19 @@ macro_rules! code_columns {
 macro_rules! report_columns {
     () => {
         "id, code_id, payload_digest, payload, user_id, reason, created_at"
+    };
+}
+
+macro_rules! group_columns {
+    () => {
+        "id, owner_user_id, name, created_at"
+    };
+}
+
+macro_rules! envelope_columns {
+    () => {
+        "id, sender_user_id, group_id, recipient_user_id, kind, total, currency, packets, \
+         greeting, registration_id, state, created_at, expires_at, returned, closed_at"
     };
 }
 
@@ -1209,6 +1375,47 @@ fn report_from_row(row: &Row) -> StoreResult<CodeReport> {
         user_id: get_u64(row, 4, "user id")?,
         reason: get(row, 5)?,
         created_at: get_u64(row, 6, "time")?,
+    })
+}
+
+fn group_from_row(row: &Row) -> StoreResult<Group> {
+    Ok(Group {
+        id: get_u64(row, 0, "group id")?,
+        owner_user_id: get_u64(row, 1, "user id")?,
+        name: get(row, 2)?,
+        created_at: get_u64(row, 3, "time")?,
+    })
+}
+
+fn member_from_row(row: &Row) -> StoreResult<GroupMember> {
+    Ok(GroupMember {
+        group_id: get_u64(row, 0, "group id")?,
+        user_id: get_u64(row, 1, "user id")?,
+        joined_at: get_u64(row, 2, "time")?,
+    })
+}
+
+fn envelope_from_row(row: &Row) -> StoreResult<Envelope> {
+    let kind: &str = get(row, 4)?;
+    let packets: &str = get(row, 7)?;
+    let state: &str = get(row, 10)?;
+    Ok(Envelope {
+        id: get_u64(row, 0, "envelope id")?,
+        sender_user_id: get_u64(row, 1, "user id")?,
+        group_id: get_opt_u64(row, 2, "group id")?,
+        recipient_user_id: get_opt_u64(row, 3, "user id")?,
+        kind: EnvelopeKind::parse(kind).ok_or_else(|| unknown("envelope kind", kind))?,
+        total: get_u64(row, 5, "envelope total")?,
+        currency: get(row, 6)?,
+        packets: store::parse_envelope_packets(packets)
+            .ok_or_else(|| unknown("envelope packets", packets))?,
+        greeting: get(row, 8)?,
+        registration_id: get_u64(row, 9, "registration id")?,
+        state: EnvelopeState::parse(state).ok_or_else(|| unknown("envelope state", state))?,
+        created_at: get_u64(row, 11, "time")?,
+        expires_at: get_u64(row, 12, "time")?,
+        returned: get_u64(row, 13, "envelope returned")?,
+        closed_at: get_opt_u64(row, 14, "time")?,
     })
 }
 
@@ -1707,6 +1914,64 @@ impl RecordReader for PostgresRecords {
             ),
             &[&number],
             device_from_row,
+        )
+    }
+
+    fn group(&mut self, id: u64) -> StoreResult<Option<Group>> {
+        self.one(
+            concat!("SELECT ", group_columns!(), " FROM groups WHERE id = $1"),
+            &[&bigint(id, "group id")?],
+            group_from_row,
+        )
+    }
+
+    fn group_members(&mut self, group_id: u64) -> StoreResult<Vec<GroupMember>> {
+        self.many(
+            "SELECT group_id, user_id, joined_at FROM group_members WHERE group_id = $1
+             ORDER BY user_id",
+            &[&bigint(group_id, "group id")?],
+            member_from_row,
+        )
+    }
+
+    fn groups_of_user(&mut self, user_id: u64) -> StoreResult<Vec<Group>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                group_columns!(),
+                " FROM groups WHERE id IN (SELECT group_id FROM group_members WHERE user_id = $1)
+                 ORDER BY id LIMIT $2"
+            ),
+            &[
+                &bigint(user_id, "user id")?,
+                &page_limit(RECORD_PAGE_LIMIT_MAX),
+            ],
+            group_from_row,
+        )
+    }
+
+    fn envelope(&mut self, id: u64) -> StoreResult<Option<Envelope>> {
+        self.one(
+            concat!(
+                "SELECT ",
+                envelope_columns!(),
+                " FROM envelopes WHERE id = $1"
+            ),
+            &[&bigint(id, "envelope id")?],
+            envelope_from_row,
+        )
+    }
+
+    fn envelopes_due(&mut self, now: u64, limit: usize) -> StoreResult<Vec<Envelope>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                envelope_columns!(),
+                " FROM envelopes WHERE state = 'open' AND expires_at <= $1
+                 ORDER BY expires_at LIMIT $2"
+            ),
+            &[&bigint(now, "time")?, &page_limit(limit)],
+            envelope_from_row,
         )
     }
 

@@ -5,9 +5,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 use store::{
     from_i64, to_i64, BankDirection, BankTransfer, BankTransferState, BusinessEvent, Card,
     CardState, CodeKind, CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate,
-    DeviceState, IdempotencyRecord, Merchant, MerchantCode, MerchantKey, Order, OrderState,
-    OutboxWriter, Outlet, OutletKind, P2pTransfer, PaymentDevice, Record, RecordReader, Refund,
-    StoreError, StoreResult, StoredEvent, RECORD_PAGE_LIMIT_MAX,
+    DeviceState, Envelope, EnvelopeKind, EnvelopeState, Group, GroupMember, IdempotencyRecord,
+    Merchant, MerchantCode, MerchantKey, Order, OrderState, OutboxWriter, Outlet, OutletKind,
+    P2pTransfer, PaymentDevice, Record, RecordReader, Refund, StoreError, StoreResult, StoredEvent,
+    RECORD_PAGE_LIMIT_MAX,
 };
 
 use crate::map_error;
@@ -309,6 +310,52 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
                 int(code_use.created_at)
             ],
         ),
+        Record::Group(group) => execute(
+            connection,
+            "INSERT OR REPLACE INTO groups (id, owner_user_id, name, created_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                int(group.id),
+                int(group.owner_user_id),
+                group.name,
+                int(group.created_at)
+            ],
+        ),
+        Record::GroupMember(member) => execute(
+            connection,
+            "INSERT INTO group_members (group_id, user_id, joined_at) VALUES (?1, ?2, ?3)",
+            params![
+                int(member.group_id),
+                int(member.user_id),
+                int(member.joined_at)
+            ],
+        ),
+        Record::Envelope(envelope) => execute(
+            connection,
+            "INSERT INTO envelopes (id, sender_user_id, group_id, recipient_user_id, kind, total,
+                currency, packets, greeting, registration_id, state, created_at, expires_at,
+                returned, closed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state,
+                returned = excluded.returned, closed_at = excluded.closed_at",
+            params![
+                int(envelope.id),
+                int(envelope.sender_user_id),
+                envelope.group_id.map(int),
+                envelope.recipient_user_id.map(int),
+                envelope.kind.as_str(),
+                int(envelope.total),
+                envelope.currency,
+                store::envelope_packets_text(&envelope.packets),
+                envelope.greeting,
+                int(envelope.registration_id),
+                envelope.state.as_str(),
+                int(envelope.created_at),
+                int(envelope.expires_at),
+                int(envelope.returned),
+                envelope.closed_at.map(int)
+            ],
+        ),
         Record::Idempotency(record) => execute(
             connection,
             "INSERT INTO idempotency_keys (principal, key, request_digest, status, response,
@@ -384,6 +431,53 @@ fn code_use_from_row(row: &Row<'_>) -> rusqlite::Result<CodeUse> {
         slot: row.get(2)?,
         order_id: get_u64(row, 3)?,
         created_at: get_u64(row, 4)?,
+    })
+}
+
+const GROUP_COLUMNS: &str = "id, owner_user_id, name, created_at";
+
+fn group_from_row(row: &Row<'_>) -> rusqlite::Result<Group> {
+    Ok(Group {
+        id: get_u64(row, 0)?,
+        owner_user_id: get_u64(row, 1)?,
+        name: row.get(2)?,
+        created_at: get_u64(row, 3)?,
+    })
+}
+
+fn member_from_row(row: &Row<'_>) -> rusqlite::Result<GroupMember> {
+    Ok(GroupMember {
+        group_id: get_u64(row, 0)?,
+        user_id: get_u64(row, 1)?,
+        joined_at: get_u64(row, 2)?,
+    })
+}
+
+const ENVELOPE_COLUMNS: &str = "id, sender_user_id, group_id, recipient_user_id, kind, total,
+     currency, packets, greeting, registration_id, state, created_at, expires_at, returned,
+     closed_at";
+
+fn envelope_from_row(row: &Row<'_>) -> rusqlite::Result<Envelope> {
+    let kind: String = row.get(4)?;
+    let packets: String = row.get(7)?;
+    let state: String = row.get(10)?;
+    Ok(Envelope {
+        id: get_u64(row, 0)?,
+        sender_user_id: get_u64(row, 1)?,
+        group_id: get_opt_u64(row, 2)?,
+        recipient_user_id: get_opt_u64(row, 3)?,
+        kind: named(&kind, EnvelopeKind::parse, "an unknown envelope kind")?,
+        total: get_u64(row, 5)?,
+        currency: row.get(6)?,
+        packets: store::parse_envelope_packets(&packets)
+            .ok_or_else(|| corrupt_column("envelope packets that are not amounts"))?,
+        greeting: row.get(8)?,
+        registration_id: get_u64(row, 9)?,
+        state: named(&state, EnvelopeState::parse, "an unknown envelope state")?,
+        created_at: get_u64(row, 11)?,
+        expires_at: get_u64(row, 12)?,
+        returned: get_u64(row, 13)?,
+        closed_at: get_opt_u64(row, 14)?,
     })
 }
 
@@ -578,6 +672,54 @@ impl SqliteRecords {
 }
 
 impl RecordReader for SqliteRecords {
+    fn group(&mut self, id: u64) -> StoreResult<Option<Group>> {
+        self.one(
+            &format!("SELECT {GROUP_COLUMNS} FROM groups WHERE id = ?1"),
+            params![int(id)],
+            group_from_row,
+        )
+    }
+
+    fn group_members(&mut self, group_id: u64) -> StoreResult<Vec<GroupMember>> {
+        self.many(
+            "SELECT group_id, user_id, joined_at FROM group_members WHERE group_id = ?1
+             ORDER BY user_id",
+            params![int(group_id)],
+            member_from_row,
+        )
+    }
+
+    fn groups_of_user(&mut self, user_id: u64) -> StoreResult<Vec<Group>> {
+        self.many(
+            &format!(
+                "SELECT {GROUP_COLUMNS} FROM groups WHERE id IN
+                    (SELECT group_id FROM group_members WHERE user_id = ?1)
+                 ORDER BY id LIMIT {RECORD_PAGE_LIMIT_MAX}"
+            ),
+            params![int(user_id)],
+            group_from_row,
+        )
+    }
+
+    fn envelope(&mut self, id: u64) -> StoreResult<Option<Envelope>> {
+        self.one(
+            &format!("SELECT {ENVELOPE_COLUMNS} FROM envelopes WHERE id = ?1"),
+            params![int(id)],
+            envelope_from_row,
+        )
+    }
+
+    fn envelopes_due(&mut self, now: u64, count: usize) -> StoreResult<Vec<Envelope>> {
+        self.many(
+            &format!(
+                "SELECT {ENVELOPE_COLUMNS} FROM envelopes
+                 WHERE state = 'open' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2"
+            ),
+            params![int(now), limit(count)],
+            envelope_from_row,
+        )
+    }
+
     fn orders_awaiting_payer(&mut self, user_id: u64, count: usize) -> StoreResult<Vec<Order>> {
         self.many(
             &format!(

@@ -49,6 +49,8 @@ named!(DeliveryState { None = "none", Pending = "pending", Delivered = "delivere
 named!(CodeKind { Static = "static", Dynamic = "dynamic", });
 named!(CodeState { Active = "active", Revoked = "revoked", Flagged = "flagged", });
 named!(DeviceState { Active = "active", Revoked = "revoked", });
+named!(EnvelopeKind { Ordinary = "ordinary", Lucky = "lucky", });
+named!(EnvelopeState { Open = "open", Finished = "finished", Expired = "expired", });
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Merchant {
@@ -367,6 +369,93 @@ pub struct CodeUse {
     pub created_at: u64,
 }
 
+/// A group of users red envelopes can be sent to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: u64,
+    pub owner_user_id: u64,
+    pub name: String,
+    pub created_at: u64,
+}
+
+/// A member of a group (inserted once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    pub group_id: u64,
+    pub user_id: u64,
+    pub joined_at: u64,
+}
+
+/// How a red envelope's total is split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvelopeKind {
+    /// Every packet the same amount.
+    Ordinary,
+    /// Random amounts ("lucky money").
+    Lucky,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvelopeState {
+    /// Packets left to grab.
+    Open,
+    /// Every packet grabbed.
+    Finished,
+    /// Expired; what was left went back to the sender.
+    Expired,
+}
+
+/// A red envelope. Its packets are fixed when it is sent; packet `k` is grabbed by the ledger
+/// transfer `transfer_id(id + 1 + k, 1)` (ids `id + 1 …= id + count` are reserved for them), so
+/// the ledger holds who grabbed what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub id: u64,
+    pub sender_user_id: u64,
+    /// Sent to a group …
+    pub group_id: Option<u64>,
+    /// … or to one friend.
+    pub recipient_user_id: Option<u64>,
+    pub kind: EnvelopeKind,
+    pub total: u64,
+    pub currency: String,
+    /// The packets' amounts in grabbing order; they sum to `total`.
+    pub packets: Vec<u64>,
+    pub greeting: String,
+    /// The trust-log registration of the packets' digest, made before anyone could grab.
+    pub registration_id: u64,
+    pub state: EnvelopeState,
+    pub created_at: u64,
+    pub expires_at: u64,
+    /// What went back to the sender at expiry.
+    pub returned: u64,
+    pub closed_at: Option<u64>,
+}
+
+/// Most packets one envelope may hold.
+pub const ENVELOPE_PACKETS_MAX: usize = 1000;
+
+/// How the stores keep an envelope's packets: their amounts, comma-separated.
+pub fn envelope_packets_text(packets: &[u64]) -> String {
+    let mut text = String::with_capacity(packets.len() * 6);
+    for (index, amount) in packets.iter().enumerate() {
+        if index > 0 {
+            text.push(',');
+        }
+        text.push_str(&amount.to_string());
+    }
+    text
+}
+
+/// The packets back from their stored text; `None` if it is not a list of amounts.
+pub fn parse_envelope_packets(text: &str) -> Option<Vec<u64>> {
+    let packets = text
+        .split(',')
+        .map(|amount| amount.parse().ok())
+        .collect::<Option<Vec<u64>>>()?;
+    (!packets.is_empty() && packets.len() <= ENVELOPE_PACKETS_MAX).then_some(packets)
+}
+
 /// One business write, committed with the ledger events of its request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
@@ -385,6 +474,10 @@ pub enum Record {
     PaymentDevice(PaymentDevice),
     /// Inserted once: a second use of the same code fails its batch.
     CodeUse(CodeUse),
+    Group(Group),
+    /// Inserted once.
+    GroupMember(GroupMember),
+    Envelope(Envelope),
 }
 
 /// Reads business records. Each call reads committed state.
@@ -460,6 +553,14 @@ pub trait RecordReader: Send {
     fn payment_device_by_number(&mut self, number: u32) -> StoreResult<Option<PaymentDevice>>;
     fn payment_devices(&mut self, user_id: u64) -> StoreResult<Vec<PaymentDevice>>;
     fn code_use(&mut self, device_id: u64, step: u64, slot: u8) -> StoreResult<Option<CodeUse>>;
+    fn group(&mut self, id: u64) -> StoreResult<Option<Group>>;
+    /// A group's members, by user id.
+    fn group_members(&mut self, group_id: u64) -> StoreResult<Vec<GroupMember>>;
+    /// The groups `user_id` belongs to, by id.
+    fn groups_of_user(&mut self, user_id: u64) -> StoreResult<Vec<Group>>;
+    fn envelope(&mut self, id: u64) -> StoreResult<Option<Envelope>>;
+    /// Envelopes still `open` whose expiry is at or before `now`, oldest first, `limit` at most.
+    fn envelopes_due(&mut self, now: u64, limit: usize) -> StoreResult<Vec<Envelope>>;
 }
 
 /// Writes that do not ride with money: delivery progress of the outbox.
