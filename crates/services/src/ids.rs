@@ -24,6 +24,26 @@ pub fn new_id(now_ms: u64) -> Result<u64, crate::secrets::RandomError> {
     }
 }
 
+/// A block of `count` consecutive new ids for `now_ms`: the first is returned, and the others
+/// (`first + 1 …`) are reserved for the caller (a red envelope's packets).
+pub fn new_ids(now_ms: u64, count: u64) -> Result<u64, crate::secrets::RandomError> {
+    assert!((1..=1 << COUNTER_BITS).contains(&count));
+    let floor = (now_ms & ((1 << (63 - COUNTER_BITS)) - 1)) << COUNTER_BITS;
+    let mut last = LAST_ID.load(Ordering::Relaxed);
+    loop {
+        let first = floor.max(last + 1);
+        match LAST_ID.compare_exchange_weak(
+            last,
+            first + count - 1,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return Ok(first),
+            Err(actual) => last = actual,
+        }
+    }
+}
+
 /// Legs one business object may have in the ledger (payment, fee, …).
 pub const TRANSFER_LEGS_MAX: u8 = 16;
 
@@ -51,6 +71,13 @@ mod tests {
         let later = super::new_id(1_795_000_000_001).unwrap();
         assert!(later > earlier);
         assert!(later < 1 << 63);
+    }
+
+    #[test]
+    fn a_block_of_ids_is_not_handed_out_again() {
+        let first = super::new_ids(1_795_000_000_000, 101).unwrap();
+        let next = super::new_id(1_795_000_000_000).unwrap();
+        assert!(next > first + 100);
     }
 
     #[test]

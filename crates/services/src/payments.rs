@@ -21,8 +21,8 @@ use store::{
 };
 
 use crate::accounts::{
-    KIND_FEES, KIND_MERCHANT, KIND_RESERVE, KIND_SUSPENSE, TRANSFER_FEE, TRANSFER_FEE_REFUND,
-    TRANSFER_P2P, TRANSFER_PAYMENT, TRANSFER_REFUND,
+    KIND_ENVELOPES, KIND_ESCROW, KIND_FEES, KIND_MERCHANT, KIND_RESERVE, KIND_SUSPENSE,
+    TRANSFER_FEE, TRANSFER_FEE_REFUND, TRANSFER_P2P, TRANSFER_PAYMENT, TRANSFER_REFUND,
 };
 use crate::ids::{new_id, transfer_id};
 use crate::orders::{self, OrderCommand, OrderRefusal};
@@ -31,7 +31,11 @@ use crate::support::{lock_key, Handles, KeyedLocks};
 use crate::time::rfc3339_seconds;
 use crate::users::UserError;
 
+mod envelopes;
 mod qr;
+pub use envelopes::{
+    luckiest, packet_transfer_id, EnvelopeConfig, EnvelopeView, Grab, NewEnvelope, Recipient,
+};
 pub use qr::{
     numeric_currency, payload_digest, CodeRequest, EnrolledDevice, NewCharge, QrConfig, Scan,
     ScanStatus,
@@ -44,6 +48,10 @@ pub const PAGE_AWAITING_MAX: usize = 100;
 pub const RESERVE_ACCOUNT_ID: u128 = 1;
 pub const FEES_ACCOUNT_ID: u128 = 2;
 pub const SUSPENSE_ACCOUNT_ID: u128 = 3;
+/// Red envelopes sent and not yet grabbed.
+pub const ENVELOPES_ACCOUNT_ID: u128 = 4;
+/// Escrowed payments waiting for their buyers.
+pub const ESCROW_ACCOUNT_ID: u128 = 5;
 
 /// Longest merchant reference (`out_trade_no`, `out_refund_no`), as WeChat Pay allows.
 pub const MERCHANT_REFERENCE_BYTES_MAX: usize = 32;
@@ -74,6 +82,7 @@ pub struct PaymentConfig {
     /// Limits on what a user pays out (orders and P2P), by tier 0, 1, 2.
     pub tiers: [TierLimits; 3],
     pub qr: QrConfig,
+    pub envelopes: EnvelopeConfig,
 }
 
 impl Default for PaymentConfig {
@@ -103,6 +112,7 @@ impl Default for PaymentConfig {
                 },
             ],
             qr: QrConfig::default(),
+            envelopes: EnvelopeConfig::default(),
         }
     }
 }
@@ -156,6 +166,8 @@ pub enum PaymentError {
     PaymentCodeLocked,
     #[error("at most {max} devices may make payment codes at once; revoke one first")]
     TooManyDevices { max: usize },
+    #[error(transparent)]
+    Grab(crate::envelopes::GrabRefusal),
 }
 
 impl PaymentError {
@@ -194,6 +206,12 @@ impl PaymentError {
             PaymentError::PaymentCodeUsed => "payment_code_used",
             PaymentError::PaymentCodeLocked => "payment_code_locked",
             PaymentError::TooManyDevices { .. } => "too_many_devices",
+            PaymentError::Grab(refusal) => match refusal {
+                crate::envelopes::GrabRefusal::NotInvited => "not_found",
+                crate::envelopes::GrabRefusal::AlreadyGrabbed { .. } => "already_grabbed",
+                crate::envelopes::GrabRefusal::Empty => "envelope_empty",
+                crate::envelopes::GrabRefusal::Expired => "envelope_expired",
+            },
         }
     }
 }
@@ -416,6 +434,8 @@ pub struct Payments {
     spending: Mutex<HashMap<u64, Spending>>,
     /// Wrong payment codes per device number.
     code_failures: Mutex<qr::FailureMap>,
+    /// Red envelopes in use, with who grabbed what.
+    envelope_books: envelopes::Books,
 }
 
 impl std::fmt::Debug for Payments {
@@ -579,6 +599,16 @@ impl Payments {
                 AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
             ),
             platform(SUSPENSE_ACCOUNT_ID, KIND_SUSPENSE, AccountFlags::empty()),
+            platform(
+                ENVELOPES_ACCOUNT_ID,
+                KIND_ENVELOPES,
+                AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
+            ),
+            platform(
+                ESCROW_ACCOUNT_ID,
+                KIND_ESCROW,
+                AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
+            ),
         ])?;
         // Waited for on a thread of its own: this may be called on an async runtime's thread,
         // where a ticket cannot be waited for in place.
@@ -605,6 +635,7 @@ impl Payments {
             merchants: Mutex::new(HashMap::new()),
             spending: Mutex::new(HashMap::new()),
             code_failures: Mutex::new(HashMap::new()),
+            envelope_books: Mutex::new(HashMap::new()),
         })
     }
 
