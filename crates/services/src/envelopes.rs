@@ -8,6 +8,7 @@
 //! packet at 1 minor unit or more and at most the per-packet maximum.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use store::{Envelope, EnvelopeState};
 
@@ -94,7 +95,7 @@ pub enum GrabRefusal {
 pub struct Book {
     pub envelope: Envelope,
     /// The group's members when it was loaded (`None` for an envelope to one friend).
-    members: Option<HashSet<u64>>,
+    members: Option<Arc<HashSet<u64>>>,
     /// The grabber of each packet.
     grabbed: Vec<Option<u64>>,
     by_user: HashMap<u64, usize>,
@@ -108,7 +109,7 @@ impl Book {
     /// A book for `envelope`, with the packets already grabbed (packet index, grabber).
     pub fn new(
         envelope: Envelope,
-        members: Option<HashSet<u64>>,
+        members: Option<Arc<HashSet<u64>>>,
         grabs: impl IntoIterator<Item = (usize, u64)>,
     ) -> Book {
         let mut grabbed = vec![None; envelope.packets.len()];
@@ -309,7 +310,7 @@ mod tests {
     #[test]
     fn grabs_go_in_arrival_order_once_per_member_until_empty() {
         let members: HashSet<u64> = [100, 101, 102, 103].into_iter().collect();
-        let mut book = Book::new(envelope(vec![5, 3, 2]), Some(members), []);
+        let mut book = Book::new(envelope(vec![5, 3, 2]), Some(Arc::new(members)), []);
         assert_eq!(book.grab(101, 1), Ok(0));
         assert_eq!(
             book.grab(101, 2),
@@ -334,7 +335,7 @@ mod tests {
     #[test]
     fn an_expired_envelope_closes_once_with_the_rest_and_refuses_grabs() {
         let members: HashSet<u64> = [101, 102].into_iter().collect();
-        let mut book = Book::new(envelope(vec![5, 3, 2]), Some(members), [(0, 101)]);
+        let mut book = Book::new(envelope(vec![5, 3, 2]), Some(Arc::new(members)), [(0, 101)]);
         assert_eq!(book.close(999), None, "not due yet");
         assert_eq!(book.grab(102, 1_000), Err(GrabRefusal::Expired));
         book.in_flight = 1;

@@ -635,7 +635,7 @@ impl Payments {
             merchants: Mutex::new(HashMap::new()),
             spending: Mutex::new(HashMap::new()),
             code_failures: Mutex::new(HashMap::new()),
-            envelope_books: Mutex::new(HashMap::new()),
+            envelope_books: envelopes::Books::default(),
         })
     }
 

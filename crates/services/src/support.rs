@@ -4,7 +4,7 @@
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use store::{RecordReader, Store, StoreResult, UserStore};
+use store::{RecordReader, Store, StoreReader, StoreResult, UserStore};
 use tokio::sync::MutexGuard;
 
 /// Stripes of [`KeyedLocks`]: two unrelated objects share one with odds of 1 in this.
@@ -61,6 +61,7 @@ impl KeyedLocks {
 pub struct Handles {
     store: Arc<dyn Store>,
     records: Mutex<Vec<Box<dyn RecordReader>>>,
+    readers: Mutex<Vec<Box<dyn StoreReader>>>,
     users: Mutex<Vec<Box<dyn UserStore>>>,
     /// One write to the user tables at a time from this process: a crowd of writers (every
     /// session's first payment counts a try) would otherwise queue on the database's write lock
@@ -143,6 +144,7 @@ impl Handles {
         Handles {
             store,
             records: Mutex::new(Vec::new()),
+            readers: Mutex::new(Vec::new()),
             users: Mutex::new(Vec::new()),
             user_writes: Mutex::new(()),
         }
@@ -163,6 +165,27 @@ impl Handles {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Runs `read` on a pooled ledger reader (accounts, transfers). A handle that failed is
+    /// dropped, not reused.
+    pub fn ledger<T>(
+        &self,
+        read: impl FnOnce(&mut dyn StoreReader) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let pooled = self.readers.lock().expect("pool lock").pop();
+        let mut handle = Pooled {
+            handle: Some(match pooled {
+                Some(handle) => handle,
+                None => self.store.reader()?,
+            }),
+            pool: &self.readers,
+        };
+        let result = read(&mut *handle);
+        if result.is_err() {
+            handle.handle = None;
+        }
+        result
     }
 
     /// Runs `read` on a pooled record reader. A handle that failed is dropped, not reused.

@@ -10,6 +10,7 @@ mod admin;
 mod backend;
 mod bench;
 mod bench_api;
+mod bench_envelopes;
 mod bench_qr;
 mod bench_receipts;
 mod code128;
@@ -80,6 +81,9 @@ enum BenchCommand {
     Ledger(bench::LedgerArgs),
     /// Create and pay merchant orders through the HTTP API on loopback, and time them.
     Api(bench_api::ApiArgs),
+    /// Send red envelopes and grab every packet at once through the services and the ledger,
+    /// durably, and time the grabs.
+    RedEnvelopes(bench_envelopes::EnvelopesArgs),
     /// Decode QR payloads and check payment codes on one core, and time them.
     Qr(bench_qr::QrArgs),
     /// Build receipts for random transfers of an existing store and time each.
@@ -139,6 +143,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Receipts(args)) => bench_receipts::run(args),
         Command::Bench(BenchCommand::Api(args)) => bench_api::run(args),
         Command::Bench(BenchCommand::Qr(args)) => bench_qr::run(args),
+        Command::Bench(BenchCommand::RedEnvelopes(args)) => bench_envelopes::run(args),
         Command::Bench(BenchCommand::Push(args)) => push::run(args),
     };
     match outcome {

@@ -95,8 +95,12 @@ pub struct EnvelopeView {
     pub grabs: Vec<(usize, u64, u64)>,
 }
 
-/// The books of the envelopes in use.
-pub(super) type Books = Mutex<HashMap<u64, Arc<Mutex<Book>>>>;
+/// The books of the envelopes in use, and the members of their groups.
+#[derive(Default)]
+pub(super) struct Books {
+    books: Mutex<HashMap<u64, Arc<Mutex<Book>>>>,
+    members: Mutex<HashMap<u64, Arc<HashSet<u64>>>>,
+}
 
 /// The ledger transfer that pays packet `packet` of envelope `envelope_id`.
 pub fn packet_transfer_id(envelope_id: u64, packet: usize) -> u128 {
@@ -215,6 +219,12 @@ impl Payments {
         }
         // Envelopes of the group already in memory learn of them when next read.
         self.envelope_books
+            .members
+            .lock()
+            .expect("members")
+            .remove(&group_id);
+        self.envelope_books
+            .books
             .lock()
             .expect("books")
             .retain(|_, book| book.lock().expect("book").envelope.group_id != Some(group_id));
@@ -238,6 +248,31 @@ impl Payments {
             return Err(PaymentError::NotFound("group"));
         }
         Ok((group, members))
+    }
+
+    /// The members of a group, from memory or the store.
+    fn member_set(&self, group_id: u64) -> Result<Arc<HashSet<u64>>, PaymentError> {
+        if let Some(members) = self
+            .envelope_books
+            .members
+            .lock()
+            .expect("members")
+            .get(&group_id)
+        {
+            return Ok(members.clone());
+        }
+        let members: Arc<HashSet<u64>> = Arc::new(
+            self.handles
+                .records(|records| records.group_members(group_id))?
+                .into_iter()
+                .map(|member| member.user_id)
+                .collect(),
+        );
+        let mut cached = self.envelope_books.members.lock().expect("members");
+        if cached.len() >= BOOKS_CACHED_MAX {
+            cached.clear();
+        }
+        Ok(cached.entry(group_id).or_insert(members).clone())
     }
 
     pub fn groups_of(&self, user_id: u64) -> Result<Vec<Group>, PaymentError> {
@@ -301,7 +336,9 @@ impl Payments {
         }
         let (group_id, recipient_user_id) = match input.to {
             Recipient::Group(group_id) => {
-                self.group(sender.id, group_id)?;
+                if !self.member_set(group_id)?.contains(&sender.id) {
+                    return Err(PaymentError::NotFound("group"));
+                }
                 (Some(group_id), None)
             }
             Recipient::User(user_id) => {
@@ -325,9 +362,7 @@ impl Payments {
         // Most refusals before anything reaches the trust log.
         let available = self
             .handles
-            .store()
-            .reader()?
-            .account(sender.wallet_account_id)?
+            .ledger(|reader| reader.account(sender.wallet_account_id))?
             .map_or(0, |wallet| {
                 wallet.credits_posted - wallet.debits_posted - wallet.debits_pending
             });
@@ -412,16 +447,42 @@ impl Payments {
         match first_refusal(&results) {
             None => {
                 self.remember_spending(sender.id, spending);
+                let members = match envelope.group_id {
+                    Some(group_id) => Some(self.member_set(group_id)?),
+                    None => None,
+                };
+                let book = Book::new(envelope.clone(), members, []);
+                self.cache_book(envelope.id, Arc::new(Mutex::new(book)));
                 Ok(Outcome::Done(envelope))
             }
             Some(result) => Err(Self::refusal(result)),
         }
     }
 
+    /// Keeps `book` in memory (or the one another request put there first).
+    fn cache_book(&self, envelope_id: u64, book: Arc<Mutex<Book>>) -> Arc<Mutex<Book>> {
+        let mut books = self.envelope_books.books.lock().expect("books");
+        if books.len() >= BOOKS_CACHED_MAX {
+            // The oldest envelopes (smallest ids) are the least likely to be grabbed.
+            let mut ids: Vec<u64> = books.keys().copied().collect();
+            ids.sort_unstable();
+            for id in &ids[..ids.len() / 2] {
+                books.remove(id);
+            }
+        }
+        books.entry(envelope_id).or_insert(book).clone()
+    }
+
     /// The book of `envelope_id`, from memory or the store (the envelope, its group's members,
     /// and the packets' transfers that exist).
     fn book(&self, envelope_id: u64) -> Result<Arc<Mutex<Book>>, PaymentError> {
-        if let Some(book) = self.envelope_books.lock().expect("books").get(&envelope_id) {
+        if let Some(book) = self
+            .envelope_books
+            .books
+            .lock()
+            .expect("books")
+            .get(&envelope_id)
+        {
             return Ok(book.clone());
         }
         let envelope = self
@@ -429,13 +490,7 @@ impl Payments {
             .records(|records| records.envelope(envelope_id))?
             .ok_or(PaymentError::NotFound("red envelope"))?;
         let members = match envelope.group_id {
-            Some(group_id) => Some(
-                self.handles
-                    .records(|records| records.group_members(group_id))?
-                    .into_iter()
-                    .map(|member| member.user_id)
-                    .collect::<HashSet<u64>>(),
-            ),
+            Some(group_id) => Some(self.member_set(group_id)?),
             None => None,
         };
         let ids: Vec<u128> = (0..envelope.packets.len())
@@ -443,9 +498,7 @@ impl Payments {
             .collect();
         let mut transfers = Vec::with_capacity(ids.len());
         self.handles
-            .store()
-            .reader()?
-            .load_transfers(&ids, &mut transfers)?;
+            .ledger(|reader| reader.load_transfers(&ids, &mut transfers))?;
         let grabs: Vec<(usize, u64)> = transfers
             .iter()
             .filter_map(|stored| {
@@ -457,20 +510,12 @@ impl Payments {
             })
             .collect();
         let book = Arc::new(Mutex::new(Book::new(envelope, members, grabs)));
-        let mut books = self.envelope_books.lock().expect("books");
-        if books.len() >= BOOKS_CACHED_MAX {
-            // The oldest envelopes (smallest ids) are the least likely to be grabbed.
-            let mut ids: Vec<u64> = books.keys().copied().collect();
-            ids.sort_unstable();
-            for id in &ids[..ids.len() / 2] {
-                books.remove(id);
-            }
-        }
-        Ok(books.entry(envelope_id).or_insert(book).clone())
+        Ok(self.cache_book(envelope_id, book))
     }
 
     fn forget_book(&self, envelope_id: u64) {
         self.envelope_books
+            .books
             .lock()
             .expect("books")
             .remove(&envelope_id);
