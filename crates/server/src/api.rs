@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::routing::{delete, get, post, put, MethodRouter};
 use serde_json::{json, Map, Value};
 
-use crate::{log, payments, qr, sql, users, AppState};
+use crate::{envelopes, log, payments, qr, sql, users, AppState};
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +185,30 @@ pub fn endpoints() -> Vec<Endpoint> {
             responses: &[(201, "sent"), (409, PROBLEM), (422, PROBLEM)],
             ..endpoint("POST", "/v1/transfers", "payments", "Send money to another user.", Session, post(payments::send_transfer))
         },
+        // ---- Groups and red envelopes ----
+        Endpoint {
+            body: Some(object(&[("name", text("the group's name")), ("members", json!({"type": "array", "items": {"type": "string"}, "description": "phone numbers or usr_… (the owner is always a member)"}))], &["name"])),
+            responses: &[(201, "the group and its members"), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/groups", "red envelopes", "Make a group.", Session, post(envelopes::create_group))
+        },
+        Endpoint {
+            body: Some(object(&[("members", json!({"type": "array", "items": {"type": "string"}, "description": "phone numbers or usr_…"}))], &["members"])),
+            responses: &[(200, "the group and its members"), (404, PROBLEM)],
+            ..endpoint("POST", "/v1/groups/{id}/members", "red envelopes", "Add members (the owner only).", Session, post(envelopes::add_members))
+        },
+        endpoint("GET", "/v1/groups/{id}", "red envelopes", "A group, to its members.", Session, get(envelopes::get_group)),
+        endpoint("GET", "/v1/me/groups", "red envelopes", "The groups the user belongs to.", Session, get(envelopes::my_groups)),
+        Endpoint {
+            idempotent: true,
+            body: Some(object(&[("group_id", text("grp_… of a group the sender belongs to")), ("to", text("or one friend: a phone number or usr_…")), ("kind", text("ordinary (equal packets) or lucky (random packets)")), ("amount", minor_units("lucky: the total; ordinary: each packet")), ("count", json!({"type": "integer", "minimum": 1, "description": "packets (1 for a friend)"})), ("greeting", text("up to 256 bytes")), ("payment_password", payment_password.clone())], &["kind", "amount", "payment_password"])),
+            responses: &[(201, "the envelope (packets fixed and their digest registered in the trust log)"), (400, PROBLEM), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/red-envelopes", "red envelopes", "Send a red envelope to a group or a friend.", Session, post(envelopes::send))
+        },
+        Endpoint {
+            responses: &[(200, "the packet: its amount"), (404, PROBLEM), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/red-envelopes/{id}/grab", "red envelopes", "Grab the next packet (once per member, in arrival order).", Session, post(envelopes::grab))
+        },
+        endpoint("GET", "/v1/red-envelopes/{id}", "red envelopes", "An envelope and who got how much (the luckiest marked; the packets and their commitment once it is closed).", Session, get(envelopes::get)),
         // ---- QR payments (users) ----
         Endpoint {
             body: Some(object(&[("payload", text("the scanned text, as read from the QR code"))], &["payload"])),

@@ -6,6 +6,7 @@
 
 pub mod api;
 mod auth;
+mod envelopes;
 mod log;
 mod metrics;
 mod payments;

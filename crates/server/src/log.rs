@@ -154,6 +154,29 @@ pub fn registration_receipt_json(
     })
 }
 
+/// The receipt of registration `registration_id` as JSON, or null while no checkpoint covers it
+/// yet.
+pub(crate) async fn registration_receipt_value(
+    state: &AppState,
+    registration_id: u64,
+) -> Result<serde_json::Value, ApiError> {
+    let receipt = state
+        .readers
+        .run(move |reader| Ok(sequencer::registration_receipt(reader, registration_id)))
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "reading a registration's receipt");
+            ApiError::unavailable("the store does not answer")
+        })?;
+    Ok(match receipt {
+        Ok(receipt) => registration_receipt_json(registration_id, &receipt),
+        Err(error) => {
+            tracing::warn!(%error, "a registration's receipt cannot be built yet");
+            serde_json::Value::Null
+        }
+    })
+}
+
 /// `POST /v1/log/deposits`: certificate deposit. Registers a document's SHA-256 digest in the
 /// trust log and answers with its receipt once it is durable and under a signed checkpoint.
 pub(crate) async fn deposit(

@@ -78,6 +78,11 @@ pub(crate) fn render(state: &AppState) -> String {
         "Unpaid orders closed at their expiry.",
         read(&workers.orders_expired),
     );
+    counter(
+        "tally_red_envelopes_expired_total",
+        "Red envelopes closed at their expiry, what was left given back.",
+        read(&workers.envelopes_expired),
+    );
     let mut gauge = |name: &str, help: &str, value: u64| {
         let _ = writeln!(
             text,

@@ -40,7 +40,9 @@ pub fn payment_error(error: PaymentError) -> ApiError {
             StatusCode::UNAUTHORIZED
         }
         "payment_locked" | "payment_code_locked" => StatusCode::LOCKED,
-        "idempotency_conflict" | "out_trade_no_used" | "out_refund_no_used" => StatusCode::CONFLICT,
+        "idempotency_conflict" | "out_trade_no_used" | "out_refund_no_used" | "already_grabbed" => {
+            StatusCode::CONFLICT
+        }
         "invalid_card" => StatusCode::BAD_REQUEST,
         "bank_timeout" => StatusCode::GATEWAY_TIMEOUT,
         "unavailable" => {
@@ -857,6 +859,31 @@ pub(crate) async fn check_payment_password(
     .map_err(user_error)
 }
 
+/// The user a phone number (`+86…`) or a user id (`usr_…`) names.
+pub(crate) fn find_user(state: &AppState, to: &str) -> Result<User, ApiError> {
+    state
+        .payments
+        .handles()
+        .users(move |users| {
+            if let Some(id) = parse_prefixed("usr_", to) {
+                users.user(id)
+            } else {
+                match services::users::parse_phone(to) {
+                    Ok(phone) => users.user_by_phone(&phone),
+                    Err(_) => Ok(None),
+                }
+            }
+        })
+        .map_err(|error| payment_error(error.into()))?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "payee_not_found",
+                format!("No user has the phone number or id {to:?}."),
+            )
+        })
+}
+
 /// `POST /v1/orders/{id}/pay`: the signed-in user pays an order with the payment password.
 pub(crate) async fn pay_order(
     State(state): State<Arc<AppState>>,
@@ -914,30 +941,7 @@ pub(crate) async fn send_transfer(
     let (token, user) = session_user(&state, &headers)?;
     let request: TransferRequest = parse(&body)?;
     let idempotency = idempotency(&headers, format!("usr_{}", user.id), &method, &uri, &body)?;
-    let payee = {
-        let to = request.to.clone();
-        state
-            .payments
-            .handles()
-            .users(move |users| {
-                if let Some(id) = parse_prefixed("usr_", &to) {
-                    users.user(id)
-                } else {
-                    match services::users::parse_phone(&to) {
-                        Ok(phone) => users.user_by_phone(&phone),
-                        Err(_) => Ok(None),
-                    }
-                }
-            })
-            .map_err(|error| payment_error(error.into()))?
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "payee_not_found",
-                    "No user has this phone number or id.",
-                )
-            })?
-    };
+    let payee = find_user(&state, &request.to)?;
     let user = check_payment_password(&state, token, user, request.payment_password).await?;
     let render = |transfer: &P2pTransfer| rendered(p2p_json(transfer), StatusCode::CREATED);
     let result = state

@@ -42,23 +42,8 @@ fn code_json(code: &MerchantCode) -> Value {
 
 /// A code with its registration's receipt (leaf, inclusion proof, signed checkpoint).
 async fn code_with_receipt(state: &AppState, code: &MerchantCode) -> Result<Value, ApiError> {
-    let registration_id = code.registration_id;
-    let receipt = state
-        .readers
-        .run(move |reader| Ok(sequencer::registration_receipt(reader, registration_id)))
-        .await
-        .map_err(|error| {
-            tracing::error!(%error, "reading a code's receipt");
-            ApiError::unavailable("the store does not answer")
-        })?;
     let mut body = code_json(code);
-    body["receipt"] = match receipt {
-        Ok(receipt) => crate::log::registration_receipt_json(registration_id, &receipt),
-        Err(error) => {
-            tracing::warn!(%error, "a code's receipt cannot be built yet");
-            Value::Null
-        }
-    };
+    body["receipt"] = crate::log::registration_receipt_value(state, code.registration_id).await?;
     Ok(body)
 }
 

@@ -30,6 +30,7 @@ pub struct WorkerMetrics {
     pub notifications_delivered: AtomicU64,
     pub notification_failures: AtomicU64,
     pub orders_expired: AtomicU64,
+    pub envelopes_expired: AtomicU64,
 }
 
 impl WorkerMetrics {
@@ -516,7 +517,8 @@ fn deliver_round(
 /// Orders closed per round of the expiry task, at most.
 pub const ORDERS_EXPIRED_PER_ROUND_MAX: usize = 500;
 
-/// Closes unpaid orders whose expiry has passed, every `interval`, until `stop` resolves.
+/// Closes unpaid orders and red envelopes whose expiry has passed (giving what nobody grabbed
+/// back to its sender), every `interval`, until `stop` resolves.
 pub async fn expire_orders(
     payments: Arc<services::payments::Payments>,
     metrics: Arc<WorkerMetrics>,
@@ -534,6 +536,17 @@ pub async fn expire_orders(
                     .fetch_add(closed as u64, Ordering::Relaxed);
             }
             Err(error) => tracing::warn!(%error, "closing expired orders"),
+        }
+        match payments
+            .expire_envelopes(unix_seconds(), ORDERS_EXPIRED_PER_ROUND_MAX)
+            .await
+        {
+            Ok(closed) => {
+                metrics
+                    .envelopes_expired
+                    .fetch_add(closed as u64, Ordering::Relaxed);
+            }
+            Err(error) => tracing::warn!(%error, "closing expired red envelopes"),
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
