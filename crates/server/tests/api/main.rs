@@ -181,8 +181,8 @@ async fn metrics_count_what_the_ledger_committed() {
     assert!(
         metrics
             .body
-            // The platform's three accounts, opened at start, and the test's four events.
-            .contains("\ntally_ledger_events_committed_total 7\n"),
+            // The platform's five accounts, opened at start, and the test's four events.
+            .contains("\ntally_ledger_events_committed_total 9\n"),
         "{}",
         metrics.body
     );
