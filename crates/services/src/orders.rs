@@ -164,6 +164,7 @@ mod tests {
             closed_at: None,
             version: 1,
             payment_transfer_id: 16,
+            escrow: false,
         }
     }
 

@@ -984,6 +984,7 @@ impl Payments {
             closed_at: None,
             version: 1,
             payment_transfer_id: transfer_id(id, 1),
+            escrow: false,
         };
         let mut records = vec![Record::Order(order.clone())];
         records.extend(Idempotency::record(idempotency, render, &order, now_s));

@@ -7,9 +7,9 @@ use sequencer::Sequencer;
 use store::{
     BankDirection, BankTransfer, BankTransferState, BusinessEvent, Card, CardState, CodeKind,
     CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate, DeviceState, Envelope,
-    EnvelopeKind, EnvelopeState, Group, GroupMember, IdempotencyRecord, Merchant, MerchantCode,
-    MerchantKey, NewRegistration, Order, OrderState, Outlet, OutletKind, P2pTransfer,
-    PaymentDevice, Record, Refund, RegistrationKind, Store,
+    EnvelopeKind, EnvelopeState, Escrow, EscrowState, Group, GroupMember, IdempotencyRecord,
+    Merchant, MerchantCode, MerchantKey, NewRegistration, Order, OrderState, Outlet, OutletKind,
+    P2pTransfer, PaymentDevice, Record, Refund, RegistrationKind, Store,
 };
 
 use crate::common::{config, new_account, new_transfer, ManualClock};
@@ -49,6 +49,7 @@ fn order(id: u64, state: OrderState) -> Order {
         closed_at: None,
         version: 1,
         payment_transfer_id: u128::from(id) * 16 + 1,
+        escrow: false,
     }
 }
 
@@ -536,7 +537,8 @@ pub fn qr_records_read_back_as_written(store: &dyn Store) {
 }
 
 /// Groups (members inserted once: a member twice fails the batch) and envelopes (their packets
-/// read back exactly; later records change their state only), and the envelopes due to expire.
+/// read back exactly; later records change their state only), the envelopes due to expire, and
+/// escrows with their timers.
 pub fn envelope_records_read_back_as_written(store: &dyn Store) {
     let sequencer = Sequencer::start(store, config(ManualClock::at(1_000_000_000))).unwrap();
     let outcomes = sequencer
@@ -615,6 +617,56 @@ pub fn envelope_records_read_back_as_written(store: &dyn Store) {
         Vec::new(),
         vec![Record::Envelope(expired.clone())],
     );
+    // An escrow follows its order, and changes in place.
+    let mut escrowed = order(1, OrderState::Success);
+    escrowed.escrow = true;
+    let held = Escrow {
+        order_id: 1,
+        merchant_id: 7,
+        buyer_user_id: 900,
+        amount: 100,
+        state: EscrowState::Held,
+        carrier: None,
+        tracking_no: None,
+        ship_by: 700,
+        shipped_at: None,
+        release_at: None,
+        due_at: Some(700),
+        dispute_reason: None,
+        dispute_evidence: None,
+        released: 0,
+        refunded: 0,
+        settled_by: None,
+        note: None,
+        created_at: 5,
+        updated_at: 5,
+        version: 1,
+    };
+    commit(
+        &sequencer,
+        Vec::new(),
+        vec![
+            Record::Merchant(merchant(7)),
+            Record::Order(escrowed.clone()),
+            Record::Escrow(held.clone()),
+        ],
+    );
+    let shipped = Escrow {
+        state: EscrowState::Shipped,
+        carrier: Some("SF Express".into()),
+        tracking_no: Some("SF1234567890".into()),
+        shipped_at: Some(600),
+        release_at: Some(900),
+        due_at: Some(900),
+        updated_at: 600,
+        version: 2,
+        ..held.clone()
+    };
+    commit(
+        &sequencer,
+        Vec::new(),
+        vec![Record::Escrow(shipped.clone())],
+    );
     let again = sequencer
         .handle()
         .submit_with_records(Vec::new(), vec![Record::GroupMember(member(902))])
@@ -636,4 +688,9 @@ pub fn envelope_records_read_back_as_written(store: &dyn Store) {
     assert_eq!(records.envelope(50).unwrap(), Some(to_friend.clone()));
     assert_eq!(records.envelopes_due(199, 10).unwrap(), vec![]);
     assert_eq!(records.envelopes_due(200, 10).unwrap(), vec![to_friend]);
+    assert_eq!(records.order(1).unwrap(), Some(escrowed));
+    assert_eq!(records.escrow(1).unwrap(), Some(shipped.clone()));
+    assert_eq!(records.escrow(2).unwrap(), None);
+    assert_eq!(records.escrows_due(899, 10).unwrap(), vec![]);
+    assert_eq!(records.escrows_due(900, 10).unwrap(), vec![shipped]);
 }

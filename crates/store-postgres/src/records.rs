@@ -20,10 +20,10 @@ use postgres::{Client, Row, Statement, Transaction};
 use store::{
     BankDirection, BankTransfer, BankTransferState, BusinessEvent, Card, CardState, CodeKind,
     CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate, DeviceState, Envelope,
-    EnvelopeKind, EnvelopeState, Group, GroupMember, IdempotencyRecord, Merchant, MerchantCode,
-    MerchantKey, Order, OrderState, OutboxWriter, Outlet, OutletKind, P2pTransfer, PaymentDevice,
-    Record, RecordReader, Refund, StoreError, StoreErrorKind, StoreResult, StoredEvent,
-    RECORD_PAGE_LIMIT_MAX,
+    EnvelopeKind, EnvelopeState, Escrow, EscrowState, Group, GroupMember, IdempotencyRecord,
+    Merchant, MerchantCode, MerchantKey, Order, OrderState, OutboxWriter, Outlet, OutletKind,
+    P2pTransfer, PaymentDevice, Record, RecordReader, Refund, StoreError, StoreErrorKind,
+    StoreResult, StoredEvent, RECORD_PAGE_LIMIT_MAX,
 };
 
 use crate::map_error;
@@ -133,10 +133,11 @@ const UPSERT_OUTLETS: &str = "
 const UPSERT_ORDERS: &str = "
     INSERT INTO orders (id, merchant_id, outlet_id, out_trade_no, amount, currency,
         description, notify_url, state, payer_user_id, fee, refunded, created_at, expires_at,
-        paid_at, closed_at, version, payment_transfer_id)
+        paid_at, closed_at, version, payment_transfer_id, escrow)
     SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::int8[],
         $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int8[],
-        $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::int8[])
+        $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::int8[],
+        $19::bool[])
     ON CONFLICT (id) DO UPDATE SET merchant_id = excluded.merchant_id,
         outlet_id = excluded.outlet_id, out_trade_no = excluded.out_trade_no,
         amount = excluded.amount, currency = excluded.currency,
@@ -145,7 +146,7 @@ const UPSERT_ORDERS: &str = "
         refunded = excluded.refunded, created_at = excluded.created_at,
         expires_at = excluded.expires_at, paid_at = excluded.paid_at,
         closed_at = excluded.closed_at, version = excluded.version,
-        payment_transfer_id = excluded.payment_transfer_id";
+        payment_transfer_id = excluded.payment_transfer_id, escrow = excluded.escrow";
 
 const UPSERT_REFUNDS: &str = "
     INSERT INTO refunds (id, order_id, merchant_id, out_refund_no, amount, fee_refunded,
@@ -265,6 +266,22 @@ const UPSERT_ENVELOPES: &str = "
     ON CONFLICT (id) DO UPDATE SET state = excluded.state, returned = excluded.returned,
         closed_at = excluded.closed_at";
 
+const UPSERT_ESCROWS: &str = "
+    INSERT INTO escrows (order_id, merchant_id, buyer_user_id, amount, state, carrier,
+        tracking_no, ship_by, shipped_at, release_at, due_at, dispute_reason, dispute_evidence,
+        released, refunded, settled_by, note, created_at, updated_at, version)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::text[],
+        $6::text[], $7::text[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[],
+        $13::text[], $14::int8[], $15::int8[], $16::text[], $17::text[], $18::int8[],
+        $19::int8[], $20::int8[])
+    ON CONFLICT (order_id) DO UPDATE SET state = excluded.state, carrier = excluded.carrier,
+        tracking_no = excluded.tracking_no, shipped_at = excluded.shipped_at,
+        release_at = excluded.release_at, due_at = excluded.due_at,
+        dispute_reason = excluded.dispute_reason, dispute_evidence = excluded.dispute_evidence,
+        released = excluded.released, refunded = excluded.refunded,
+        settled_by = excluded.settled_by, note = excluded.note,
+        updated_at = excluded.updated_at, version = excluded.version";
+
 /// The writer's record statements, prepared once per connection.
 pub(crate) struct RecordStatements {
     merchants: Statement,
@@ -282,6 +299,7 @@ pub(crate) struct RecordStatements {
     groups: Statement,
     group_members: Statement,
     envelopes: Statement,
+    escrows: Statement,
     idempotency: Statement,
 }
 
@@ -304,6 +322,7 @@ impl RecordStatements {
             groups: prepare(UPSERT_GROUPS)?,
             group_members: prepare(INSERT_GROUP_MEMBERS)?,
             envelopes: prepare(UPSERT_ENVELOPES)?,
+            escrows: prepare(UPSERT_ESCROWS)?,
             idempotency: prepare(INSERT_IDEMPOTENCY)?,
         })
     }
@@ -327,6 +346,7 @@ struct Grouped<'a> {
     groups: Vec<&'a Group>,
     group_members: Vec<&'a GroupMember>,
     envelopes: Vec<&'a Envelope>,
+    escrows: Vec<&'a Escrow>,
     events: Vec<&'a BusinessEvent>,
     idempotency: Vec<&'a IdempotencyRecord>,
 }
@@ -353,6 +373,7 @@ impl<'a> Grouped<'a> {
                 Record::Group(group) => grouped.groups.push(group),
                 Record::GroupMember(member) => grouped.group_members.push(member),
                 Record::Envelope(envelope) => grouped.envelopes.push(envelope),
+                Record::Escrow(escrow) => grouped.escrows.push(escrow),
             }
         }
         grouped
@@ -414,6 +435,7 @@ pub(crate) fn write_records(
     write_groups(transaction, statements, grouped.groups)?;
     write_group_members(transaction, statements, &grouped.group_members)?;
     write_envelopes(transaction, statements, grouped.envelopes)?;
+    write_escrows(transaction, statements, grouped.escrows)?;
     write_events(transaction, &grouped.events)?;
     write_idempotency(transaction, statements, &grouped.idempotency)
 }
@@ -556,6 +578,7 @@ fn write_orders(
     let mut closed = Vec::with_capacity(count);
     let mut versions = Vec::with_capacity(count);
     let mut payment_transfer_ids = Vec::with_capacity(count);
+    let mut escrows = Vec::with_capacity(count);
     for order in orders {
         ids.push(bigint(order.id, "order id")?);
         merchant_ids.push(bigint(order.merchant_id, "merchant id")?);
@@ -575,6 +598,7 @@ fn write_orders(
         closed.push(bigint_opt(order.closed_at, "time")?);
         versions.push(i64::from(order.version));
         payment_transfer_ids.push(bigint_wide(order.payment_transfer_id, "transfer id")?);
+        escrows.push(order.escrow);
     }
     execute(
         transaction,
@@ -598,6 +622,7 @@ fn write_orders(
             &closed,
             &versions,
             &payment_transfer_ids,
+            &escrows,
         ],
     )
 }
@@ -946,6 +971,86 @@ fn write_group_members(
     )
 }
 
+fn write_escrows(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    escrows: Vec<&Escrow>,
+) -> StoreResult<()> {
+    if escrows.is_empty() {
+        return Ok(());
+    }
+    let escrows = last_of_each(escrows, |escrow| escrow.order_id);
+    let count = escrows.len();
+    let mut orders = Vec::with_capacity(count);
+    let mut merchants = Vec::with_capacity(count);
+    let mut buyers = Vec::with_capacity(count);
+    let mut amounts = Vec::with_capacity(count);
+    let mut states = Vec::with_capacity(count);
+    let mut carriers = Vec::with_capacity(count);
+    let mut tracking = Vec::with_capacity(count);
+    let mut ship_by = Vec::with_capacity(count);
+    let mut shipped = Vec::with_capacity(count);
+    let mut release = Vec::with_capacity(count);
+    let mut due = Vec::with_capacity(count);
+    let mut reasons = Vec::with_capacity(count);
+    let mut evidence = Vec::with_capacity(count);
+    let mut released = Vec::with_capacity(count);
+    let mut refunded = Vec::with_capacity(count);
+    let mut settled_by = Vec::with_capacity(count);
+    let mut notes = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    let mut updated = Vec::with_capacity(count);
+    let mut versions = Vec::with_capacity(count);
+    for escrow in escrows {
+        orders.push(bigint(escrow.order_id, "order id")?);
+        merchants.push(bigint(escrow.merchant_id, "merchant id")?);
+        buyers.push(bigint(escrow.buyer_user_id, "user id")?);
+        amounts.push(bigint(escrow.amount, "escrow amount")?);
+        states.push(escrow.state.as_str());
+        carriers.push(escrow.carrier.as_deref());
+        tracking.push(escrow.tracking_no.as_deref());
+        ship_by.push(bigint(escrow.ship_by, "time")?);
+        shipped.push(bigint_opt(escrow.shipped_at, "time")?);
+        release.push(bigint_opt(escrow.release_at, "time")?);
+        due.push(bigint_opt(escrow.due_at, "time")?);
+        reasons.push(escrow.dispute_reason.as_deref());
+        evidence.push(escrow.dispute_evidence.as_deref());
+        released.push(bigint(escrow.released, "escrow released")?);
+        refunded.push(bigint(escrow.refunded, "escrow refunded")?);
+        settled_by.push(escrow.settled_by.as_deref());
+        notes.push(escrow.note.as_deref());
+        created.push(bigint(escrow.created_at, "time")?);
+        updated.push(bigint(escrow.updated_at, "time")?);
+        versions.push(i64::from(escrow.version));
+    }
+    execute(
+        transaction,
+        &statements.escrows,
+        &[
+            &orders,
+            &merchants,
+            &buyers,
+            &amounts,
+            &states,
+            &carriers,
+            &tracking,
+            &ship_by,
+            &shipped,
+            &release,
+            &due,
+            &reasons,
+            &evidence,
+            &released,
+            &refunded,
+            &settled_by,
+            &notes,
+            &created,
+            &updated,
+            &versions,
+        ],
+    )
+}
+
 fn write_envelopes(
     transaction: &mut Transaction<'_>,
     statements: &RecordStatements,
@@ -1143,7 +1248,7 @@ macro_rules! order_columns {
     () => {
         "id, merchant_id, outlet_id, out_trade_no, amount, currency, description, notify_url, \
          state, payer_user_id, fee, refunded, created_at, expires_at, paid_at, closed_at, \
-         version, payment_transfer_id"
+         version, payment_transfer_id, escrow"
     };
 }
 
@@ -1183,6 +1288,14 @@ macro_rules! code_columns {
 macro_rules! report_columns {
     () => {
         "id, code_id, payload_digest, payload, user_id, reason, created_at"
+    };
+}
+
+macro_rules! escrow_columns {
+    () => {
+        "order_id, merchant_id, buyer_user_id, amount, state, carrier, tracking_no, ship_by, \
+         shipped_at, release_at, due_at, dispute_reason, dispute_evidence, released, refunded, \
+         settled_by, note, created_at, updated_at, version"
     };
 }
 
@@ -1265,6 +1378,7 @@ fn order_from_row(row: &Row) -> StoreResult<Order> {
         closed_at: get_opt_u64(row, 15, "time")?,
         version: get_u32(row, 16, "order version")?,
         payment_transfer_id: get_u128(row, 17, "transfer id")?,
+        escrow: get(row, 18)?,
     })
 }
 
@@ -1375,6 +1489,32 @@ fn report_from_row(row: &Row) -> StoreResult<CodeReport> {
         user_id: get_u64(row, 4, "user id")?,
         reason: get(row, 5)?,
         created_at: get_u64(row, 6, "time")?,
+    })
+}
+
+fn escrow_from_row(row: &Row) -> StoreResult<Escrow> {
+    let state: &str = get(row, 4)?;
+    Ok(Escrow {
+        order_id: get_u64(row, 0, "order id")?,
+        merchant_id: get_u64(row, 1, "merchant id")?,
+        buyer_user_id: get_u64(row, 2, "user id")?,
+        amount: get_u64(row, 3, "escrow amount")?,
+        state: EscrowState::parse(state).ok_or_else(|| unknown("escrow state", state))?,
+        carrier: get(row, 5)?,
+        tracking_no: get(row, 6)?,
+        ship_by: get_u64(row, 7, "time")?,
+        shipped_at: get_opt_u64(row, 8, "time")?,
+        release_at: get_opt_u64(row, 9, "time")?,
+        due_at: get_opt_u64(row, 10, "time")?,
+        dispute_reason: get(row, 11)?,
+        dispute_evidence: get(row, 12)?,
+        released: get_u64(row, 13, "escrow released")?,
+        refunded: get_u64(row, 14, "escrow refunded")?,
+        settled_by: get(row, 15)?,
+        note: get(row, 16)?,
+        created_at: get_u64(row, 17, "time")?,
+        updated_at: get_u64(row, 18, "time")?,
+        version: get_u32(row, 19, "escrow version")?,
     })
 }
 
@@ -1959,6 +2099,30 @@ impl RecordReader for PostgresRecords {
             ),
             &[&bigint(id, "envelope id")?],
             envelope_from_row,
+        )
+    }
+
+    fn escrow(&mut self, order_id: u64) -> StoreResult<Option<Escrow>> {
+        self.one(
+            concat!(
+                "SELECT ",
+                escrow_columns!(),
+                " FROM escrows WHERE order_id = $1"
+            ),
+            &[&bigint(order_id, "order id")?],
+            escrow_from_row,
+        )
+    }
+
+    fn escrows_due(&mut self, now: u64, limit: usize) -> StoreResult<Vec<Escrow>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                escrow_columns!(),
+                " FROM escrows WHERE due_at <= $1 ORDER BY due_at LIMIT $2"
+            ),
+            &[&bigint(now, "time")?, &page_limit(limit)],
+            escrow_from_row,
         )
     }
 

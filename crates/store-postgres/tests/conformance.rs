@@ -193,6 +193,7 @@ fn unpaid_order(id: u64) -> store::Order {
         closed_at: None,
         version: 1,
         payment_transfer_id: u128::from(id) * 16 + 1,
+        escrow: false,
     }
 }
 

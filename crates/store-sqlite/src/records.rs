@@ -5,10 +5,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 use store::{
     from_i64, to_i64, BankDirection, BankTransfer, BankTransferState, BusinessEvent, Card,
     CardState, CodeKind, CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate,
-    DeviceState, Envelope, EnvelopeKind, EnvelopeState, Group, GroupMember, IdempotencyRecord,
-    Merchant, MerchantCode, MerchantKey, Order, OrderState, OutboxWriter, Outlet, OutletKind,
-    P2pTransfer, PaymentDevice, Record, RecordReader, Refund, StoreError, StoreResult, StoredEvent,
-    RECORD_PAGE_LIMIT_MAX,
+    DeviceState, Envelope, EnvelopeKind, EnvelopeState, Escrow, EscrowState, Group, GroupMember,
+    IdempotencyRecord, Merchant, MerchantCode, MerchantKey, Order, OrderState, OutboxWriter,
+    Outlet, OutletKind, P2pTransfer, PaymentDevice, Record, RecordReader, Refund, StoreError,
+    StoreResult, StoredEvent, RECORD_PAGE_LIMIT_MAX,
 };
 
 use crate::map_error;
@@ -126,9 +126,9 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
             // deletes and re-inserts the row in every index).
             "INSERT INTO orders (id, merchant_id, outlet_id, out_trade_no, amount,
                 currency, description, notify_url, state, payer_user_id, fee, refunded,
-                created_at, expires_at, paid_at, closed_at, version, payment_transfer_id)
+                created_at, expires_at, paid_at, closed_at, version, payment_transfer_id, escrow)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                ?17, ?18)
+                ?17, ?18, ?19)
              ON CONFLICT (id) DO UPDATE SET state = excluded.state,
                 payer_user_id = excluded.payer_user_id, fee = excluded.fee,
                 refunded = excluded.refunded, paid_at = excluded.paid_at,
@@ -153,7 +153,8 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
                 order.paid_at.map(int),
                 order.closed_at.map(int),
                 order.version,
-                to_i64(order.payment_transfer_id)
+                to_i64(order.payment_transfer_id),
+                order.escrow
             ],
         ),
         Record::Refund(refund) => execute(
@@ -356,6 +357,37 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
                 envelope.closed_at.map(int)
             ],
         ),
+        Record::Escrow(escrow) => execute(
+            connection,
+            "INSERT OR REPLACE INTO escrows (order_id, merchant_id, buyer_user_id, amount, state,
+                carrier, tracking_no, ship_by, shipped_at, release_at, due_at, dispute_reason,
+                dispute_evidence, released, refunded, settled_by, note, created_at, updated_at,
+                version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18, ?19, ?20)",
+            params![
+                int(escrow.order_id),
+                int(escrow.merchant_id),
+                int(escrow.buyer_user_id),
+                int(escrow.amount),
+                escrow.state.as_str(),
+                escrow.carrier,
+                escrow.tracking_no,
+                int(escrow.ship_by),
+                escrow.shipped_at.map(int),
+                escrow.release_at.map(int),
+                escrow.due_at.map(int),
+                escrow.dispute_reason,
+                escrow.dispute_evidence,
+                int(escrow.released),
+                int(escrow.refunded),
+                escrow.settled_by,
+                escrow.note,
+                int(escrow.created_at),
+                int(escrow.updated_at),
+                escrow.version
+            ],
+        ),
         Record::Idempotency(record) => execute(
             connection,
             "INSERT INTO idempotency_keys (principal, key, request_digest, status, response,
@@ -431,6 +463,36 @@ fn code_use_from_row(row: &Row<'_>) -> rusqlite::Result<CodeUse> {
         slot: row.get(2)?,
         order_id: get_u64(row, 3)?,
         created_at: get_u64(row, 4)?,
+    })
+}
+
+const ESCROW_COLUMNS: &str = "order_id, merchant_id, buyer_user_id, amount, state, carrier,
+     tracking_no, ship_by, shipped_at, release_at, due_at, dispute_reason, dispute_evidence,
+     released, refunded, settled_by, note, created_at, updated_at, version";
+
+fn escrow_from_row(row: &Row<'_>) -> rusqlite::Result<Escrow> {
+    let state: String = row.get(4)?;
+    Ok(Escrow {
+        order_id: get_u64(row, 0)?,
+        merchant_id: get_u64(row, 1)?,
+        buyer_user_id: get_u64(row, 2)?,
+        amount: get_u64(row, 3)?,
+        state: named(&state, EscrowState::parse, "an unknown escrow state")?,
+        carrier: row.get(5)?,
+        tracking_no: row.get(6)?,
+        ship_by: get_u64(row, 7)?,
+        shipped_at: get_opt_u64(row, 8)?,
+        release_at: get_opt_u64(row, 9)?,
+        due_at: get_opt_u64(row, 10)?,
+        dispute_reason: row.get(11)?,
+        dispute_evidence: row.get(12)?,
+        released: get_u64(row, 13)?,
+        refunded: get_u64(row, 14)?,
+        settled_by: row.get(15)?,
+        note: row.get(16)?,
+        created_at: get_u64(row, 17)?,
+        updated_at: get_u64(row, 18)?,
+        version: row.get(19)?,
     })
 }
 
@@ -528,7 +590,7 @@ fn outlet_from_row(row: &Row<'_>) -> rusqlite::Result<Outlet> {
 
 const ORDER_COLUMNS: &str = "id, merchant_id, outlet_id, out_trade_no, amount, currency,
     description, notify_url, state, payer_user_id, fee, refunded, created_at, expires_at,
-    paid_at, closed_at, version, payment_transfer_id";
+    paid_at, closed_at, version, payment_transfer_id, escrow";
 
 fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
     let state: String = row.get(8)?;
@@ -551,6 +613,7 @@ fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
         closed_at: get_opt_u64(row, 15)?,
         version: row.get(16)?,
         payment_transfer_id: get_u128(row, 17)?,
+        escrow: row.get(18)?,
     })
 }
 
@@ -706,6 +769,24 @@ impl RecordReader for SqliteRecords {
             &format!("SELECT {ENVELOPE_COLUMNS} FROM envelopes WHERE id = ?1"),
             params![int(id)],
             envelope_from_row,
+        )
+    }
+
+    fn escrow(&mut self, order_id: u64) -> StoreResult<Option<Escrow>> {
+        self.one(
+            &format!("SELECT {ESCROW_COLUMNS} FROM escrows WHERE order_id = ?1"),
+            params![int(order_id)],
+            escrow_from_row,
+        )
+    }
+
+    fn escrows_due(&mut self, now: u64, count: usize) -> StoreResult<Vec<Escrow>> {
+        self.many(
+            &format!(
+                "SELECT {ESCROW_COLUMNS} FROM escrows WHERE due_at <= ?1 ORDER BY due_at LIMIT ?2"
+            ),
+            params![int(now), limit(count)],
+            escrow_from_row,
         )
     }
 

@@ -51,6 +51,7 @@ named!(CodeState { Active = "active", Revoked = "revoked", Flagged = "flagged", 
 named!(DeviceState { Active = "active", Revoked = "revoked", });
 named!(EnvelopeKind { Ordinary = "ordinary", Lucky = "lucky", });
 named!(EnvelopeState { Open = "open", Finished = "finished", Expired = "expired", });
+named!(EscrowState { Held = "held", Shipped = "shipped", Disputed = "disputed", Released = "released", Refunded = "refunded", Split = "split", });
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Merchant {
@@ -136,6 +137,9 @@ pub struct Order {
     /// The ledger transfer that pays it (fixed when the order is created, so it can be paid
     /// once only: a second payment is the same transfer id, which the ledger refuses).
     pub payment_transfer_id: u128,
+    /// Paid into escrow ("guaranteed trade"): the money waits in the escrow account until the
+    /// buyer confirms receipt (see [`Escrow`]).
+    pub escrow: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -456,6 +460,54 @@ pub fn parse_envelope_packets(text: &str) -> Option<Vec<u64>> {
     (!packets.is_empty() && packets.len() <= ENVELOPE_PACKETS_MAX).then_some(packets)
 }
 
+/// Where an escrowed payment stands; the transitions live in `services::escrow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EscrowState {
+    /// Paid into escrow, not shipped yet.
+    Held,
+    /// Shipped, waiting for the buyer's confirmation.
+    Shipped,
+    /// The buyer opened a dispute: frozen until the operator resolves it.
+    Disputed,
+    /// Paid out to the seller.
+    Released,
+    /// Given back to the buyer.
+    Refunded,
+    /// Shared between them by the operator.
+    Split,
+}
+
+/// An order paid into escrow ("guaranteed trade"): the money waits in the escrow account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escrow {
+    pub order_id: u64,
+    pub merchant_id: u64,
+    pub buyer_user_id: u64,
+    pub amount: u64,
+    pub state: EscrowState,
+    pub carrier: Option<String>,
+    pub tracking_no: Option<String>,
+    /// Refunded by itself if not shipped by then.
+    pub ship_by: u64,
+    pub shipped_at: Option<u64>,
+    /// Released by itself if the buyer has not confirmed (nor disputed) by then.
+    pub release_at: Option<u64>,
+    /// The next timer: `ship_by` while held, `release_at` while shipped; none otherwise.
+    pub due_at: Option<u64>,
+    pub dispute_reason: Option<String>,
+    pub dispute_evidence: Option<String>,
+    /// Paid to the seller (before the fee) and given back to the buyer, once settled.
+    pub released: u64,
+    pub refunded: u64,
+    /// Who settled it: `buyer`, `timer`, or the operator's credential (`key_…`), and why.
+    pub settled_by: Option<String>,
+    pub note: Option<String>,
+    pub created_at: u64,
+    pub updated_at: u64,
+    /// Counts its changes; its notifications carry it.
+    pub version: u32,
+}
+
 /// One business write, committed with the ledger events of its request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
@@ -478,6 +530,7 @@ pub enum Record {
     /// Inserted once.
     GroupMember(GroupMember),
     Envelope(Envelope),
+    Escrow(Escrow),
 }
 
 /// Reads business records. Each call reads committed state.
@@ -561,6 +614,9 @@ pub trait RecordReader: Send {
     fn envelope(&mut self, id: u64) -> StoreResult<Option<Envelope>>;
     /// Envelopes still `open` whose expiry is at or before `now`, oldest first, `limit` at most.
     fn envelopes_due(&mut self, now: u64, limit: usize) -> StoreResult<Vec<Envelope>>;
+    fn escrow(&mut self, order_id: u64) -> StoreResult<Option<Escrow>>;
+    /// Escrows whose timer (`due_at`) is at or before `now`, earliest first, `limit` at most.
+    fn escrows_due(&mut self, now: u64, limit: usize) -> StoreResult<Vec<Escrow>>;
 }
 
 /// Writes that do not ride with money: delivery progress of the outbox.

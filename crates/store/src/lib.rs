@@ -22,11 +22,12 @@ pub use audit::LedgerAudit;
 pub use business::{
     envelope_packets_text, parse_envelope_packets, BankDirection, BankTransfer, BankTransferState,
     Card, CardState, CodeKind, CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate,
-    DeviceState, Envelope, EnvelopeKind, EnvelopeState, Event as BusinessEvent, Group, GroupMember,
-    IdempotencyRecord, Merchant, MerchantCode, MerchantKey, Order, OrderState, OutboxWriter,
-    Outlet, OutletKind, P2pTransfer, PaymentDevice, Record, RecordReader, Refund, StoredEvent,
-    CODE_PAYLOAD_BYTES_MAX, ENVELOPE_PACKETS_MAX, RECORD_BODY_BYTES_MAX, RECORD_PAGE_LIMIT_MAX,
-    RECORD_TEXT_BYTES_MAX, RECORD_URL_BYTES_MAX, REQUEST_RECORDS_MAX,
+    DeviceState, Envelope, EnvelopeKind, EnvelopeState, Escrow, EscrowState,
+    Event as BusinessEvent, Group, GroupMember, IdempotencyRecord, Merchant, MerchantCode,
+    MerchantKey, Order, OrderState, OutboxWriter, Outlet, OutletKind, P2pTransfer, PaymentDevice,
+    Record, RecordReader, Refund, StoredEvent, CODE_PAYLOAD_BYTES_MAX, ENVELOPE_PACKETS_MAX,
+    RECORD_BODY_BYTES_MAX, RECORD_PAGE_LIMIT_MAX, RECORD_TEXT_BYTES_MAX, RECORD_URL_BYTES_MAX,
+    REQUEST_RECORDS_MAX,
 };
 pub use registration::{
     NewRegistration, Registration, RegistrationInputError, RegistrationKind, StoredRegistration,

@@ -622,6 +622,7 @@ impl Payments {
             closed_at: None,
             version: 1,
             payment_transfer_id: transfer_id(id, 1),
+            escrow: false,
         };
         let paid = self
             .pay_loaded(user, &order, amount, Vec::new(), idempotency, render, now_s)
@@ -934,6 +935,7 @@ impl Payments {
             closed_at: None,
             version: 1,
             payment_transfer_id: transfer_id(id, 1),
+            escrow: false,
         };
         let code_use = Record::CodeUse(CodeUse {
             device_id: device.id,

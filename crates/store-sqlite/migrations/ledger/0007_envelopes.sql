@@ -1,6 +1,6 @@
--- Red envelopes: groups and their members, and envelopes with their packets fixed when sent.
--- Grabs are ledger transfers (packet k of envelope e is transfer (e + 1 + k) × 16 + 1, kind 9),
--- so no row is written per grab.
+-- Red envelopes and escrow: groups and their members; envelopes with their packets fixed when
+-- sent (grabs are ledger transfers: packet k of envelope e is transfer (e + 1 + k) × 16 + 1, kind
+-- 9, so no row is written per grab); orders paid into escrow, and their escrows.
 
 CREATE TABLE groups (
     id            INTEGER PRIMARY KEY,
@@ -38,3 +38,32 @@ CREATE TABLE envelopes (
     CHECK ((group_id IS NULL) <> (recipient_user_id IS NULL))
 ) STRICT;
 CREATE INDEX envelopes_open ON envelopes (expires_at) WHERE state = 'open';
+
+-- Orders paid into escrow ("guaranteed trade"): the money waits in the escrow account.
+ALTER TABLE orders ADD COLUMN escrow INTEGER NOT NULL DEFAULT 0 CHECK (escrow IN (0, 1));
+
+CREATE TABLE escrows (
+    order_id         INTEGER PRIMARY KEY REFERENCES orders (id),
+    merchant_id      INTEGER NOT NULL,
+    buyer_user_id    INTEGER NOT NULL,
+    amount           INTEGER NOT NULL CHECK (amount > 0),
+    state            TEXT    NOT NULL
+        CHECK (state IN ('held', 'shipped', 'disputed', 'released', 'refunded', 'split')),
+    carrier          TEXT,
+    tracking_no      TEXT,
+    ship_by          INTEGER NOT NULL,
+    shipped_at       INTEGER,
+    release_at       INTEGER,
+    -- The next timer: ship_by while held, release_at while shipped.
+    due_at           INTEGER,
+    dispute_reason   TEXT,
+    dispute_evidence TEXT,
+    released         INTEGER NOT NULL DEFAULT 0,
+    refunded         INTEGER NOT NULL DEFAULT 0 CHECK (released + refunded <= amount),
+    settled_by       TEXT,
+    note             TEXT,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    version          INTEGER NOT NULL
+) STRICT;
+CREATE INDEX escrows_due ON escrows (due_at) WHERE due_at IS NOT NULL;
