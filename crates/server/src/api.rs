@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::routing::{delete, get, post, put, MethodRouter};
 use serde_json::{json, Map, Value};
 
-use crate::{envelopes, log, payments, qr, sql, users, AppState};
+use crate::{envelopes, escrow, log, payments, qr, sql, users, AppState};
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +209,29 @@ pub fn endpoints() -> Vec<Endpoint> {
             ..endpoint("POST", "/v1/red-envelopes/{id}/grab", "red envelopes", "Grab the next packet (once per member, in arrival order).", Session, post(envelopes::grab))
         },
         endpoint("GET", "/v1/red-envelopes/{id}", "red envelopes", "An envelope and who got how much (the luckiest marked; the packets and their commitment once it is closed).", Session, get(envelopes::get)),
+        // ---- Escrow ----
+        Endpoint {
+            body: Some(object(&[("carrier", text("the carrier")), ("tracking_no", text("the tracking reference"))], &["carrier", "tracking_no"])),
+            responses: &[(200, "the escrow, shipped"), (404, PROBLEM), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/orders/{id}/shipment", "escrow", "Mark an escrowed order shipped (the buyer then has 10 days to confirm).", Merchant, post(escrow::ship))
+        },
+        endpoint("GET", "/v1/orders/{id}/escrow", "escrow", "An escrowed order's escrow.", Merchant, get(escrow::merchant_view)),
+        endpoint("GET", "/v1/escrows/{order_id}", "escrow", "The buyer's escrow.", Session, get(escrow::buyer_view)),
+        Endpoint {
+            body: Some(object(&[("payment_password", payment_password.clone())], &["payment_password"])),
+            responses: &[(200, "released to the merchant, less its fee"), (401, PROBLEM), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/escrows/{order_id}/confirm", "escrow", "Confirm receipt: the money goes to the merchant.", Session, post(escrow::confirm))
+        },
+        Endpoint {
+            body: Some(object(&[("reason", text("why")), ("evidence", text("a reference to the evidence"))], &["reason"])),
+            responses: &[(200, "disputed: frozen until an operator settles it"), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/escrows/{order_id}/dispute", "escrow", "Open a dispute before the money is released.", Session, post(escrow::dispute))
+        },
+        Endpoint {
+            body: Some(object(&[("outcome", text("refund, release or split")), ("to_buyer", minor_units("a split: what goes back to the buyer")), ("note", text("why: the audit trail"))], &["outcome", "note"])),
+            responses: &[(200, "settled"), (404, PROBLEM), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/escrows/{order_id}/resolution", "operators", "Settle a dispute: refund the buyer, release to the seller, or split.", Credential("operator"), post(escrow::resolve))
+        },
         // ---- QR payments (users) ----
         Endpoint {
             body: Some(object(&[("payload", text("the scanned text, as read from the QR code"))], &["payload"])),
@@ -301,7 +324,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             idempotent: true,
-            body: Some(object(&[("out_trade_no", text("the merchant's reference: 1 to 32 of A-Z a-z 0-9 _ - | *, unique per merchant")), ("amount", minor_units("minor units")), ("currency", text("ISO 4217, the platform's currency")), ("description", text("up to 256 bytes")), ("notify_url", text("http:// address for notifications")), ("outlet_id", text("out_…")), ("expires_in", json!({"type": "integer", "minimum": 1, "description": "seconds (default 7200)"}))], &["out_trade_no", "amount", "currency"])),
+            body: Some(object(&[("out_trade_no", text("the merchant's reference: 1 to 32 of A-Z a-z 0-9 _ - | *, unique per merchant")), ("amount", minor_units("minor units")), ("currency", text("ISO 4217, the platform's currency")), ("description", text("up to 256 bytes")), ("notify_url", text("http:// address for notifications")), ("outlet_id", text("out_…")), ("expires_in", json!({"type": "integer", "minimum": 1, "description": "seconds (default 7200)"})), ("escrow", json!({"type": "boolean", "description": "paid into escrow until the buyer confirms receipt (default false)"}))], &["out_trade_no", "amount", "currency"])),
             responses: &[(201, "the order (NOTPAY)"), (200, "the same out_trade_no again: the existing order"), (400, PROBLEM), (401, PROBLEM), (409, PROBLEM)],
             ..endpoint("POST", "/v1/orders", "orders", "Create an order.", Merchant, post(payments::create_order))
         },

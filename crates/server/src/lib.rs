@@ -7,6 +7,7 @@
 pub mod api;
 mod auth;
 mod envelopes;
+mod escrow;
 mod log;
 mod metrics;
 mod payments;

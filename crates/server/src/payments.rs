@@ -557,6 +557,9 @@ struct OrderRequest {
     outlet_id: Option<String>,
     /// Seconds until the order expires.
     expires_in: Option<u64>,
+    /// Paid into escrow until the buyer confirms receipt.
+    #[serde(default)]
+    escrow: bool,
 }
 
 /// `POST /v1/orders`: creates an order (WeChat Pay's unified order, Alipay's trade.create).
@@ -598,6 +601,7 @@ pub(crate) async fn create_order(
                 notify_url: request.notify_url,
                 outlet_id,
                 expires_in_s: request.expires_in,
+                escrow: request.escrow,
             },
             idempotency.as_ref(),
             &render,

@@ -518,7 +518,8 @@ fn deliver_round(
 pub const ORDERS_EXPIRED_PER_ROUND_MAX: usize = 500;
 
 /// Closes unpaid orders and red envelopes whose expiry has passed (giving what nobody grabbed
-/// back to its sender), every `interval`, until `stop` resolves.
+/// back to its sender) and settles escrows whose time ran out (refunds what was not shipped,
+/// releases what was not confirmed), every `interval`, until `stop` resolves.
 pub async fn expire_orders(
     payments: Arc<services::payments::Payments>,
     metrics: Arc<WorkerMetrics>,
@@ -547,6 +548,12 @@ pub async fn expire_orders(
                     .fetch_add(closed as u64, Ordering::Relaxed);
             }
             Err(error) => tracing::warn!(%error, "closing expired red envelopes"),
+        }
+        if let Err(error) = payments
+            .run_escrow_timers(unix_seconds(), ORDERS_EXPIRED_PER_ROUND_MAX)
+            .await
+        {
+            tracing::warn!(%error, "settling escrows whose time ran out");
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}

@@ -6,6 +6,7 @@ pub mod bank;
 pub mod bills;
 pub mod cards;
 pub mod envelopes;
+pub mod escrow;
 pub mod history;
 pub mod ids;
 pub mod orders;

@@ -22,7 +22,8 @@ use store::{
 
 use crate::accounts::{
     KIND_ENVELOPES, KIND_ESCROW, KIND_FEES, KIND_MERCHANT, KIND_RESERVE, KIND_SUSPENSE,
-    TRANSFER_FEE, TRANSFER_FEE_REFUND, TRANSFER_P2P, TRANSFER_PAYMENT, TRANSFER_REFUND,
+    TRANSFER_ESCROW, TRANSFER_FEE, TRANSFER_FEE_REFUND, TRANSFER_P2P, TRANSFER_PAYMENT,
+    TRANSFER_REFUND,
 };
 use crate::ids::{new_id, transfer_id};
 use crate::orders::{self, OrderCommand, OrderRefusal};
@@ -32,10 +33,12 @@ use crate::time::rfc3339_seconds;
 use crate::users::UserError;
 
 mod envelopes;
+mod escrow;
 mod qr;
 pub use envelopes::{
     luckiest, packet_transfer_id, EnvelopeConfig, EnvelopeView, Grab, NewEnvelope, Recipient,
 };
+pub use escrow::{escrow_json, EscrowActor};
 pub use qr::{
     numeric_currency, payload_digest, CodeRequest, EnrolledDevice, NewCharge, QrConfig, Scan,
     ScanStatus,
@@ -83,6 +86,7 @@ pub struct PaymentConfig {
     pub tiers: [TierLimits; 3],
     pub qr: QrConfig,
     pub envelopes: EnvelopeConfig,
+    pub escrow: crate::escrow::EscrowConfig,
 }
 
 impl Default for PaymentConfig {
@@ -113,6 +117,7 @@ impl Default for PaymentConfig {
             ],
             qr: QrConfig::default(),
             envelopes: EnvelopeConfig::default(),
+            escrow: crate::escrow::EscrowConfig::default(),
         }
     }
 }
@@ -168,6 +173,10 @@ pub enum PaymentError {
     TooManyDevices { max: usize },
     #[error(transparent)]
     Grab(crate::envelopes::GrabRefusal),
+    #[error(transparent)]
+    Escrow(crate::escrow::EscrowRefusal),
+    #[error("the money is in escrow: it goes back to the buyer through the escrow (a dispute) until it is released")]
+    EscrowOpen,
 }
 
 impl PaymentError {
@@ -212,6 +221,16 @@ impl PaymentError {
                 crate::envelopes::GrabRefusal::Empty => "envelope_empty",
                 crate::envelopes::GrabRefusal::Expired => "envelope_expired",
             },
+            PaymentError::Escrow(refusal) => match refusal {
+                crate::escrow::EscrowRefusal::NotShipped => "escrow_not_shipped",
+                crate::escrow::EscrowRefusal::AlreadyShipped => "escrow_already_shipped",
+                crate::escrow::EscrowRefusal::InDispute => "escrow_in_dispute",
+                crate::escrow::EscrowRefusal::Settled => "escrow_settled",
+                crate::escrow::EscrowRefusal::NoDispute => "escrow_no_dispute",
+                crate::escrow::EscrowRefusal::SplitTooLarge { .. } => "invalid_request",
+                crate::escrow::EscrowRefusal::NotDue => "escrow_not_due",
+            },
+            PaymentError::EscrowOpen => "escrow_open",
         }
     }
 }
@@ -398,6 +417,8 @@ pub struct NewOrder {
     pub outlet_id: Option<u64>,
     /// Seconds from now; the configured default when `None`.
     pub expires_in_s: Option<u64>,
+    /// Paid into escrow until the buyer confirms receipt.
+    pub escrow: bool,
 }
 
 /// What a user paid out today and this year (for tier limits), as of `day` and `year`.
@@ -482,6 +503,7 @@ pub struct OrderView<'a> {
     paid_at: Option<String>,
     closed_at: Option<String>,
     version: u32,
+    escrow: bool,
 }
 
 impl<'a> OrderView<'a> {
@@ -505,6 +527,7 @@ impl<'a> OrderView<'a> {
             paid_at: order.paid_at.map(rfc3339_seconds),
             closed_at: order.closed_at.map(rfc3339_seconds),
             version: order.version,
+            escrow: order.escrow,
         }
     }
 
@@ -957,7 +980,8 @@ impl Payments {
                 && existing.currency == input.currency
                 && existing.description == input.description
                 && existing.notify_url == input.notify_url
-                && existing.outlet_id == input.outlet_id;
+                && existing.outlet_id == input.outlet_id
+                && existing.escrow == input.escrow;
             return if same {
                 Ok(Outcome::Done(existing))
             } else {
@@ -984,7 +1008,7 @@ impl Payments {
             closed_at: None,
             version: 1,
             payment_transfer_id: transfer_id(id, 1),
-            escrow: false,
+            escrow: input.escrow,
         };
         let mut records = vec![Record::Order(order.clone())];
         records.extend(Idempotency::record(idempotency, render, &order, now_s));
@@ -1218,7 +1242,12 @@ impl Payments {
         now_s: u64,
     ) -> Result<Order, PaymentError> {
         let merchant = self.merchant_cached(order.merchant_id, now_s)?;
-        let fee = orders::fee(amount, merchant.fee_rate_bps);
+        // An escrowed payment waits in the escrow account; the fee is charged on release.
+        let fee = if order.escrow {
+            0
+        } else {
+            orders::fee(amount, merchant.fee_rate_bps)
+        };
         let paid = orders::transition(
             order,
             OrderCommand::Pay {
@@ -1233,12 +1262,20 @@ impl Payments {
         let mut payment = NewTransfer::new(
             order.payment_transfer_id,
             user.wallet_account_id,
-            merchant.account_id,
+            if order.escrow {
+                ESCROW_ACCOUNT_ID
+            } else {
+                merchant.account_id
+            },
             u128::from(amount),
             currency,
         );
         payment.user_data = u128::from(order.id);
-        payment.kind = TRANSFER_PAYMENT;
+        payment.kind = if order.escrow {
+            TRANSFER_ESCROW
+        } else {
+            TRANSFER_PAYMENT
+        };
         let mut events = vec![Event::CreateTransfer(payment)];
         if fee > 0 {
             let Event::CreateTransfer(first) = &mut events[0] else {
@@ -1268,6 +1305,16 @@ impl Payments {
                 now_s,
             )?,
         ];
+        if paid.escrow {
+            records.push(Record::Escrow(crate::escrow::held(
+                paid.id,
+                paid.merchant_id,
+                user.id,
+                amount,
+                &self.config.escrow,
+                now_s,
+            )));
+        }
         records.extend(extra);
         records.extend(Idempotency::record(idempotency, render, &paid, now_s));
         let results = self.commit(events, records).await?;
@@ -1310,6 +1357,7 @@ impl Payments {
             return Ok(Outcome::Replayed { status, body });
         }
         let order = self.order(merchant_id, order_id)?;
+        self.check_refundable(&order)?;
         let existing = self
             .handles
             .records(|records| records.refund_by_out_refund_no(merchant_id, out_refund_no))?;

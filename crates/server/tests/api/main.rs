@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod envelopes;
+mod escrow;
 mod payments;
 mod qr;
 
