@@ -74,16 +74,11 @@ async fn ship(app: &TestApp, merchant: &TestMerchant, order: &str) -> Answer {
 async fn an_escrowed_payment_waits_for_the_buyer_and_disputes_are_settled_by_an_operator() {
     let app = spawn_app().await;
     let merchant = onboard(&app, "Lamp Shop", 60).await;
-    let merchant_account: u128 = merchant.id.strip_prefix("mch_").unwrap().parse().unwrap();
-    let merchant_account = {
-        let me = merchant
-            .send(&app, "GET", "/v1/merchant", "", None)
-            .await
-            .json();
-        me["account_id"]
-            .as_str()
-            .map_or(merchant_account, |id| id.parse().unwrap())
-    };
+    let me = merchant
+        .send(&app, "GET", "/v1/merchant", "", None)
+        .await
+        .json();
+    let merchant_account: u128 = me["account_id"].as_str().unwrap().parse().unwrap();
     let (buyer, _, wallet) = sign_up(&app, "+8613900000401").await;
     let (stranger, _, _) = sign_up(&app, "+8613900000402").await;
     fund(&app, wallet, 20_000).await;
