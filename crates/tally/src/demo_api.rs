@@ -535,6 +535,18 @@ async fn story(
     )
     .await?;
 
+    envelopes_and_escrow(
+        &mut api,
+        &state,
+        store.as_ref(),
+        &merchant,
+        &li_lei,
+        &han_id,
+        &operator,
+        &mut next,
+    )
+    .await?;
+
     println!("{}. Where the money is now:", next());
     let li = api
         .expect(200, "GET", "/v1/me", Some(&li_lei), None, None)
@@ -853,6 +865,234 @@ async fn qr_payments(
         "     the operator's report list: {} report(s), the newest \"{}\"",
         reports["data"].as_array().map_or(0, Vec::len),
         reports["data"][0]["reason"].as_str().unwrap_or("?")
+    );
+    println!();
+    Ok(())
+}
+
+/// A group red envelope grabbed by five friends and its expiry (the clock advanced), and two
+/// escrowed purchases: one shipped and confirmed, one disputed and settled by the operator.
+#[allow(clippy::too_many_lines, clippy::too_many_arguments)]
+async fn envelopes_and_escrow(
+    api: &mut Api,
+    state: &AppState,
+    store: &dyn Store,
+    merchant: &Merchant,
+    li_lei: &str,
+    han_id: &str,
+    operator: &str,
+    next: &mut impl FnMut() -> u32,
+) -> anyhow::Result<()> {
+    println!(
+        "{}. Li Lei makes a group with Han Meimei and five more friends and sends it a lucky",
+        next()
+    );
+    println!(
+        "    red envelope of {} in six packets. The packets are drawn when it is sent and their",
+        api.money(&json!(66_00))
+    );
+    println!("    digest goes into the trust log before anyone can grab.");
+    let mut friends = Vec::new();
+    for index in 0..5 {
+        friends.push(sign_up(api, store, &format!("+86137001370{index:02}")).await?);
+    }
+    let mut members = vec![json!(han_id)];
+    members.extend(friends.iter().map(|(_, id)| json!(id)));
+    let group = api
+        .expect(
+            201,
+            "POST",
+            "/v1/groups",
+            Some(li_lei),
+            Some(json!({"name": "Noodle friends", "members": members})),
+            None,
+        )
+        .await?;
+    let envelope = api
+        .expect(
+            201,
+            "POST",
+            "/v1/red-envelopes",
+            Some(li_lei),
+            Some(
+                json!({"group_id": group["id"], "kind": "lucky", "amount": 66_00, "count": 6,
+                        "greeting": "恭喜发财", "payment_password": PAYMENT_PASSWORD}),
+            ),
+            Some("demo-envelope-1"),
+        )
+        .await?;
+    let envelope_id = envelope["id"].as_str().context("envelope id")?.to_owned();
+    println!(
+        "     {envelope_id}: {} in {} packets, registered as {}",
+        api.money(&envelope["total"]),
+        envelope["count"],
+        envelope["registration_id"].as_str().unwrap_or("?")
+    );
+    let grab_path = format!("/v1/red-envelopes/{envelope_id}/grab");
+    let mut grabbed = Vec::new();
+    for (token, _) in &friends {
+        let grab = api
+            .expect(200, "POST", &grab_path, Some(token), None, None)
+            .await?;
+        grabbed.push(api.money(&grab["amount"]));
+    }
+    let (status, twice) = api
+        .call("POST", &grab_path, Some(&friends[0].0), None, None)
+        .await?;
+    println!(
+        "     five friends grab {}; grabbing twice: {status} {}",
+        grabbed.join(", "),
+        twice["code"].as_str().unwrap_or("?")
+    );
+    println!(
+        "{}. Han Meimei is on a plane: a day later the sixth packet is still there. With",
+        next()
+    );
+    println!("    the clock advanced past the expiry, what is left goes back to Li Lei, once.");
+    let lifetime = state.payments.config().envelopes.lifetime_s;
+    let later = server::unix_seconds() + lifetime + 1;
+    let closed = state.payments.expire_envelopes(later, 100).await?;
+    let again = state.payments.expire_envelopes(later + 60, 100).await?;
+    let shown = api
+        .expect(
+            200,
+            "GET",
+            &format!("/v1/red-envelopes/{envelope_id}"),
+            Some(li_lei),
+            None,
+            None,
+        )
+        .await?;
+    let luckiest = shown["grabs"]
+        .as_array()
+        .and_then(|grabs| grabs.iter().find(|grab| grab["luckiest"] == true))
+        .map_or_else(|| "?".to_owned(), |grab| api.money(&grab["amount"]));
+    println!(
+        "     {closed} envelope closed ({again} on the next run): {} back to Li Lei; the luckiest got {luckiest};",
+        api.money(&shown["returned"])
+    );
+    println!(
+        "     the packets {} hash to the digest in the trust log",
+        shown["packets"]
+    );
+    println!();
+
+    println!(
+        "{}. Li Lei buys a gift box of tea for {} with escrow (\"guaranteed trade\"): the",
+        next(),
+        api.money(&json!(88_00))
+    );
+    println!("    money waits in escrow until he confirms it arrived.");
+    let order = api
+        .signed(
+            merchant,
+            201,
+            "POST",
+            "/v1/orders",
+            Some(
+                json!({"out_trade_no": "LZ-ESC-0001", "amount": 88_00, "currency": "CNY",
+                        "description": "gift box of tea", "escrow": true}),
+            ),
+        )
+        .await?;
+    let order_id = order["id"].as_str().context("order id")?.to_owned();
+    api.expect(
+        200,
+        "POST",
+        &format!("/v1/orders/{order_id}/pay"),
+        Some(li_lei),
+        Some(json!({"amount": 88_00, "payment_password": PAYMENT_PASSWORD})),
+        Some("demo-escrow-1"),
+    )
+    .await?;
+    let shipped = api
+        .signed(
+            merchant,
+            200,
+            "POST",
+            &format!("/v1/orders/{order_id}/shipment"),
+            Some(json!({"carrier": "SF Express", "tracking_no": "SF1122334455"})),
+        )
+        .await?;
+    let released = api
+        .expect(
+            200,
+            "POST",
+            &format!("/v1/escrows/{order_id}/confirm"),
+            Some(li_lei),
+            Some(json!({"payment_password": PAYMENT_PASSWORD})),
+            None,
+        )
+        .await?;
+    println!(
+        "     {order_id}: held → {} ({} {}) → {}: {} to Lanzhou Noodles, less its fee",
+        shipped["state"].as_str().unwrap_or("?"),
+        shipped["carrier"].as_str().unwrap_or("?"),
+        shipped["tracking_no"].as_str().unwrap_or("?"),
+        released["state"].as_str().unwrap_or("?"),
+        api.money(&released["released"])
+    );
+    println!(
+        "{}. A second box arrives broken. Li Lei opens a dispute before confirming; the",
+        next()
+    );
+    println!("    operator looks at the photos and refunds him in full, with a note.");
+    let order = api
+        .signed(
+            merchant,
+            201,
+            "POST",
+            "/v1/orders",
+            Some(
+                json!({"out_trade_no": "LZ-ESC-0002", "amount": 20_00, "currency": "CNY",
+                        "description": "tea cups", "escrow": true}),
+            ),
+        )
+        .await?;
+    let order_id = order["id"].as_str().context("order id")?.to_owned();
+    api.expect(
+        200,
+        "POST",
+        &format!("/v1/orders/{order_id}/pay"),
+        Some(li_lei),
+        Some(json!({"amount": 20_00, "payment_password": PAYMENT_PASSWORD})),
+        Some("demo-escrow-2"),
+    )
+    .await?;
+    api.signed(
+        merchant,
+        200,
+        "POST",
+        &format!("/v1/orders/{order_id}/shipment"),
+        Some(json!({"carrier": "SF Express", "tracking_no": "SF5566778899"})),
+    )
+    .await?;
+    let disputed = api
+        .expect(
+            200,
+            "POST",
+            &format!("/v1/escrows/{order_id}/dispute"),
+            Some(li_lei),
+            Some(json!({"reason": "two cups arrived broken", "evidence": "photos 1-3"})),
+            None,
+        )
+        .await?;
+    let settled = api
+        .expect(
+            200,
+            "POST",
+            &format!("/v1/escrows/{order_id}/resolution"),
+            Some(&format!("Bearer {operator}")),
+            Some(json!({"outcome": "refund", "note": "the photos show the damage"})),
+            None,
+        )
+        .await?;
+    println!(
+        "     {order_id}: {} → {} by {}: {} back to Li Lei",
+        disputed["state"].as_str().unwrap_or("?"),
+        settled["state"].as_str().unwrap_or("?"),
+        settled["settled_by"].as_str().unwrap_or("?"),
+        api.money(&settled["refunded"])
     );
     println!();
     Ok(())
