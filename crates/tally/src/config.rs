@@ -28,6 +28,17 @@
 //! confirm_lifetime_s = 300       # how long a larger charge waits for its payer
 //! reports_to_flag = 3
 //! devices_per_user_max = 5
+//!
+//! [red_envelopes]
+//! packets_max = 100
+//! packet_max = 20000             # minor units (200.00 CNY)
+//! envelope_max = 2000000
+//! lifetime_s = 86400             # then what is left goes back to the sender
+//! group_members_max = 500
+//!
+//! [escrow]
+//! ship_within_s = 604800         # not shipped in 7 days: refunded
+//! confirm_within_s = 864000      # not confirmed 10 days after shipping: released
 //! ```
 
 use std::net::SocketAddr;
@@ -61,6 +72,27 @@ pub struct FileConfig {
     payments: PaymentsSection,
     #[serde(default)]
     qr: QrSection,
+    #[serde(default)]
+    red_envelopes: EnvelopesSection,
+    #[serde(default)]
+    escrow: EscrowSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvelopesSection {
+    packets_max: Option<usize>,
+    packet_max: Option<u64>,
+    envelope_max: Option<u64>,
+    lifetime_s: Option<u64>,
+    group_members_max: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EscrowSection {
+    ship_within_s: Option<u64>,
+    confirm_within_s: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -227,6 +259,36 @@ impl FileConfig {
             ensure!(value >= 1, "qr.devices_per_user_max must be positive");
             settings.devices_per_user_max = value;
         }
+        let envelopes = &self.red_envelopes;
+        let limits = &mut config.payments.envelopes;
+        if let Some(value) = envelopes.packets_max {
+            ensure!(
+                (1..=store::ENVELOPE_PACKETS_MAX).contains(&value),
+                "red_envelopes.packets_max: 1 to {}",
+                store::ENVELOPE_PACKETS_MAX
+            );
+            limits.packets_max = value;
+        }
+        if let Some(value) = positive("red_envelopes.packet_max", envelopes.packet_max)? {
+            limits.packet_max = value;
+        }
+        if let Some(value) = positive("red_envelopes.envelope_max", envelopes.envelope_max)? {
+            limits.envelope_max = value;
+        }
+        if let Some(value) = positive("red_envelopes.lifetime_s", envelopes.lifetime_s)? {
+            limits.lifetime_s = value;
+        }
+        if let Some(value) = envelopes.group_members_max {
+            ensure!(value >= 2, "red_envelopes.group_members_max: at least 2");
+            limits.group_members_max = value;
+        }
+        let escrow = &self.escrow;
+        if let Some(value) = positive("escrow.ship_within_s", escrow.ship_within_s)? {
+            config.payments.escrow.ship_within_s = value;
+        }
+        if let Some(value) = positive("escrow.confirm_within_s", escrow.confirm_within_s)? {
+            config.payments.escrow.confirm_within_s = value;
+        }
         Ok(config)
     }
 }
@@ -275,6 +337,20 @@ mod tests {
         );
         assert!(parse("[qr]\npayment_code_prefix = \"2\"\n").is_err());
         assert!(parse("[qr]\nnetwork_gui = \"has space\"\n").is_err());
+        let config = parse(
+            "[red_envelopes]\npacket_max = 5000\nlifetime_s = 3600\n[escrow]\nconfirm_within_s = 60\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                config.payments.envelopes.packet_max,
+                config.payments.envelopes.lifetime_s,
+                config.payments.escrow.confirm_within_s
+            ),
+            (5_000, 3_600, 60)
+        );
+        assert!(parse("[red_envelopes]\npackets_max = 0\n").is_err());
+        assert!(parse("[escrow]\nship_within_s = 0\n").is_err());
         assert!(parse("").is_ok());
     }
 }
