@@ -18,6 +18,8 @@ const MIGRATIONS: Migrations = &[
         include_str!("../migrations/0003_payments.sql"),
     ),
     (4, "qr", include_str!("../migrations/0004_qr.sql")),
+    // Version 5 (red envelopes and escrow) lands with its own change.
+    (6, "bills", include_str!("../migrations/0006_bills.sql")),
 ];
 
 /// Several processes may open the same database at once: migrations take this advisory lock

@@ -36,6 +36,12 @@ pub(crate) const LEDGER: Migrations = &[
         include_str!("../migrations/ledger/0005_payments.sql"),
     ),
     (6, "qr", include_str!("../migrations/ledger/0006_qr.sql")),
+    // Version 7 (red envelopes and escrow) lands with its own change.
+    (
+        8,
+        "bills",
+        include_str!("../migrations/ledger/0008_bills.sql"),
+    ),
 ];
 /// The history database.
 pub(crate) const HISTORY: Migrations = &[(

@@ -1,0 +1,1 @@
+-- red envelopes and escrow (filled in by its own change)
