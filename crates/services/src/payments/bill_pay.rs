@@ -356,11 +356,10 @@ impl Payments {
         }
         self.remember_spending(user.id, spending);
         let request = bill_request(&pending);
-        let paid_biller = biller.clone();
         let answer = self
-            .biller_call(move |connector| connector.pay(&paid_biller, &request))
+            .biller_call(move |connector| connector.pay(&biller, &request))
             .await;
-        let finished = self.settle_bill(pending, &biller, answer, now_s).await?;
+        let finished = self.settle_bill(pending, answer, now_s).await?;
         Ok(Outcome::Done(finished))
     }
 
@@ -369,7 +368,6 @@ impl Payments {
     async fn settle_bill(
         &self,
         payment: BillPayment,
-        biller: &Biller,
         answer: Result<BillerReceipt, BillerError>,
         now_s: u64,
     ) -> Result<BillPayment, PaymentError> {
@@ -405,7 +403,6 @@ impl Payments {
         settle.pending_id = hold;
         settle.kind = TRANSFER_BILL;
         settle.user_data = u128::from(payment.id);
-        debug_assert_eq!(biller.id, payment.biller_id);
         let results = self
             .commit(
                 vec![Event::CreateTransfer(settle)],
@@ -453,9 +450,9 @@ impl Payments {
                 continue;
             };
             let biller = self.biller(payment.biller_id)?;
-            let (asked, request) = (biller.clone(), bill_request(&payment));
+            let request = bill_request(&payment);
             let status = self
-                .biller_call(move |connector| connector.status(&asked, &request))
+                .biller_call(move |connector| connector.status(&biller, &request))
                 .await;
             let answer = match status {
                 Ok(BillerStatus::Done(receipt)) => Ok(receipt),
@@ -470,7 +467,7 @@ impl Payments {
                 // Not reachable now: asked again next round.
                 Err(_) => continue,
             };
-            let done = self.settle_bill(payment, &biller, answer, now_s).await?;
+            let done = self.settle_bill(payment, answer, now_s).await?;
             if done.state != BillPaymentState::Pending {
                 settled += 1;
             }
