@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::routing::{delete, get, post, put, MethodRouter};
 use serde_json::{json, Map, Value};
 
-use crate::{envelopes, escrow, log, payments, qr, sql, users, AppState};
+use crate::{bill_payments, envelopes, escrow, log, payments, qr, sql, users, AppState};
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +140,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             query: &[("limit", "1 to 100 (20)"), ("starting_after", "the cursor of the previous page")],
-            ..endpoint("GET", "/v1/me/transactions", "users", "The wallet's movements: payments, refunds, transfers, top-ups, withdrawals.", Session, get(payments::my_transactions))
+            ..endpoint("GET", "/v1/me/transactions", "users", "The wallet's movements: payments, refunds, transfers, top-ups, withdrawals, bills (a held amount, then its posting or voiding: `phase`).", Session, get(payments::my_transactions))
         },
         // ---- Cards ----
         Endpoint {
@@ -291,6 +291,44 @@ pub fn endpoints() -> Vec<Endpoint> {
             responses: &[(201, "the order: SUCCESS (paid without the password), or USERPAYING (waiting for the payer)"), (200, "the same out_trade_no again: the existing order"), (409, PROBLEM), (422, PROBLEM), (423, PROBLEM)],
             ..endpoint("POST", "/v1/pos/charges", "qr", "Charge a customer's payment code at a POS.", Merchant, post(qr::charge))
         },
+        // ---- Bill payments ----
+        Endpoint {
+            query: &[("category", "electricity, water, gas, phone, internet or television"), ("limit", "1 to 100 (20)"), ("starting_after", "blr_… of the previous page")],
+            ..endpoint("GET", "/v1/billers", "bills", "The billers bills can be paid to, with the rule of their references and, for top-ups, their fixed amounts.", Session, get(bill_payments::list_billers))
+        },
+        Endpoint {
+            responses: &[(200, "the biller"), (404, PROBLEM)],
+            ..endpoint("GET", "/v1/billers/{id}", "bills", "One biller.", Session, get(bill_payments::get_biller))
+        },
+        Endpoint {
+            body: Some(object(&[("biller_id", text("blr_…")), ("reference", text("the customer reference (account or phone number) as on the bill; spaces and dashes are ignored"))], &["biller_id", "reference"])),
+            responses: &[(200, "the name on the account (masked), the amount due and the due date (null for a prepaid line), the biller's fixed amounts"), (404, PROBLEM), (422, PROBLEM), (504, PROBLEM)],
+            ..endpoint("POST", "/v1/bill-inquiries", "bills", "Ask a biller about a customer reference; one that breaks the biller's rule (length, characters, check digit) is refused without asking.", Session, post(bill_payments::inquire))
+        },
+        Endpoint {
+            idempotent: true,
+            body: Some(object(&[("biller_id", text("blr_…")), ("reference", text("the customer reference")), ("amount", minor_units("minor units; for a biller with fixed amounts (phone top-up), one of them")), ("payment_password", payment_password.clone())], &["biller_id", "reference", "amount", "payment_password"])),
+            responses: &[(201, "succeeded: the biller's confirmation number is the receipt"), (202, "held; the biller has not answered yet (settled later, once)"), (401, PROBLEM), (422, PROBLEM), (504, PROBLEM)],
+            ..endpoint("POST", "/v1/bill-payments", "bills", "Pay a bill or top up a phone: the amount is held, then posted when the biller confirms or given back when it refuses.", Session, post(bill_payments::pay))
+        },
+        Endpoint {
+            responses: &[(200, "the bill payment: state, confirmation or failure"), (404, PROBLEM)],
+            ..endpoint("GET", "/v1/bill-payments/{id}", "bills", "One of the user's bill payments.", Session, get(bill_payments::get_payment))
+        },
+        Endpoint {
+            query: &[("limit", "1 to 100 (20)"), ("starting_after", "bp_… of the previous page")],
+            ..endpoint("GET", "/v1/me/bill-payments", "bills", "The user's bill payments, newest first.", Session, get(bill_payments::my_payments))
+        },
+        Endpoint {
+            body: Some(object(&[("biller_id", text("blr_…")), ("reference", text("the customer reference")), ("nickname", text("up to 64 bytes, e.g. home"))], &["biller_id", "reference"])),
+            responses: &[(201, "saved"), (200, "saved already: renamed"), (404, PROBLEM), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/me/saved-billers", "bills", "Save a biller and reference to pay again.", Session, post(bill_payments::save))
+        },
+        endpoint("GET", "/v1/me/saved-billers", "bills", "The user's saved billers.", Session, get(bill_payments::list_saved)),
+        Endpoint {
+            responses: &[(204, "deleted"), (404, PROBLEM)],
+            ..endpoint("DELETE", "/v1/me/saved-billers/{id}", "bills", "Forget a saved biller.", Session, delete(bill_payments::delete_saved))
+        },
         // ---- Merchants ----
         Endpoint {
             idempotent: true,
@@ -310,6 +348,12 @@ pub fn endpoints() -> Vec<Endpoint> {
             body: Some(object(&[("tier", json!({"type": "integer", "minimum": 0, "maximum": 2}))], &["tier"])),
             responses: &[(204, "set"), (404, PROBLEM)],
             ..endpoint("PUT", "/v1/users/{id}/tier", "operators", "Set a user's real-name tier (2 after a document check).", Credential("operator"), put(payments::set_tier))
+        },
+        Endpoint {
+            idempotent: true,
+            body: Some(object(&[("code", text("the biller's code at its connector: 1 to 32 of A-Z 0-9 _ -, unique")), ("name", text("the biller's name")), ("category", text("electricity, water, gas, phone, internet or television")), ("reference_label", text("what the reference is called on the bills, e.g. Customer number")), ("reference_charset", text("digits (default) or alphanumeric")), ("reference_length_min", json!({"type": "integer", "minimum": 1, "maximum": 32})), ("reference_length_max", json!({"type": "integer", "minimum": 1, "maximum": 32})), ("reference_prefix", text("what every reference starts with (default: anything)")), ("check_digit", text("none (default), luhn or mod11 (weights 2-7 from the right)")), ("denominations", json!({"type": "array", "items": {"type": "integer", "minimum": 1}, "description": "the only amounts accepted, ascending (required for phone top-up)"}))], &["code", "name", "category", "reference_label", "reference_length_min", "reference_length_max"])),
+            responses: &[(201, "the biller, with its ledger account"), (400, PROBLEM), (409, PROBLEM)],
+            ..endpoint("POST", "/v1/billers", "operators", "Register a biller (electricity, water, gas, phone top-up …) with its reference rule.", Credential("operator"), post(bill_payments::register_biller))
         },
         Endpoint {
             query: &[("limit", "1 to 100 (20)")],
@@ -432,7 +476,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Tally",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Wallets, merchant orders, refunds, P2P transfers, cards and the trust log. Amounts are integers in minor units of the currency; ids are prefixed (usr_, mch_, ord_, rfd_ …); times are RFC 3339 UTC.",
+            "description": "Wallets, merchant orders, refunds, P2P transfers, cards, QR payments, bill payments and the trust log. Amounts are integers in minor units of the currency; ids are prefixed (usr_, mch_, ord_, rfd_ …); times are RFC 3339 UTC.",
         },
         "paths": paths,
         "components": {

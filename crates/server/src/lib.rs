@@ -6,6 +6,7 @@
 
 pub mod api;
 mod auth;
+mod bill_payments;
 mod envelopes;
 mod escrow;
 mod log;
@@ -96,10 +97,16 @@ impl AppState {
             sequencer.clone(),
             config.users,
         )?);
+        // The built-in simulated biller, its bills due counted from today.
+        let billers = Arc::new(services::billers::SimulatedBiller::new(
+            "Tally Simulated Biller",
+            unix_seconds(),
+        ));
         let payments = Arc::new(services::payments::Payments::new(
             handles.clone(),
             sequencer.clone(),
             config.payments,
+            billers,
         )?);
         // The built-in simulated bank texts its codes through the same SMS gateway.
         let bank = Arc::new(services::bank::SimulatedBank::new(

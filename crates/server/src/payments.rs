@@ -40,11 +40,13 @@ pub fn payment_error(error: PaymentError) -> ApiError {
             StatusCode::UNAUTHORIZED
         }
         "payment_locked" | "payment_code_locked" => StatusCode::LOCKED,
-        "idempotency_conflict" | "out_trade_no_used" | "out_refund_no_used" | "already_grabbed" => {
-            StatusCode::CONFLICT
-        }
+        "idempotency_conflict"
+        | "out_trade_no_used"
+        | "out_refund_no_used"
+        | "already_grabbed"
+        | "biller_code_used" => StatusCode::CONFLICT,
         "invalid_card" => StatusCode::BAD_REQUEST,
-        "bank_timeout" => StatusCode::GATEWAY_TIMEOUT,
+        "bank_timeout" | "biller_timeout" => StatusCode::GATEWAY_TIMEOUT,
         "unavailable" => {
             tracing::error!(%error, "a payment request could not commit");
             return ApiError::unavailable(
@@ -55,7 +57,8 @@ pub fn payment_error(error: PaymentError) -> ApiError {
             tracing::error!(%error, "a payment request failed");
             return ApiError::unavailable("the request could not be completed; retry later");
         }
-        // Business refusals: insufficient funds, limits, order states, amounts.
+        // Business refusals: insufficient funds, limits, order states, amounts, references a
+        // biller does not know.
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     ApiError::new(status, code, error.to_string())

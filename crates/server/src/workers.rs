@@ -1,8 +1,11 @@
 //! Background workers of `tally serve`: collecting witness cosignatures for the log's
-//! checkpoints, and the self-audit that re-verifies the newest stretch of the log.
+//! checkpoints, the self-audit that re-verifies the newest stretch of the log, delivering
+//! merchant notifications, closing expired orders, and settling the bank transfers and bill
+//! payments left pending.
 //!
-//! Both are plain threads (their work is blocking: SQLite, a blocking HTTP client), each woken
-//! by its interval or stopped through a channel, and both report through [`WorkerMetrics`].
+//! The first three are plain threads (their work is blocking: SQLite, a blocking HTTP client),
+//! each woken by its interval or stopped through a channel, reporting through
+//! [`WorkerMetrics`]; the others are tasks on the server's runtime, over the services.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -581,6 +584,34 @@ pub async fn resolve_bank_transfers(
             Ok(0) => {}
             Ok(finished) => tracing::info!(finished, "pending bank transfers resolved"),
             Err(error) => tracing::warn!(%error, "resolving pending bank transfers"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Bill payments pending at least this long are asked about (younger ones may still be
+/// waiting for the biller's answer in their own request).
+pub const BILL_PENDING_AGE_S: u64 = 60;
+
+/// Asks the billers about payments they did not answer in time, every `interval`, until
+/// `stop` resolves; each is posted or voided once. Payments left pending by a crash or a
+/// restart are found in the store, so they are settled after it too.
+pub async fn resolve_bill_payments(
+    payments: Arc<services::payments::Payments>,
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match payments
+            .resolve_pending_bills(unix_seconds(), BILL_PENDING_AGE_S)
+            .await
+        {
+            Ok(0) => {}
+            Ok(settled) => tracing::info!(settled, "pending bill payments settled"),
+            Err(error) => tracing::warn!(%error, "settling pending bill payments"),
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}

@@ -5,8 +5,8 @@ use ledger::Transfer;
 use serde_json::{json, Value};
 
 use crate::accounts::{
-    transfer_kind_name, TRANSFER_FEE, TRANSFER_FEE_REFUND, TRANSFER_P2P, TRANSFER_PAYMENT,
-    TRANSFER_REFUND, TRANSFER_TOP_UP, TRANSFER_WITHDRAWAL,
+    transfer_kind_name, TRANSFER_BILL, TRANSFER_FEE, TRANSFER_FEE_REFUND, TRANSFER_P2P,
+    TRANSFER_PAYMENT, TRANSFER_REFUND, TRANSFER_TOP_UP, TRANSFER_WITHDRAWAL,
 };
 
 /// The id prefix of the object a transfer of `kind` belongs to.
@@ -16,7 +16,23 @@ pub fn reference_prefix(kind: u16) -> Option<&'static str> {
         TRANSFER_REFUND | TRANSFER_FEE_REFUND => Some("rfd_"),
         TRANSFER_P2P => Some("p2p_"),
         TRANSFER_TOP_UP | TRANSFER_WITHDRAWAL => Some("bt_"),
+        TRANSFER_BILL => Some("bp_"),
         _ => None,
+    }
+}
+
+/// Where a transfer stands in a two-phase movement: a hold, the hold's posting or its voiding
+/// (the money back); `None` for a transfer that moves money at once.
+pub fn phase(transfer: &Transfer) -> Option<&'static str> {
+    use ledger::TransferFlags;
+    if transfer.flags.contains(TransferFlags::PENDING) {
+        Some("hold")
+    } else if transfer.flags.contains(TransferFlags::POST_PENDING) {
+        Some("posted")
+    } else if transfer.flags.contains(TransferFlags::VOID_PENDING) {
+        Some("voided")
+    } else {
+        None
     }
 }
 
@@ -32,6 +48,7 @@ pub fn entry_json(transfer: &Transfer, account_id: u128) -> Value {
         "reference": reference_prefix(transfer.kind)
             .map(|prefix| format!("{prefix}{}", transfer.user_data)),
         "pending": transfer.flags.contains(ledger::TransferFlags::PENDING),
+        "phase": phase(transfer),
         "cursor": transfer.timestamp,
         "at": crate::time::rfc3339(transfer.timestamp),
     })

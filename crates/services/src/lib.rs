@@ -3,6 +3,8 @@
 
 pub mod accounts;
 pub mod bank;
+pub mod bill_payments;
+pub mod billers;
 pub mod bills;
 pub mod cards;
 pub mod envelopes;

@@ -1,6 +1,6 @@
 //! Payments: merchants (onboarding, API keys, stores and terminals), merchant orders (create,
-//! query, close, pay, expire), refunds, P2P transfers, real-name tier limits and the outbox of
-//! merchant notifications.
+//! query, close, pay, expire), refunds, P2P transfers, real-name tier limits, the outbox of
+//! merchant notifications, QR payments (`qr`) and bill payments (`bill_pay`).
 //!
 //! Every change is one request to the sequencer: the ledger events that move the money and the
 //! records that describe it (the order's new state, its notification, the idempotency record)
@@ -34,11 +34,16 @@ use crate::users::UserError;
 
 mod envelopes;
 mod escrow;
-mod qr;
 pub use envelopes::{
     luckiest, packet_transfer_id, EnvelopeConfig, EnvelopeView, Grab, NewEnvelope, Recipient,
 };
 pub use escrow::{escrow_json, EscrowActor};
+mod bill_pay;
+mod qr;
+pub use bill_pay::{
+    bill_hold_transfer_id, BillerInput, Inquiry, BILL_PENDING_PER_ROUND_MAX,
+    SAVED_BILLERS_PER_USER_MAX,
+};
 pub use qr::{
     numeric_currency, payload_digest, CodeRequest, EnrolledDevice, NewCharge, QrConfig, Scan,
     ScanStatus,
@@ -82,7 +87,7 @@ pub struct PaymentConfig {
     pub currency: Currency,
     pub order_lifetime_default_s: u64,
     pub order_lifetime_max_s: u64,
-    /// Limits on what a user pays out (orders and P2P), by tier 0, 1, 2.
+    /// Limits on what a user pays out (orders, P2P and bills), by tier 0, 1, 2.
     pub tiers: [TierLimits; 3],
     pub qr: QrConfig,
     pub envelopes: EnvelopeConfig,
@@ -177,6 +182,16 @@ pub enum PaymentError {
     Escrow(crate::escrow::EscrowRefusal),
     #[error("the money is in escrow: it goes back to the buyer through the escrow (a dispute) until it is released")]
     EscrowOpen,
+    #[error(transparent)]
+    Biller(#[from] crate::billers::BillerError),
+    #[error(transparent)]
+    Reference(#[from] crate::bill_payments::ReferenceRefusal),
+    #[error("this biller takes only these amounts (minor units): {denominations:?}")]
+    DenominationNotOffered { denominations: Vec<u64> },
+    #[error("another biller has this code")]
+    BillerCodeUsed,
+    #[error("at most {max} billers may be saved; delete one first")]
+    TooManySavedBillers { max: usize },
 }
 
 impl PaymentError {
@@ -231,6 +246,11 @@ impl PaymentError {
                 crate::escrow::EscrowRefusal::NotDue => "escrow_not_due",
             },
             PaymentError::EscrowOpen => "escrow_open",
+            PaymentError::Biller(error) => error.code(),
+            PaymentError::Reference(refusal) => refusal.code(),
+            PaymentError::DenominationNotOffered { .. } => "denomination_not_offered",
+            PaymentError::BillerCodeUsed => "biller_code_used",
+            PaymentError::TooManySavedBillers { .. } => "too_many_saved_billers",
         }
     }
 }
@@ -457,6 +477,8 @@ pub struct Payments {
     code_failures: Mutex<qr::FailureMap>,
     /// Red envelopes in use, with who grabbed what.
     envelope_books: envelopes::Books,
+    /// Reaches the billers bills are paid to.
+    billers: Arc<dyn crate::billers::BillerConnector>,
 }
 
 impl std::fmt::Debug for Payments {
@@ -599,6 +621,7 @@ impl Payments {
         handles: Arc<Handles>,
         ledger: SequencerHandle,
         config: PaymentConfig,
+        billers: Arc<dyn crate::billers::BillerConnector>,
     ) -> Result<Payments, PaymentError> {
         let platform = |id: u128, kind: u16, flags: AccountFlags| {
             Event::CreateAccount(NewAccount {
@@ -659,6 +682,7 @@ impl Payments {
             spending: Mutex::new(HashMap::new()),
             code_failures: Mutex::new(HashMap::new()),
             envelope_books: envelopes::Books::default(),
+            billers,
         })
     }
 
@@ -1149,8 +1173,8 @@ impl Payments {
         Ok(spending)
     }
 
-    /// What the user paid out this year and today, from the wallet's history (payments and
-    /// P2P transfers out; withdrawals to the user's own card do not count).
+    /// What the user paid out this year and today, from the wallet's history (payments, P2P
+    /// transfers and bill payments out; withdrawals to the user's own card do not count).
     fn load_spending(&self, user: &User, now_s: u64) -> Result<Spending, PaymentError> {
         let year = year_of(now_s);
         let year_start = crate::time::days_from_civil(year, 1, 1) * SECONDS_PER_DAY;
@@ -1163,6 +1187,8 @@ impl Payments {
         };
         let mut reader = self.handles.store().reader()?;
         let mut after = (year_start * 1_000_000_000).saturating_sub(1);
+        // Holds placed this year: pending transfer id → whether it was placed today.
+        let mut holds: HashMap<u128, bool> = HashMap::new();
         loop {
             let page = reader.account_transfers(store::HistoryQuery {
                 account_id: user.wallet_account_id,
@@ -1172,12 +1198,32 @@ impl Payments {
             for transfer in &page {
                 let outgoing = transfer.debit_account_id == user.wallet_account_id
                     && transfer.credit_account_id != RESERVE_ACCOUNT_ID;
-                if outgoing {
-                    let amount = u64::try_from(transfer.amount).unwrap_or(u64::MAX);
-                    spending.year_total = spending.year_total.saturating_add(amount);
-                    if transfer.timestamp / 1_000_000_000 / SECONDS_PER_DAY == day {
-                        spending.day_total = spending.day_total.saturating_add(amount);
+                if !outgoing {
+                    continue;
+                }
+                let amount = u64::try_from(transfer.amount).unwrap_or(u64::MAX);
+                let today = transfer.timestamp / 1_000_000_000 / SECONDS_PER_DAY == day;
+                // A hold (a bill payment waiting for its biller) counts when it is placed;
+                // posting it moves nothing more, and voiding it gives the amount back to the
+                // day it was held.
+                if transfer.flags.contains(TransferFlags::POST_PENDING) {
+                    continue;
+                }
+                if transfer.flags.contains(TransferFlags::VOID_PENDING) {
+                    if let Some(held_today) = holds.remove(&transfer.pending_id) {
+                        spending.year_total = spending.year_total.saturating_sub(amount);
+                        if held_today {
+                            spending.day_total = spending.day_total.saturating_sub(amount);
+                        }
                     }
+                    continue;
+                }
+                if transfer.flags.contains(TransferFlags::PENDING) {
+                    holds.insert(transfer.id, today);
+                }
+                spending.year_total = spending.year_total.saturating_add(amount);
+                if today {
+                    spending.day_total = spending.day_total.saturating_add(amount);
                 }
             }
             match page.last() {
@@ -1193,6 +1239,20 @@ impl Payments {
             .lock()
             .expect("spending")
             .insert(user_id, spending);
+    }
+
+    /// Gives back to the user's limits an amount held at `held_at_s` and released since (a
+    /// bill the biller refused).
+    fn release_spending(&self, user_id: u64, amount: u64, held_at_s: u64) {
+        let mut spending = self.spending.lock().expect("spending");
+        if let Some(spending) = spending.get_mut(&user_id) {
+            if spending.day == held_at_s / SECONDS_PER_DAY {
+                spending.day_total = spending.day_total.saturating_sub(amount);
+            }
+            if spending.year == year_of(held_at_s) {
+                spending.year_total = spending.year_total.saturating_sub(amount);
+            }
+        }
     }
 
     fn refusal(result: EventResult) -> PaymentError {

@@ -42,6 +42,10 @@ fn world() -> World {
             Arc::new(Handles::new(store.clone())),
             sequencer.handle(),
             config(),
+            Arc::new(services::billers::SimulatedBiller::new(
+                "Simulated Biller",
+                NOW,
+            )),
         )
         .unwrap(),
     );
@@ -205,6 +209,10 @@ async fn a_thousand_grab_a_hundred_packets_exactly_once_each() {
         Arc::new(Handles::new(world.store.clone())),
         world.sequencer.handle(),
         config(),
+        Arc::new(services::billers::SimulatedBiller::new(
+            "Simulated Biller",
+            NOW,
+        )),
     )
     .unwrap();
     let view = restarted.envelope_view(sender.id, envelope.id).unwrap();
@@ -309,6 +317,10 @@ async fn what_nobody_grabbed_goes_back_once_when_the_envelope_expires() {
         Arc::new(Handles::new(world.store.clone())),
         world.sequencer.handle(),
         config(),
+        Arc::new(services::billers::SimulatedBiller::new(
+            "Simulated Biller",
+            NOW,
+        )),
     )
     .unwrap();
     assert_eq!(

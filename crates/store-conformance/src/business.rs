@@ -5,11 +5,13 @@ use ledger::{AccountFlags, Event, EventResult};
 use sequencer::RegistrationOutcome;
 use sequencer::Sequencer;
 use store::{
-    BankDirection, BankTransfer, BankTransferState, BusinessEvent, Card, CardState, CodeKind,
-    CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate, DeviceState, Envelope,
-    EnvelopeKind, EnvelopeState, Escrow, EscrowState, Group, GroupMember, IdempotencyRecord,
-    Merchant, MerchantCode, MerchantKey, NewRegistration, Order, OrderState, Outlet, OutletKind,
-    P2pTransfer, PaymentDevice, Record, Refund, RegistrationKind, Store,
+    BankDirection, BankTransfer, BankTransferState, BillPayment, BillPaymentState, Biller,
+    BillerCategory, BusinessEvent, Card, CardState, CheckDigit, CodeKind, CodeReport, CodeState,
+    CodeUse, DeliveryState, DeliveryUpdate, DeviceState, Envelope, EnvelopeKind, EnvelopeState,
+    Escrow, EscrowState, Group, GroupMember, IdempotencyRecord, Merchant, MerchantCode,
+    MerchantKey, NewRegistration, Order, OrderState, Outlet, OutletKind, P2pTransfer,
+    PaymentDevice, Record, ReferenceCharset, Refund, RegistrationKind, SavedBiller,
+    SavedBillerState, Store,
 };
 
 use crate::common::{config, new_account, new_transfer, ManualClock};
@@ -693,4 +695,208 @@ pub fn envelope_records_read_back_as_written(store: &dyn Store) {
     assert_eq!(records.escrow(2).unwrap(), None);
     assert_eq!(records.escrows_due(899, 10).unwrap(), vec![]);
     assert_eq!(records.escrows_due(900, 10).unwrap(), vec![shipped]);
+}
+
+fn biller(id: u64, code: &str, category: BillerCategory) -> Biller {
+    Biller {
+        id,
+        code: code.into(),
+        name: format!("Biller {id}"),
+        category,
+        reference_label: "Customer number".into(),
+        reference_charset: ReferenceCharset::Digits,
+        reference_length_min: 10,
+        reference_length_max: 10,
+        reference_prefix: String::new(),
+        check_digit: CheckDigit::Luhn,
+        denominations: Vec::new(),
+        account_id: u128::from(id),
+        created_at: 3,
+    }
+}
+
+/// Billers, bill payments (pending, then finished in place) and saved billers read back as
+/// written; a second biller with a taken code, or a second active entry for the same saved
+/// biller, fails its batch and keeps nothing of it.
+pub fn bill_records_read_back_as_written(store: &dyn Store) {
+    let sequencer = Sequencer::start(store, config(ManualClock::at(1_000_000_000))).unwrap();
+    let power = biller(80, "POWER", BillerCategory::Electricity);
+    let phone = Biller {
+        category: BillerCategory::Phone,
+        reference_label: "Phone number".into(),
+        reference_charset: ReferenceCharset::Alphanumeric,
+        reference_length_min: 11,
+        reference_length_max: 11,
+        reference_prefix: "1".into(),
+        check_digit: CheckDigit::None,
+        denominations: vec![1_000, 5_000, 10_000],
+        ..biller(81, "MOBILE", BillerCategory::Phone)
+    };
+    let pending = BillPayment {
+        id: 90,
+        user_id: 900,
+        biller_id: 80,
+        reference: "1234567897".into(),
+        amount: 12_880,
+        currency: "CNY".into(),
+        state: BillPaymentState::Pending,
+        customer_name: Some("L* L**".into()),
+        confirmation: None,
+        failure: None,
+        created_at: 20,
+        updated_at: 20,
+    };
+    let top_up = BillPayment {
+        id: 91,
+        biller_id: 81,
+        reference: "13800138000".into(),
+        amount: 5_000,
+        customer_name: None,
+        ..pending.clone()
+    };
+    let other_user = BillPayment {
+        id: 92,
+        user_id: 901,
+        ..pending.clone()
+    };
+    let saved = SavedBiller {
+        id: 95,
+        user_id: 900,
+        biller_id: 80,
+        reference: "1234567897".into(),
+        nickname: "home".into(),
+        state: SavedBillerState::Active,
+        created_at: 21,
+        updated_at: 21,
+    };
+    let saved_phone = SavedBiller {
+        id: 96,
+        biller_id: 81,
+        reference: "13800138000".into(),
+        nickname: String::new(),
+        ..saved.clone()
+    };
+    commit(
+        &sequencer,
+        Vec::new(),
+        vec![
+            Record::Biller(power.clone()),
+            Record::Biller(phone.clone()),
+            Record::BillPayment(pending.clone()),
+            Record::BillPayment(top_up.clone()),
+            Record::BillPayment(other_user.clone()),
+            Record::SavedBiller(saved.clone()),
+            Record::SavedBiller(saved_phone.clone()),
+        ],
+    );
+    // Finished in place: one succeeded with its confirmation, one failed with its reason; the
+    // saved phone deleted, and saved again as a new entry.
+    let succeeded = BillPayment {
+        state: BillPaymentState::Succeeded,
+        confirmation: Some("SB000000000042".into()),
+        updated_at: 25,
+        ..pending.clone()
+    };
+    let failed = BillPayment {
+        state: BillPaymentState::Failed,
+        failure: Some("the biller refused: account under review".into()),
+        updated_at: 26,
+        ..top_up.clone()
+    };
+    let deleted = SavedBiller {
+        state: SavedBillerState::Deleted,
+        updated_at: 27,
+        ..saved_phone.clone()
+    };
+    let saved_again = SavedBiller {
+        id: 97,
+        nickname: "my phone".into(),
+        created_at: 28,
+        updated_at: 28,
+        ..saved_phone.clone()
+    };
+    commit(
+        &sequencer,
+        Vec::new(),
+        vec![
+            Record::BillPayment(succeeded.clone()),
+            Record::BillPayment(failed.clone()),
+            Record::SavedBiller(deleted.clone()),
+            Record::SavedBiller(saved_again.clone()),
+        ],
+    );
+    // Another biller with a taken code, and the same biller and reference saved twice: each
+    // batch fails, and nothing of it is kept.
+    for refused in [
+        vec![
+            Record::BillPayment(BillPayment {
+                id: 93,
+                ..pending.clone()
+            }),
+            Record::Biller(biller(82, "POWER", BillerCategory::Water)),
+        ],
+        vec![
+            Record::BillPayment(BillPayment {
+                id: 94,
+                ..pending.clone()
+            }),
+            Record::SavedBiller(SavedBiller {
+                id: 98,
+                ..saved.clone()
+            }),
+        ],
+    ] {
+        let answer = sequencer
+            .handle()
+            .submit_with_records(Vec::new(), refused)
+            .expect("queued")
+            .wait();
+        assert!(answer.is_err(), "a unique key broken must not commit");
+    }
+    sequencer.shutdown();
+
+    let mut records = store.records().unwrap();
+    assert_eq!(records.biller(80).unwrap(), Some(power.clone()));
+    assert_eq!(records.biller(81).unwrap(), Some(phone.clone()));
+    assert_eq!(records.biller(82).unwrap(), None);
+    assert_eq!(
+        records.biller_by_code("MOBILE").unwrap(),
+        Some(phone.clone())
+    );
+    assert_eq!(records.biller_by_code("WATER").unwrap(), None);
+    assert_eq!(
+        records.billers(None, 0, 10).unwrap(),
+        vec![power.clone(), phone.clone()]
+    );
+    assert_eq!(records.billers(None, 80, 10).unwrap(), vec![phone.clone()]);
+    assert_eq!(records.billers(None, 0, 1).unwrap(), vec![power.clone()]);
+    assert_eq!(
+        records.billers(Some(BillerCategory::Phone), 0, 10).unwrap(),
+        vec![phone]
+    );
+    assert_eq!(
+        records.billers(Some(BillerCategory::Gas), 0, 10).unwrap(),
+        vec![]
+    );
+    assert_eq!(records.bill_payment(90).unwrap(), Some(succeeded.clone()));
+    assert_eq!(records.bill_payment(93).unwrap(), None);
+    assert_eq!(records.bill_payment(94).unwrap(), None);
+    assert_eq!(
+        records.bill_payments(900, None, 10).unwrap(),
+        vec![failed.clone(), succeeded.clone()]
+    );
+    assert_eq!(
+        records.bill_payments(900, Some(91), 10).unwrap(),
+        vec![succeeded]
+    );
+    assert_eq!(records.bill_payments(900, None, 1).unwrap(), vec![failed]);
+    assert_eq!(records.bill_payments(902, None, 10).unwrap(), vec![]);
+    assert_eq!(records.bill_payments_pending(10).unwrap(), vec![other_user]);
+    assert_eq!(records.saved_biller(96).unwrap(), Some(deleted));
+    assert_eq!(records.saved_biller(98).unwrap(), None);
+    assert_eq!(
+        records.saved_billers(900).unwrap(),
+        vec![saved, saved_again]
+    );
+    assert_eq!(records.saved_billers(901).unwrap(), vec![]);
 }

@@ -23,8 +23,9 @@ pub use batches::{
     pending_status_and_due_list,
 };
 pub use business::{
-    business_records_read_back_as_written, envelope_records_read_back_as_written,
-    qr_records_read_back_as_written, records_ride_with_their_events,
+    bill_records_read_back_as_written, business_records_read_back_as_written,
+    envelope_records_read_back_as_written, qr_records_read_back_as_written,
+    records_ride_with_their_events,
 };
 pub use ledger_flow::{
     a_failed_write_answers_with_an_error_and_memory_follows_the_disk,
@@ -68,7 +69,8 @@ macro_rules! business_conformance_tests {
             records_ride_with_their_events,
             business_records_read_back_as_written,
             qr_records_read_back_as_written,
-            envelope_records_read_back_as_written
+            envelope_records_read_back_as_written,
+            bill_records_read_back_as_written
         );
     };
 }

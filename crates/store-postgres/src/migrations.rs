@@ -23,6 +23,7 @@ const MIGRATIONS: Migrations = &[
         "envelopes",
         include_str!("../migrations/0005_envelopes.sql"),
     ),
+    (6, "bills", include_str!("../migrations/0006_bills.sql")),
 ];
 
 /// Several processes may open the same database at once: migrations take this advisory lock

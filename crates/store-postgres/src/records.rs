@@ -3,7 +3,8 @@
 //!
 //! A batch's records are grouped by table, in the order of the foreign keys (merchants before
 //! their keys, outlets and orders; orders before their refunds and merchant codes; merchant
-//! codes before their reports; payment devices and orders before the codes' uses), and each
+//! codes before their reports; payment devices and orders before the codes' uses; billers
+//! before their payments and the users' saved billers), and each
 //! table gets one statement over arrays (`unnest`), or one binary COPY for the events: a round
 //! trip per table per batch, never one per record. Upserts by primary key keep the last record
 //! of each id in the batch (an order created and paid in one batch is written paid), as writing
@@ -18,12 +19,13 @@ use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Row, Statement, Transaction};
 use store::{
-    BankDirection, BankTransfer, BankTransferState, BusinessEvent, Card, CardState, CodeKind,
-    CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate, DeviceState, Envelope,
-    EnvelopeKind, EnvelopeState, Escrow, EscrowState, Group, GroupMember, IdempotencyRecord,
-    Merchant, MerchantCode, MerchantKey, Order, OrderState, OutboxWriter, Outlet, OutletKind,
-    P2pTransfer, PaymentDevice, Record, RecordReader, Refund, StoreError, StoreErrorKind,
-    StoreResult, StoredEvent, RECORD_PAGE_LIMIT_MAX,
+    BankDirection, BankTransfer, BankTransferState, BillPayment, BillPaymentState, Biller,
+    BillerCategory, BusinessEvent, Card, CardState, CheckDigit, CodeKind, CodeReport, CodeState,
+    CodeUse, DeliveryState, DeliveryUpdate, DeviceState, Envelope, EnvelopeKind, EnvelopeState,
+    Escrow, EscrowState, Group, GroupMember, IdempotencyRecord, Merchant, MerchantCode,
+    MerchantKey, Order, OrderState, OutboxWriter, Outlet, OutletKind, P2pTransfer, PaymentDevice,
+    Record, RecordReader, ReferenceCharset, Refund, SavedBiller, SavedBillerState, StoreError,
+    StoreErrorKind, StoreResult, StoredEvent, RECORD_PAGE_LIMIT_MAX,
 };
 
 use crate::map_error;
@@ -238,6 +240,44 @@ const EVENT_COLUMN_TYPES: [Type; 10] = [
     Type::INT8,
 ];
 
+/// By id only: a code another biller holds fails the batch instead of replacing that biller.
+const UPSERT_BILLERS: &str = "
+    INSERT INTO billers (id, code, name, category, reference_label, reference_charset,
+        reference_length_min, reference_length_max, reference_prefix, check_digit,
+        denominations, account_id, created_at)
+    SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[],
+        $6::text[], $7::int8[], $8::int8[], $9::text[], $10::text[], $11::text[], $12::int8[],
+        $13::int8[])
+    ON CONFLICT (id) DO UPDATE SET code = excluded.code, name = excluded.name,
+        category = excluded.category, reference_label = excluded.reference_label,
+        reference_charset = excluded.reference_charset,
+        reference_length_min = excluded.reference_length_min,
+        reference_length_max = excluded.reference_length_max,
+        reference_prefix = excluded.reference_prefix, check_digit = excluded.check_digit,
+        denominations = excluded.denominations, account_id = excluded.account_id,
+        created_at = excluded.created_at";
+
+const UPSERT_BILL_PAYMENTS: &str = "
+    INSERT INTO bill_payments (id, user_id, biller_id, reference, amount, currency, state,
+        customer_name, confirmation, failure, created_at, updated_at)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::int8[],
+        $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int8[], $12::int8[])
+    ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, biller_id = excluded.biller_id,
+        reference = excluded.reference, amount = excluded.amount, currency = excluded.currency,
+        state = excluded.state, customer_name = excluded.customer_name,
+        confirmation = excluded.confirmation, failure = excluded.failure,
+        created_at = excluded.created_at, updated_at = excluded.updated_at";
+
+/// By id only: a second active entry for the same biller and reference fails the batch.
+const UPSERT_SAVED_BILLERS: &str = "
+    INSERT INTO saved_billers (id, user_id, biller_id, reference, nickname, state, created_at,
+        updated_at)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[],
+        $6::text[], $7::int8[], $8::int8[])
+    ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, biller_id = excluded.biller_id,
+        reference = excluded.reference, nickname = excluded.nickname, state = excluded.state,
+        created_at = excluded.created_at, updated_at = excluded.updated_at";
+
 /// Inserted once: the first answer is the one replayed.
 const INSERT_IDEMPOTENCY: &str = "
     INSERT INTO idempotency_keys (principal, key, request_digest, status, response, created_at)
@@ -300,6 +340,9 @@ pub(crate) struct RecordStatements {
     group_members: Statement,
     envelopes: Statement,
     escrows: Statement,
+    billers: Statement,
+    bill_payments: Statement,
+    saved_billers: Statement,
     idempotency: Statement,
 }
 
@@ -323,6 +366,9 @@ impl RecordStatements {
             group_members: prepare(INSERT_GROUP_MEMBERS)?,
             envelopes: prepare(UPSERT_ENVELOPES)?,
             escrows: prepare(UPSERT_ESCROWS)?,
+            billers: prepare(UPSERT_BILLERS)?,
+            bill_payments: prepare(UPSERT_BILL_PAYMENTS)?,
+            saved_billers: prepare(UPSERT_SAVED_BILLERS)?,
             idempotency: prepare(INSERT_IDEMPOTENCY)?,
         })
     }
@@ -347,6 +393,9 @@ struct Grouped<'a> {
     group_members: Vec<&'a GroupMember>,
     envelopes: Vec<&'a Envelope>,
     escrows: Vec<&'a Escrow>,
+    billers: Vec<&'a Biller>,
+    bill_payments: Vec<&'a BillPayment>,
+    saved_billers: Vec<&'a SavedBiller>,
     events: Vec<&'a BusinessEvent>,
     idempotency: Vec<&'a IdempotencyRecord>,
 }
@@ -374,6 +423,9 @@ impl<'a> Grouped<'a> {
                 Record::GroupMember(member) => grouped.group_members.push(member),
                 Record::Envelope(envelope) => grouped.envelopes.push(envelope),
                 Record::Escrow(escrow) => grouped.escrows.push(escrow),
+                Record::Biller(biller) => grouped.billers.push(biller),
+                Record::BillPayment(payment) => grouped.bill_payments.push(payment),
+                Record::SavedBiller(saved) => grouped.saved_billers.push(saved),
             }
         }
         grouped
@@ -419,7 +471,8 @@ pub(crate) fn write_records(
     }
     let grouped = Grouped::of(records);
     // Referenced tables first: merchants, then what belongs to them, orders before refunds
-    // and merchant codes, codes before their reports, devices and orders before codes' uses.
+    // and merchant codes, codes before their reports, devices and orders before codes' uses,
+    // billers before their payments and the saved billers.
     write_merchants(transaction, statements, grouped.merchants)?;
     write_merchant_keys(transaction, statements, grouped.merchant_keys)?;
     write_outlets(transaction, statements, grouped.outlets)?;
@@ -432,6 +485,9 @@ pub(crate) fn write_records(
     write_code_reports(transaction, statements, &grouped.code_reports)?;
     write_payment_devices(transaction, statements, grouped.payment_devices)?;
     write_code_uses(transaction, statements, &grouped.code_uses)?;
+    write_billers(transaction, statements, grouped.billers)?;
+    write_bill_payments(transaction, statements, grouped.bill_payments)?;
+    write_saved_billers(transaction, statements, grouped.saved_billers)?;
     write_groups(transaction, statements, grouped.groups)?;
     write_group_members(transaction, statements, &grouped.group_members)?;
     write_envelopes(transaction, statements, grouped.envelopes)?;
@@ -1145,6 +1201,165 @@ fn write_code_uses(
     )
 }
 
+fn write_billers(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    billers: Vec<&Biller>,
+) -> StoreResult<()> {
+    if billers.is_empty() {
+        return Ok(());
+    }
+    let billers = last_of_each(billers, |biller| biller.id);
+    let count = billers.len();
+    let mut ids = Vec::with_capacity(count);
+    let mut codes = Vec::with_capacity(count);
+    let mut names = Vec::with_capacity(count);
+    let mut categories = Vec::with_capacity(count);
+    let mut labels = Vec::with_capacity(count);
+    let mut charsets = Vec::with_capacity(count);
+    let mut lengths_min = Vec::with_capacity(count);
+    let mut lengths_max = Vec::with_capacity(count);
+    let mut prefixes = Vec::with_capacity(count);
+    let mut check_digits = Vec::with_capacity(count);
+    let mut denominations = Vec::with_capacity(count);
+    let mut account_ids = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    for biller in billers {
+        ids.push(bigint(biller.id, "biller id")?);
+        codes.push(biller.code.as_str());
+        names.push(biller.name.as_str());
+        categories.push(biller.category.as_str());
+        labels.push(biller.reference_label.as_str());
+        charsets.push(biller.reference_charset.as_str());
+        lengths_min.push(i64::from(biller.reference_length_min));
+        lengths_max.push(i64::from(biller.reference_length_max));
+        prefixes.push(biller.reference_prefix.as_str());
+        check_digits.push(biller.check_digit.as_str());
+        denominations.push(store::denominations_text(&biller.denominations));
+        account_ids.push(bigint_wide(biller.account_id, "biller account id")?);
+        created.push(bigint(biller.created_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.billers,
+        &[
+            &ids,
+            &codes,
+            &names,
+            &categories,
+            &labels,
+            &charsets,
+            &lengths_min,
+            &lengths_max,
+            &prefixes,
+            &check_digits,
+            &denominations,
+            &account_ids,
+            &created,
+        ],
+    )
+}
+
+fn write_bill_payments(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    payments: Vec<&BillPayment>,
+) -> StoreResult<()> {
+    if payments.is_empty() {
+        return Ok(());
+    }
+    let payments = last_of_each(payments, |payment| payment.id);
+    let count = payments.len();
+    let mut ids = Vec::with_capacity(count);
+    let mut users = Vec::with_capacity(count);
+    let mut billers = Vec::with_capacity(count);
+    let mut references = Vec::with_capacity(count);
+    let mut amounts = Vec::with_capacity(count);
+    let mut currencies = Vec::with_capacity(count);
+    let mut states = Vec::with_capacity(count);
+    let mut names = Vec::with_capacity(count);
+    let mut confirmations = Vec::with_capacity(count);
+    let mut failures = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    let mut updated = Vec::with_capacity(count);
+    for payment in payments {
+        ids.push(bigint(payment.id, "bill payment id")?);
+        users.push(bigint(payment.user_id, "user id")?);
+        billers.push(bigint(payment.biller_id, "biller id")?);
+        references.push(payment.reference.as_str());
+        amounts.push(bigint(payment.amount, "bill payment amount")?);
+        currencies.push(payment.currency.as_str());
+        states.push(payment.state.as_str());
+        names.push(payment.customer_name.as_deref());
+        confirmations.push(payment.confirmation.as_deref());
+        failures.push(payment.failure.as_deref());
+        created.push(bigint(payment.created_at, "time")?);
+        updated.push(bigint(payment.updated_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.bill_payments,
+        &[
+            &ids,
+            &users,
+            &billers,
+            &references,
+            &amounts,
+            &currencies,
+            &states,
+            &names,
+            &confirmations,
+            &failures,
+            &created,
+            &updated,
+        ],
+    )
+}
+
+fn write_saved_billers(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    saved: Vec<&SavedBiller>,
+) -> StoreResult<()> {
+    if saved.is_empty() {
+        return Ok(());
+    }
+    let saved = last_of_each(saved, |saved| saved.id);
+    let count = saved.len();
+    let mut ids = Vec::with_capacity(count);
+    let mut users = Vec::with_capacity(count);
+    let mut billers = Vec::with_capacity(count);
+    let mut references = Vec::with_capacity(count);
+    let mut nicknames = Vec::with_capacity(count);
+    let mut states = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    let mut updated = Vec::with_capacity(count);
+    for entry in saved {
+        ids.push(bigint(entry.id, "saved biller id")?);
+        users.push(bigint(entry.user_id, "user id")?);
+        billers.push(bigint(entry.biller_id, "biller id")?);
+        references.push(entry.reference.as_str());
+        nicknames.push(entry.nickname.as_str());
+        states.push(entry.state.as_str());
+        created.push(bigint(entry.created_at, "time")?);
+        updated.push(bigint(entry.updated_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.saved_billers,
+        &[
+            &ids,
+            &users,
+            &billers,
+            &references,
+            &nicknames,
+            &states,
+            &created,
+            &updated,
+        ],
+    )
+}
+
 /// An event with an address waits for delivery from the moment it is written; one without
 /// is for polling only.
 fn write_events(transaction: &mut Transaction<'_>, events: &[&BusinessEvent]) -> StoreResult<()> {
@@ -1316,6 +1531,93 @@ macro_rules! device_columns {
     () => {
         "id, user_id, number, secret, name, state, created_at, revoked_at"
     };
+}
+
+macro_rules! biller_columns {
+    () => {
+        "id, code, name, category, reference_label, reference_charset, reference_length_min, \
+         reference_length_max, reference_prefix, check_digit, denominations, account_id, \
+         created_at"
+    };
+}
+
+macro_rules! bill_payment_columns {
+    () => {
+        "id, user_id, biller_id, reference, amount, currency, state, customer_name, \
+         confirmation, failure, created_at, updated_at"
+    };
+}
+
+macro_rules! saved_biller_columns {
+    () => {
+        "id, user_id, biller_id, reference, nickname, state, created_at, updated_at"
+    };
+}
+
+fn reference_length(row: &Row, index: usize) -> StoreResult<u8> {
+    let value: i64 = get(row, index)?;
+    u8::try_from(value)
+        .map_err(|_| StoreError::corrupt(format!("reference length out of range: {value}")))
+}
+
+fn biller_from_row(row: &Row) -> StoreResult<Biller> {
+    let category: &str = get(row, 3)?;
+    let charset: &str = get(row, 5)?;
+    let check_digit: &str = get(row, 9)?;
+    let denominations: &str = get(row, 10)?;
+    Ok(Biller {
+        id: get_u64(row, 0, "biller id")?,
+        code: get(row, 1)?,
+        name: get(row, 2)?,
+        category: BillerCategory::parse(category)
+            .ok_or_else(|| unknown("biller category", category))?,
+        reference_label: get(row, 4)?,
+        reference_charset: ReferenceCharset::parse(charset)
+            .ok_or_else(|| unknown("reference charset", charset))?,
+        reference_length_min: reference_length(row, 6)?,
+        reference_length_max: reference_length(row, 7)?,
+        reference_prefix: get(row, 8)?,
+        check_digit: CheckDigit::parse(check_digit)
+            .ok_or_else(|| unknown("check digit", check_digit))?,
+        denominations: store::parse_denominations(denominations)
+            .ok_or_else(|| unknown("denominations", denominations))?,
+        account_id: get_u128(row, 11, "biller account id")?,
+        created_at: get_u64(row, 12, "time")?,
+    })
+}
+
+fn bill_payment_from_row(row: &Row) -> StoreResult<BillPayment> {
+    let state: &str = get(row, 6)?;
+    Ok(BillPayment {
+        id: get_u64(row, 0, "bill payment id")?,
+        user_id: get_u64(row, 1, "user id")?,
+        biller_id: get_u64(row, 2, "biller id")?,
+        reference: get(row, 3)?,
+        amount: get_u64(row, 4, "bill payment amount")?,
+        currency: get(row, 5)?,
+        state: BillPaymentState::parse(state)
+            .ok_or_else(|| unknown("bill payment state", state))?,
+        customer_name: get(row, 7)?,
+        confirmation: get(row, 8)?,
+        failure: get(row, 9)?,
+        created_at: get_u64(row, 10, "time")?,
+        updated_at: get_u64(row, 11, "time")?,
+    })
+}
+
+fn saved_biller_from_row(row: &Row) -> StoreResult<SavedBiller> {
+    let state: &str = get(row, 5)?;
+    Ok(SavedBiller {
+        id: get_u64(row, 0, "saved biller id")?,
+        user_id: get_u64(row, 1, "user id")?,
+        biller_id: get_u64(row, 2, "biller id")?,
+        reference: get(row, 3)?,
+        nickname: get(row, 4)?,
+        state: SavedBillerState::parse(state)
+            .ok_or_else(|| unknown("saved biller state", state))?,
+        created_at: get_u64(row, 6, "time")?,
+        updated_at: get_u64(row, 7, "time")?,
+    })
 }
 
 fn merchant_from_row(row: &Row) -> StoreResult<Merchant> {
@@ -1642,6 +1944,122 @@ impl PostgresRecords {
 }
 
 impl RecordReader for PostgresRecords {
+    fn biller(&mut self, id: u64) -> StoreResult<Option<Biller>> {
+        self.one(
+            concat!("SELECT ", biller_columns!(), " FROM billers WHERE id = $1"),
+            &[&bigint(id, "biller id")?],
+            biller_from_row,
+        )
+    }
+
+    fn biller_by_code(&mut self, code: &str) -> StoreResult<Option<Biller>> {
+        self.one(
+            concat!(
+                "SELECT ",
+                biller_columns!(),
+                " FROM billers WHERE code = $1"
+            ),
+            &[&code],
+            biller_from_row,
+        )
+    }
+
+    fn billers(
+        &mut self,
+        category: Option<BillerCategory>,
+        after_id: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Biller>> {
+        // One statement for both: a NULL category matches every biller.
+        self.many(
+            concat!(
+                "SELECT ",
+                biller_columns!(),
+                " FROM billers WHERE ($1::text IS NULL OR category = $1) AND id > $2 \
+                 ORDER BY id LIMIT $3"
+            ),
+            &[
+                &category.map(BillerCategory::as_str),
+                &bigint(after_id, "biller id")?,
+                &page_limit(limit),
+            ],
+            biller_from_row,
+        )
+    }
+
+    fn bill_payment(&mut self, id: u64) -> StoreResult<Option<BillPayment>> {
+        self.one(
+            concat!(
+                "SELECT ",
+                bill_payment_columns!(),
+                " FROM bill_payments WHERE id = $1"
+            ),
+            &[&bigint(id, "bill payment id")?],
+            bill_payment_from_row,
+        )
+    }
+
+    fn bill_payments(
+        &mut self,
+        user_id: u64,
+        before_id: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Vec<BillPayment>> {
+        let before = match before_id {
+            Some(id) => bigint(id, "bill payment id")?,
+            None => i64::MAX,
+        };
+        self.many(
+            concat!(
+                "SELECT ",
+                bill_payment_columns!(),
+                " FROM bill_payments WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+            ),
+            &[&bigint(user_id, "user id")?, &before, &page_limit(limit)],
+            bill_payment_from_row,
+        )
+    }
+
+    fn bill_payments_pending(&mut self, limit: usize) -> StoreResult<Vec<BillPayment>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                bill_payment_columns!(),
+                " FROM bill_payments WHERE state = 'pending' ORDER BY id LIMIT $1"
+            ),
+            &[&page_limit(limit)],
+            bill_payment_from_row,
+        )
+    }
+
+    fn saved_biller(&mut self, id: u64) -> StoreResult<Option<SavedBiller>> {
+        self.one(
+            concat!(
+                "SELECT ",
+                saved_biller_columns!(),
+                " FROM saved_billers WHERE id = $1"
+            ),
+            &[&bigint(id, "saved biller id")?],
+            saved_biller_from_row,
+        )
+    }
+
+    fn saved_billers(&mut self, user_id: u64) -> StoreResult<Vec<SavedBiller>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                saved_biller_columns!(),
+                " FROM saved_billers WHERE user_id = $1 AND state = 'active' \
+                 ORDER BY id LIMIT $2"
+            ),
+            &[
+                &bigint(user_id, "user id")?,
+                &page_limit(RECORD_PAGE_LIMIT_MAX),
+            ],
+            saved_biller_from_row,
+        )
+    }
+
     fn merchant(&mut self, id: u64) -> StoreResult<Option<Merchant>> {
         self.one(
             concat!(

@@ -88,6 +88,7 @@ fn migrations_are_recorded_once_and_an_empty_database_is_not_opened_as_a_store()
                 store::Value::Integer(5),
                 store::Value::Text("envelopes".into())
             ],
+            vec![store::Value::Integer(6), store::Value::Text("bills".into())],
         ]
     );
     let server = TestServer::shared().expect("the server");

@@ -41,6 +41,11 @@ pub(crate) const LEDGER: Migrations = &[
         "envelopes",
         include_str!("../migrations/ledger/0007_envelopes.sql"),
     ),
+    (
+        8,
+        "bills",
+        include_str!("../migrations/ledger/0008_bills.sql"),
+    ),
 ];
 /// The history database.
 pub(crate) const HISTORY: Migrations = &[(

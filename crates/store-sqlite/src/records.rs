@@ -3,12 +3,13 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 use store::{
-    from_i64, to_i64, BankDirection, BankTransfer, BankTransferState, BusinessEvent, Card,
-    CardState, CodeKind, CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate,
-    DeviceState, Envelope, EnvelopeKind, EnvelopeState, Escrow, EscrowState, Group, GroupMember,
-    IdempotencyRecord, Merchant, MerchantCode, MerchantKey, Order, OrderState, OutboxWriter,
-    Outlet, OutletKind, P2pTransfer, PaymentDevice, Record, RecordReader, Refund, StoreError,
-    StoreResult, StoredEvent, RECORD_PAGE_LIMIT_MAX,
+    from_i64, to_i64, BankDirection, BankTransfer, BankTransferState, BillPayment,
+    BillPaymentState, Biller, BillerCategory, BusinessEvent, Card, CardState, CheckDigit, CodeKind,
+    CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate, DeviceState, Envelope,
+    EnvelopeKind, EnvelopeState, Escrow, EscrowState, Group, GroupMember, IdempotencyRecord,
+    Merchant, MerchantCode, MerchantKey, Order, OrderState, OutboxWriter, Outlet, OutletKind,
+    P2pTransfer, PaymentDevice, Record, RecordReader, ReferenceCharset, Refund, SavedBiller,
+    SavedBillerState, StoreError, StoreResult, StoredEvent, RECORD_PAGE_LIMIT_MAX,
 };
 
 use crate::map_error;
@@ -388,6 +389,82 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
                 escrow.version
             ],
         ),
+        Record::Biller(biller) => execute(
+            connection,
+            // An upsert by id only: a code another biller holds fails the batch instead of
+            // replacing that biller.
+            "INSERT INTO billers (id, code, name, category, reference_label, reference_charset,
+                reference_length_min, reference_length_max, reference_prefix, check_digit,
+                denominations, account_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             ON CONFLICT (id) DO UPDATE SET code = excluded.code, name = excluded.name,
+                category = excluded.category, reference_label = excluded.reference_label,
+                reference_charset = excluded.reference_charset,
+                reference_length_min = excluded.reference_length_min,
+                reference_length_max = excluded.reference_length_max,
+                reference_prefix = excluded.reference_prefix,
+                check_digit = excluded.check_digit, denominations = excluded.denominations,
+                account_id = excluded.account_id, created_at = excluded.created_at",
+            params![
+                int(biller.id),
+                biller.code,
+                biller.name,
+                biller.category.as_str(),
+                biller.reference_label,
+                biller.reference_charset.as_str(),
+                biller.reference_length_min,
+                biller.reference_length_max,
+                biller.reference_prefix,
+                biller.check_digit.as_str(),
+                store::denominations_text(&biller.denominations),
+                to_i64(biller.account_id),
+                int(biller.created_at)
+            ],
+        ),
+        Record::BillPayment(payment) => execute(
+            connection,
+            "INSERT INTO bill_payments (id, user_id, biller_id, reference, amount, currency,
+                state, customer_name, confirmation, failure, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state,
+                customer_name = excluded.customer_name, confirmation = excluded.confirmation,
+                failure = excluded.failure, updated_at = excluded.updated_at",
+            params![
+                int(payment.id),
+                int(payment.user_id),
+                int(payment.biller_id),
+                payment.reference,
+                int(payment.amount),
+                payment.currency,
+                payment.state.as_str(),
+                payment.customer_name,
+                payment.confirmation,
+                payment.failure,
+                int(payment.created_at),
+                int(payment.updated_at)
+            ],
+        ),
+        Record::SavedBiller(saved) => execute(
+            connection,
+            // By id only: a second active entry for the same biller and reference fails the
+            // batch instead of replacing the first.
+            "INSERT INTO saved_billers (id, user_id, biller_id, reference, nickname, state,
+                created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id,
+                biller_id = excluded.biller_id, reference = excluded.reference,
+                nickname = excluded.nickname, state = excluded.state,
+                created_at = excluded.created_at, updated_at = excluded.updated_at",
+            params![
+                int(saved.id),
+                int(saved.user_id),
+                int(saved.biller_id),
+                saved.reference,
+                saved.nickname,
+                saved.state.as_str(),
+                int(saved.created_at),
+                int(saved.updated_at)
+            ],
+        ),
         Record::Idempotency(record) => execute(
             connection,
             "INSERT INTO idempotency_keys (principal, key, request_digest, status, response,
@@ -540,6 +617,83 @@ fn envelope_from_row(row: &Row<'_>) -> rusqlite::Result<Envelope> {
         expires_at: get_u64(row, 12)?,
         returned: get_u64(row, 13)?,
         closed_at: get_opt_u64(row, 14)?,
+    })
+}
+
+const BILLER_COLUMNS: &str = "id, code, name, category, reference_label, reference_charset,
+    reference_length_min, reference_length_max, reference_prefix, check_digit, denominations,
+    account_id, created_at";
+
+fn biller_from_row(row: &Row<'_>) -> rusqlite::Result<Biller> {
+    let category: String = row.get(3)?;
+    let charset: String = row.get(5)?;
+    let check_digit: String = row.get(9)?;
+    let denominations: String = row.get(10)?;
+    Ok(Biller {
+        id: get_u64(row, 0)?,
+        code: row.get(1)?,
+        name: row.get(2)?,
+        category: named(
+            &category,
+            BillerCategory::parse,
+            "an unknown biller category",
+        )?,
+        reference_label: row.get(4)?,
+        reference_charset: named(&charset, ReferenceCharset::parse, "an unknown charset")?,
+        reference_length_min: row.get(6)?,
+        reference_length_max: row.get(7)?,
+        reference_prefix: row.get(8)?,
+        check_digit: named(&check_digit, CheckDigit::parse, "an unknown check digit")?,
+        denominations: store::parse_denominations(&denominations)
+            .ok_or_else(|| corrupt_column("unreadable denominations"))?,
+        account_id: get_u128(row, 11)?,
+        created_at: get_u64(row, 12)?,
+    })
+}
+
+const BILL_PAYMENT_COLUMNS: &str = "id, user_id, biller_id, reference, amount, currency, state,
+    customer_name, confirmation, failure, created_at, updated_at";
+
+fn bill_payment_from_row(row: &Row<'_>) -> rusqlite::Result<BillPayment> {
+    let state: String = row.get(6)?;
+    Ok(BillPayment {
+        id: get_u64(row, 0)?,
+        user_id: get_u64(row, 1)?,
+        biller_id: get_u64(row, 2)?,
+        reference: row.get(3)?,
+        amount: get_u64(row, 4)?,
+        currency: row.get(5)?,
+        state: named(
+            &state,
+            BillPaymentState::parse,
+            "an unknown bill payment state",
+        )?,
+        customer_name: row.get(7)?,
+        confirmation: row.get(8)?,
+        failure: row.get(9)?,
+        created_at: get_u64(row, 10)?,
+        updated_at: get_u64(row, 11)?,
+    })
+}
+
+const SAVED_BILLER_COLUMNS: &str =
+    "id, user_id, biller_id, reference, nickname, state, created_at, updated_at";
+
+fn saved_biller_from_row(row: &Row<'_>) -> rusqlite::Result<SavedBiller> {
+    let state: String = row.get(5)?;
+    Ok(SavedBiller {
+        id: get_u64(row, 0)?,
+        user_id: get_u64(row, 1)?,
+        biller_id: get_u64(row, 2)?,
+        reference: row.get(3)?,
+        nickname: row.get(4)?,
+        state: named(
+            &state,
+            SavedBillerState::parse,
+            "an unknown saved biller state",
+        )?,
+        created_at: get_u64(row, 6)?,
+        updated_at: get_u64(row, 7)?,
     })
 }
 
@@ -888,6 +1042,99 @@ impl RecordReader for SqliteRecords {
              WHERE device_id = ?1 AND step = ?2 AND slot = ?3",
             params![int(device_id), int(step), slot],
             code_use_from_row,
+        )
+    }
+
+    fn biller(&mut self, id: u64) -> StoreResult<Option<Biller>> {
+        self.one(
+            &format!("SELECT {BILLER_COLUMNS} FROM billers WHERE id = ?1"),
+            params![int(id)],
+            biller_from_row,
+        )
+    }
+
+    fn biller_by_code(&mut self, code: &str) -> StoreResult<Option<Biller>> {
+        self.one(
+            &format!("SELECT {BILLER_COLUMNS} FROM billers WHERE code = ?1"),
+            params![code],
+            biller_from_row,
+        )
+    }
+
+    fn billers(
+        &mut self,
+        category: Option<BillerCategory>,
+        after_id: u64,
+        count: usize,
+    ) -> StoreResult<Vec<Biller>> {
+        match category {
+            Some(category) => self.many(
+                &format!(
+                    "SELECT {BILLER_COLUMNS} FROM billers WHERE category = ?1 AND id > ?2
+                     ORDER BY id LIMIT ?3"
+                ),
+                params![category.as_str(), int(after_id), limit(count)],
+                biller_from_row,
+            ),
+            None => self.many(
+                &format!("SELECT {BILLER_COLUMNS} FROM billers WHERE id > ?1 ORDER BY id LIMIT ?2"),
+                params![int(after_id), limit(count)],
+                biller_from_row,
+            ),
+        }
+    }
+
+    fn bill_payment(&mut self, id: u64) -> StoreResult<Option<BillPayment>> {
+        self.one(
+            &format!("SELECT {BILL_PAYMENT_COLUMNS} FROM bill_payments WHERE id = ?1"),
+            params![int(id)],
+            bill_payment_from_row,
+        )
+    }
+
+    fn bill_payments(
+        &mut self,
+        user_id: u64,
+        before_id: Option<u64>,
+        count: usize,
+    ) -> StoreResult<Vec<BillPayment>> {
+        self.many(
+            &format!(
+                "SELECT {BILL_PAYMENT_COLUMNS} FROM bill_payments WHERE user_id = ?1 AND id < ?2
+                 ORDER BY id DESC LIMIT ?3"
+            ),
+            params![int(user_id), before_id.map_or(i64::MAX, int), limit(count)],
+            bill_payment_from_row,
+        )
+    }
+
+    fn bill_payments_pending(&mut self, count: usize) -> StoreResult<Vec<BillPayment>> {
+        self.many(
+            &format!(
+                "SELECT {BILL_PAYMENT_COLUMNS} FROM bill_payments WHERE state = 'pending'
+                 ORDER BY id LIMIT ?1"
+            ),
+            params![limit(count)],
+            bill_payment_from_row,
+        )
+    }
+
+    fn saved_biller(&mut self, id: u64) -> StoreResult<Option<SavedBiller>> {
+        self.one(
+            &format!("SELECT {SAVED_BILLER_COLUMNS} FROM saved_billers WHERE id = ?1"),
+            params![int(id)],
+            saved_biller_from_row,
+        )
+    }
+
+    fn saved_billers(&mut self, user_id: u64) -> StoreResult<Vec<SavedBiller>> {
+        self.many(
+            &format!(
+                "SELECT {SAVED_BILLER_COLUMNS} FROM saved_billers
+                 WHERE user_id = ?1 AND state = 'active' ORDER BY id LIMIT {RECORD_PAGE_LIMIT_MAX}"
+            ),
+            params![int(user_id)],
+            saved_biller_from_row,
         )
     }
 

@@ -1,5 +1,6 @@
 //! Business records: merchants and their keys, orders, refunds, P2P transfers, bank cards,
-//! top-ups and withdrawals, outbox events and idempotency records.
+//! top-ups and withdrawals, outbox events, idempotency records, QR codes and payment devices,
+//! billers, bill payments and the billers users saved.
 //!
 //! They ride with their money: a [`Record`] is handed to the sequencer with the ledger events
 //! it belongs to and written in the same transaction as their batch, and only when every one
@@ -52,6 +53,18 @@ named!(DeviceState { Active = "active", Revoked = "revoked", });
 named!(EnvelopeKind { Ordinary = "ordinary", Lucky = "lucky", });
 named!(EnvelopeState { Open = "open", Finished = "finished", Expired = "expired", });
 named!(EscrowState { Held = "held", Shipped = "shipped", Disputed = "disputed", Released = "released", Refunded = "refunded", Split = "split", });
+named!(BillerCategory {
+    Electricity = "electricity",
+    Water = "water",
+    Gas = "gas",
+    Phone = "phone",
+    Internet = "internet",
+    Television = "television",
+});
+named!(ReferenceCharset { Digits = "digits", Alphanumeric = "alphanumeric", });
+named!(CheckDigit { None = "none", Luhn = "luhn", Mod11 = "mod11", });
+named!(BillPaymentState { Pending = "pending", Succeeded = "succeeded", Failed = "failed", });
+named!(SavedBillerState { Active = "active", Deleted = "deleted", });
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Merchant {
@@ -508,6 +521,144 @@ pub struct Escrow {
     pub version: u32,
 }
 
+/// What a biller is paid for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BillerCategory {
+    Electricity,
+    Water,
+    Gas,
+    /// Prepaid phone top-up, in fixed denominations.
+    Phone,
+    Internet,
+    Television,
+}
+
+/// The characters a biller's customer references are made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferenceCharset {
+    Digits,
+    /// Digits and upper-case letters (references are read upper-cased).
+    Alphanumeric,
+}
+
+/// The check digit a biller's customer references end with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckDigit {
+    None,
+    /// ISO/IEC 7812-1 (Luhn), over the whole reference.
+    Luhn,
+    /// Weights 2 to 7 from the right, the check digit 11 minus the remainder (11 is 0; a
+    /// remainder of 1 gives no valid reference).
+    Mod11,
+}
+
+/// Longest customer reference a biller may ask for, in characters.
+pub const BILL_REFERENCE_CHARS_MAX: usize = 32;
+/// Most fixed amounts one biller may offer.
+pub const BILLER_DENOMINATIONS_MAX: usize = 16;
+
+/// A biller registered by the operator (a power company, a water utility, a carrier for phone
+/// top-ups): the rule its customer references follow and its account in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Biller {
+    pub id: u64,
+    /// The biller's code at the connector that reaches it (unique).
+    pub code: String,
+    pub name: String,
+    pub category: BillerCategory,
+    /// What the reference is called on the biller's bills ("Customer number", "Phone number").
+    pub reference_label: String,
+    pub reference_charset: ReferenceCharset,
+    pub reference_length_min: u8,
+    pub reference_length_max: u8,
+    /// What every reference starts with ("" for anything).
+    pub reference_prefix: String,
+    pub check_digit: CheckDigit,
+    /// The only amounts accepted, in minor units, ascending; empty when any amount is.
+    pub denominations: Vec<u64>,
+    /// The biller's account in the ledger.
+    pub account_id: u128,
+    pub created_at: u64,
+}
+
+/// A biller's denominations as both stores keep them: minor units, comma-separated, in order
+/// (`""` for none).
+pub fn denominations_text(denominations: &[u64]) -> String {
+    denominations
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Denominations read back from [`denominations_text`]; `None` when the text is not one.
+pub fn parse_denominations(text: &str) -> Option<Vec<u64>> {
+    if text.is_empty() {
+        return Some(Vec::new());
+    }
+    let amounts = text
+        .split(',')
+        .map(|amount| {
+            if amount.is_empty() || !amount.bytes().all(|byte| byte.is_ascii_digit()) {
+                return None;
+            }
+            amount.parse().ok()
+        })
+        .collect::<Option<Vec<u64>>>()?;
+    (amounts.len() <= BILLER_DENOMINATIONS_MAX).then_some(amounts)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BillPaymentState {
+    /// The money is held and the biller has not answered yet.
+    Pending,
+    /// The biller confirmed: the hold is posted.
+    Succeeded,
+    /// The biller refused: the hold is voided, the money back in the wallet.
+    Failed,
+}
+
+/// A bill paid (or a phone topped up) from a wallet: held, then posted when the biller
+/// confirms or voided when it refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillPayment {
+    pub id: u64,
+    pub user_id: u64,
+    pub biller_id: u64,
+    /// The customer reference, as the biller's rule reads it.
+    pub reference: String,
+    pub amount: u64,
+    pub currency: String,
+    pub state: BillPaymentState,
+    /// The name on the account as shown to the payer (masked).
+    pub customer_name: Option<String>,
+    /// The biller's confirmation number: the receipt.
+    pub confirmation: Option<String>,
+    /// Why the biller refused, in its words.
+    pub failure: Option<String>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SavedBillerState {
+    Active,
+    Deleted,
+}
+
+/// A biller and customer reference a user keeps to pay again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedBiller {
+    pub id: u64,
+    pub user_id: u64,
+    pub biller_id: u64,
+    pub reference: String,
+    pub nickname: String,
+    pub state: SavedBillerState,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
 /// One business write, committed with the ledger events of its request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
@@ -531,6 +682,9 @@ pub enum Record {
     GroupMember(GroupMember),
     Envelope(Envelope),
     Escrow(Escrow),
+    Biller(Biller),
+    BillPayment(BillPayment),
+    SavedBiller(SavedBiller),
 }
 
 /// Reads business records. Each call reads committed state.
@@ -617,6 +771,29 @@ pub trait RecordReader: Send {
     fn escrow(&mut self, order_id: u64) -> StoreResult<Option<Escrow>>;
     /// Escrows whose timer (`due_at`) is at or before `now`, earliest first, `limit` at most.
     fn escrows_due(&mut self, now: u64, limit: usize) -> StoreResult<Vec<Escrow>>;
+    fn biller(&mut self, id: u64) -> StoreResult<Option<Biller>>;
+    fn biller_by_code(&mut self, code: &str) -> StoreResult<Option<Biller>>;
+    /// Billers by id (of one category, or all), after `after_id`, `limit` at most.
+    fn billers(
+        &mut self,
+        category: Option<BillerCategory>,
+        after_id: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Biller>>;
+    fn bill_payment(&mut self, id: u64) -> StoreResult<Option<BillPayment>>;
+    /// A user's bill payments, newest first, older than `before_id` (all when `None`), `limit`
+    /// at most.
+    fn bill_payments(
+        &mut self,
+        user_id: u64,
+        before_id: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Vec<BillPayment>>;
+    /// Bill payments still pending, oldest first, `limit` at most (to resume after a restart).
+    fn bill_payments_pending(&mut self, limit: usize) -> StoreResult<Vec<BillPayment>>;
+    fn saved_biller(&mut self, id: u64) -> StoreResult<Option<SavedBiller>>;
+    /// A user's active saved billers, oldest first.
+    fn saved_billers(&mut self, user_id: u64) -> StoreResult<Vec<SavedBiller>>;
 }
 
 /// Writes that do not ride with money: delivery progress of the outbox.

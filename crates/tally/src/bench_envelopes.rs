@@ -130,6 +130,10 @@ pub fn run(args: EnvelopesArgs) -> anyhow::Result<()> {
         handles.clone(),
         sequencer.handle(),
         config(&args),
+        Arc::new(services::billers::SimulatedBiller::new(
+            "Simulated Biller",
+            server::unix_seconds(),
+        )),
     )?);
     let now = server::unix_seconds();
     let currency = payments.config().currency;

@@ -535,6 +535,8 @@ async fn story(
     )
     .await?;
 
+    bill_payments(&mut api, &li_lei, &operator, &mut next).await?;
+
     envelopes_and_escrow(
         &mut api,
         &state,
@@ -1093,6 +1095,207 @@ async fn envelopes_and_escrow(
         settled["state"].as_str().unwrap_or("?"),
         settled["settled_by"].as_str().unwrap_or("?"),
         api.money(&settled["refunded"])
+    );
+    println!();
+    Ok(())
+}
+
+/// Bill payments: an electricity bill inquired and paid (a mistyped customer number caught by
+/// its check digit first), the biller saved, and a phone topped up in one of the carrier's
+/// fixed amounts.
+#[allow(clippy::too_many_lines)]
+async fn bill_payments(
+    api: &mut Api,
+    li_lei: &str,
+    operator: &str,
+    next: &mut impl FnMut() -> u32,
+) -> anyhow::Result<()> {
+    println!(
+        "{}. The operator registers two billers: Capital Power (electricity: customer numbers",
+        next()
+    );
+    println!("    of 10 digits, the last a Luhn check digit) and Skyline Mobile (phone top-ups of");
+    println!("    fixed amounts). Each gets an account in the ledger.");
+    let operator = format!("Bearer {operator}");
+    let power = api
+        .expect(
+            201,
+            "POST",
+            "/v1/billers",
+            Some(&operator),
+            Some(
+                json!({"code": "CAPITAL-POWER", "name": "Capital Power", "category": "electricity",
+                        "reference_label": "Customer number", "reference_length_min": 10,
+                        "reference_length_max": 10, "check_digit": "luhn"}),
+            ),
+            Some("demo-biller-power"),
+        )
+        .await?;
+    let mobile = api
+        .expect(
+            201,
+            "POST",
+            "/v1/billers",
+            Some(&operator),
+            Some(
+                json!({"code": "SKYLINE-MOBILE", "name": "Skyline Mobile", "category": "phone",
+                        "reference_label": "Phone number", "reference_length_min": 11,
+                        "reference_length_max": 11, "reference_prefix": "1",
+                        "denominations": [10_00, 30_00, 50_00, 100_00]}),
+            ),
+            Some("demo-biller-mobile"),
+        )
+        .await?;
+    let amounts: Vec<String> = mobile["denominations"]
+        .as_array()
+        .map(|amounts| amounts.iter().map(|amount| api.money(amount)).collect())
+        .unwrap_or_default();
+    println!(
+        "     {} {} and {} {} ({})",
+        power["id"].as_str().unwrap_or("?"),
+        power["name"].as_str().unwrap_or("?"),
+        mobile["id"].as_str().unwrap_or("?"),
+        mobile["name"].as_str().unwrap_or("?"),
+        amounts.join(", ")
+    );
+    println!();
+
+    println!(
+        "{}. Li Lei types his customer number with a slip of the finger: the check digit catches",
+        next()
+    );
+    println!(
+        "    it before the biller is asked. With the right number the biller answers the name on"
+    );
+    println!(
+        "    the account (masked), what is due and by when; he pays it with his payment password"
+    );
+    println!("    and saves the biller as \"home\".");
+    let (status, typo) = api
+        .call(
+            "POST",
+            "/v1/bill-inquiries",
+            Some(li_lei),
+            Some(json!({"biller_id": power["id"], "reference": "1002 0304 06"})),
+            None,
+        )
+        .await?;
+    ensure!(
+        status == 422,
+        "a mistyped customer number was accepted: {typo}"
+    );
+    println!(
+        "     1002 0304 06: {status} {}",
+        typo["code"].as_str().unwrap_or("?")
+    );
+    let inquiry = api
+        .expect(
+            200,
+            "POST",
+            "/v1/bill-inquiries",
+            Some(li_lei),
+            Some(json!({"biller_id": power["id"], "reference": "1002 0304 09"})),
+            None,
+        )
+        .await?;
+    println!(
+        "     1002 0304 09: {}, {} due by {}",
+        inquiry["customer_name"].as_str().unwrap_or("?"),
+        api.money(&inquiry["amount_due"]),
+        inquiry["due_date"].as_str().unwrap_or("?")
+    );
+    let paid = api
+        .expect(
+            201,
+            "POST",
+            "/v1/bill-payments",
+            Some(li_lei),
+            Some(
+                json!({"biller_id": power["id"], "reference": inquiry["reference"],
+                        "amount": inquiry["amount_due"], "payment_password": PAYMENT_PASSWORD}),
+            ),
+            Some("demo-bill-power-1"),
+        )
+        .await?;
+    api.expect(
+        201,
+        "POST",
+        "/v1/me/saved-billers",
+        Some(li_lei),
+        Some(json!({"biller_id": power["id"], "reference": inquiry["reference"], "nickname": "home"})),
+        None,
+    )
+    .await?;
+    println!(
+        "     {} {}: {} to {}, confirmation {}",
+        paid["id"].as_str().unwrap_or("?"),
+        paid["state"].as_str().unwrap_or("?"),
+        api.money(&paid["amount"]),
+        paid["biller"]["name"].as_str().unwrap_or("?"),
+        paid["confirmation"].as_str().unwrap_or("?")
+    );
+    println!();
+
+    println!(
+        "{}. He tops up his phone with {}, one of the carrier's amounts ({} is not).",
+        next(),
+        api.money(&json!(50_00)),
+        api.money(&json!(20_00))
+    );
+    let (status, odd) = api
+        .call(
+            "POST",
+            "/v1/bill-payments",
+            Some(li_lei),
+            Some(
+                json!({"biller_id": mobile["id"], "reference": "13800138000", "amount": 20_00,
+                        "payment_password": PAYMENT_PASSWORD}),
+            ),
+            None,
+        )
+        .await?;
+    ensure!(
+        status == 422,
+        "an amount the carrier does not offer was paid: {odd}"
+    );
+    let topped = api
+        .expect(
+            201,
+            "POST",
+            "/v1/bill-payments",
+            Some(li_lei),
+            Some(
+                json!({"biller_id": mobile["id"], "reference": "13800138000", "amount": 50_00,
+                        "payment_password": PAYMENT_PASSWORD}),
+            ),
+            Some("demo-top-up-phone-1"),
+        )
+        .await?;
+    println!(
+        "     {}: {status} {}; {} {}: confirmation {}",
+        api.money(&json!(20_00)),
+        odd["code"].as_str().unwrap_or("?"),
+        topped["id"].as_str().unwrap_or("?"),
+        topped["state"].as_str().unwrap_or("?"),
+        topped["confirmation"].as_str().unwrap_or("?")
+    );
+    let history = api
+        .expect(200, "GET", "/v1/me/bill-payments", Some(li_lei), None, None)
+        .await?;
+    println!(
+        "     his bill payments: {}",
+        history["data"]
+            .as_array()
+            .map(|payments| payments
+                .iter()
+                .map(|payment| format!(
+                    "{} {}",
+                    payment["biller"]["name"].as_str().unwrap_or("?"),
+                    api.money(&payment["amount"])
+                ))
+                .collect::<Vec<_>>()
+                .join(", "))
+            .unwrap_or_default()
     );
     println!();
     Ok(())

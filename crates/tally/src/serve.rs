@@ -54,6 +54,8 @@ const LISTEN_DEFAULT: &str = "127.0.0.1:8080";
 const NOTIFICATION_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the bank is asked about transfers it did not answer in time.
 const BANK_RESOLVE_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the billers are asked about payments they did not answer in time.
+const BILL_RESOLVE_INTERVAL: Duration = Duration::from_secs(10);
 /// How often unpaid orders past their expiry are closed.
 const ORDER_EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
 /// How often the log looks for a new checkpoint to send to its witnesses.
@@ -188,6 +190,7 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         NOTIFICATION_INTERVAL,
     )?;
     let payments = state.payments.clone();
+    let bill_payments = state.payments.clone();
     let cards = state.cards.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(HTTP_WORKER_THREADS)
@@ -216,12 +219,18 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         let resolver = tokio::spawn(server::workers::resolve_bank_transfers(
             cards,
             BANK_RESOLVE_INTERVAL,
+            stopped.clone(),
+        ));
+        let bill_resolver = tokio::spawn(server::workers::resolve_bill_payments(
+            bill_payments,
+            BILL_RESOLVE_INTERVAL,
             stopped,
         ));
         let served = server::serve(listener, state, shutdown_signal()).await;
         let _ = stop_expiry.send(true);
         let _ = expiry.await;
         let _ = resolver.await;
+        let _ = bill_resolver.await;
         served.context("serving HTTP")
     })?;
     drop(notifications);

@@ -58,6 +58,11 @@ fn the_demo_tells_its_story_and_the_ledger_balances() {
         "scanning it again: 422 code_used",
         "the same code at another till: payment_code_used",
         "scan: unknown — This network never issued this code",
+        "1002 0304 06: 422 check_digit_mismatch",
+        "1002 0304 09: L* L**, 128.80 CNY due by",
+        "succeeded: 128.80 CNY to Capital Power, confirmation SB",
+        "20.00 CNY: 422 denomination_not_offered",
+        "his bill payments: Skyline Mobile 50.00 CNY, Capital Power 128.80 CNY",
         "the invariants hold",
     ] {
         assert!(
@@ -77,7 +82,7 @@ fn the_demo_tells_its_story_and_the_ledger_balances() {
     assert!(sums.status.success(), "{}", text(&sums.stderr));
     let rows: serde_json::Value = serde_json::from_slice(&sums.stdout).unwrap();
     assert_eq!(rows[0]["debits"], rows[0]["credits"]);
-    assert_eq!(rows[0]["debits"], serde_json::json!(291_477));
+    assert_eq!(rows[0]["debits"], serde_json::json!(309_357));
     // A second demo into the same directory is refused rather than mixed in.
     let again = demo(&data);
     assert_eq!(again.status.code(), Some(2));
@@ -754,7 +759,7 @@ fn a_witness_cosigns_a_log_and_refuses_a_fork_of_it() {
         metric(text, "tally_audit_runs_total") >= 1
     });
     assert_eq!(metric(&metrics, "tally_audit_ok"), 1);
-    assert_eq!(metric(&metrics, "tally_audit_verified_leaves"), 39);
+    assert_eq!(metric(&metrics, "tally_audit_verified_leaves"), 43);
     assert_eq!(metric(&metrics, "tally_witness_cosignatures_total"), 1);
 
     // The fork asks the same witness: refused, never cosigned.

@@ -3,6 +3,7 @@
 // Tests drive real sockets and time.
 #![allow(clippy::disallowed_methods)]
 
+mod bills;
 mod envelopes;
 mod escrow;
 mod payments;
@@ -45,7 +46,11 @@ async fn spawn_app() -> TestApp {
 
 /// A server on its own data directory and a free port, with the given sequencer settings.
 async fn spawn_app_with(config: SequencerConfig) -> TestApp {
-    let directory = tempfile::tempdir().unwrap();
+    spawn_app_in(tempfile::tempdir().unwrap(), config).await
+}
+
+/// A server on `directory` (a new one, or one a stopped server left, to restart it).
+async fn spawn_app_in(directory: tempfile::TempDir, config: SequencerConfig) -> TestApp {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(directory.path()).unwrap());
     let sequencer = Sequencer::start(store.as_ref(), config).unwrap();
     let state = AppState::new(store.clone(), sequencer.handle()).unwrap();
@@ -121,13 +126,28 @@ async fn get(app: &TestApp, path: &str) -> Answer {
 }
 
 impl TestApp {
-    async fn stop(mut self) {
+    async fn stop(self) {
+        self.stop_keeping_data().await;
+    }
+
+    /// Stops the server, drains its ledger and closes its store; the data directory is
+    /// returned, for a server started on it again.
+    async fn stop_keeping_data(mut self) -> tempfile::TempDir {
         let _ = self.stop.take().unwrap().send(());
         self.server.take().unwrap().await.unwrap().unwrap();
         let sequencer = self.sequencer.take().unwrap();
         tokio::task::spawn_blocking(move || sequencer.shutdown())
             .await
             .unwrap();
+        let TestApp {
+            state,
+            store,
+            _directory,
+            ..
+        } = self;
+        drop(state);
+        drop(store);
+        _directory
     }
 }
 

@@ -8,7 +8,7 @@ use services::payments::RESERVE_ACCOUNT_ID;
 
 use super::{last_code, post_json, request, spawn_app, token, Answer, TestApp};
 
-const PAYMENT_PASSWORD: &str = "246810";
+pub(crate) const PAYMENT_PASSWORD: &str = "246810";
 
 fn app_state(app: &TestApp) -> &std::sync::Arc<server::AppState> {
     &app.state
@@ -185,7 +185,7 @@ pub(crate) async fn fund(app: &TestApp, wallet: u128, amount: u128) {
     assert_eq!(results, vec![ledger::EventResult::Ok]);
 }
 
-fn balance(app: &TestApp, account: u128) -> u128 {
+pub(crate) fn balance(app: &TestApp, account: u128) -> u128 {
     let account = app
         .store
         .reader()
@@ -904,7 +904,7 @@ async fn paid_orders_notify_the_merchant_with_a_signed_post() {
     app.stop().await;
 }
 
-async fn user_post(
+pub(crate) async fn user_post(
     app: &TestApp,
     token: &str,
     path: &str,
