@@ -23,8 +23,8 @@ pub use batches::{
     pending_status_and_due_list,
 };
 pub use business::{
-    business_records_read_back_as_written, qr_records_read_back_as_written,
-    records_ride_with_their_events,
+    business_records_read_back_as_written, invoice_records_read_back_as_written,
+    qr_records_read_back_as_written, records_ride_with_their_events,
 };
 pub use ledger_flow::{
     a_failed_write_answers_with_an_error_and_memory_follows_the_disk,
@@ -60,14 +60,15 @@ pub trait Fixture {
 }
 
 /// One `#[test]` per conformance function of the business records (orders, merchants,
-/// cards, the outbox …), for a backend that holds them.
+/// cards, the outbox, QR codes, e-invoices …), for a backend that holds them.
 #[macro_export]
 macro_rules! business_conformance_tests {
     ($fixture:path) => {
         $crate::conformance_tests!(@store $fixture;
             records_ride_with_their_events,
             business_records_read_back_as_written,
-            qr_records_read_back_as_written
+            qr_records_read_back_as_written,
+            invoice_records_read_back_as_written
         );
     };
 }

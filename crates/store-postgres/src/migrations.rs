@@ -18,6 +18,17 @@ const MIGRATIONS: Migrations = &[
         include_str!("../migrations/0003_payments.sql"),
     ),
     (4, "qr", include_str!("../migrations/0004_qr.sql")),
+    (
+        5,
+        "envelopes",
+        include_str!("../migrations/0005_envelopes.sql"),
+    ),
+    (6, "bills", include_str!("../migrations/0006_bills.sql")),
+    (
+        7,
+        "invoices",
+        include_str!("../migrations/0007_invoices.sql"),
+    ),
 ];
 
 /// Several processes may open the same database at once: migrations take this advisory lock

@@ -84,6 +84,15 @@ fn migrations_are_recorded_once_and_an_empty_database_is_not_opened_as_a_store()
                 store::Value::Text("payments".into())
             ],
             vec![store::Value::Integer(4), store::Value::Text("qr".into())],
+            vec![
+                store::Value::Integer(5),
+                store::Value::Text("envelopes".into())
+            ],
+            vec![store::Value::Integer(6), store::Value::Text("bills".into())],
+            vec![
+                store::Value::Integer(7),
+                store::Value::Text("invoices".into())
+            ],
         ]
     );
     let server = TestServer::shared().expect("the server");

@@ -36,6 +36,21 @@ pub(crate) const LEDGER: Migrations = &[
         include_str!("../migrations/ledger/0005_payments.sql"),
     ),
     (6, "qr", include_str!("../migrations/ledger/0006_qr.sql")),
+    (
+        7,
+        "envelopes",
+        include_str!("../migrations/ledger/0007_envelopes.sql"),
+    ),
+    (
+        8,
+        "bills",
+        include_str!("../migrations/ledger/0008_bills.sql"),
+    ),
+    (
+        9,
+        "invoices",
+        include_str!("../migrations/ledger/0009_invoices.sql"),
+    ),
 ];
 /// The history database.
 pub(crate) const HISTORY: Migrations = &[(

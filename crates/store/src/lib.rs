@@ -22,10 +22,11 @@ pub use audit::LedgerAudit;
 pub use business::{
     BankDirection, BankTransfer, BankTransferState, Card, CardState, CodeKind, CodeReport,
     CodeState, CodeUse, DeliveryState, DeliveryUpdate, DeviceState, Event as BusinessEvent,
-    IdempotencyRecord, Merchant, MerchantCode, MerchantKey, Order, OrderState, OutboxWriter,
-    Outlet, OutletKind, P2pTransfer, PaymentDevice, Record, RecordReader, Refund, StoredEvent,
-    CODE_PAYLOAD_BYTES_MAX, RECORD_BODY_BYTES_MAX, RECORD_PAGE_LIMIT_MAX, RECORD_TEXT_BYTES_MAX,
-    RECORD_URL_BYTES_MAX, REQUEST_RECORDS_MAX,
+    IdempotencyRecord, Invoice, InvoiceKind, InvoiceReimbursement, InvoiceState, Merchant,
+    MerchantCode, MerchantKey, Order, OrderState, OutboxWriter, Outlet, OutletKind, P2pTransfer,
+    PaymentDevice, Record, RecordReader, Refund, StoredEvent, CODE_PAYLOAD_BYTES_MAX,
+    RECORD_BODY_BYTES_MAX, RECORD_PAGE_LIMIT_MAX, RECORD_TEXT_BYTES_MAX, RECORD_URL_BYTES_MAX,
+    REQUEST_RECORDS_MAX,
 };
 pub use registration::{
     NewRegistration, Registration, RegistrationInputError, RegistrationKind, StoredRegistration,
