@@ -7,6 +7,7 @@ pub mod bills;
 pub mod cards;
 pub mod history;
 pub mod ids;
+pub mod invoices;
 pub mod orders;
 pub mod payment_codes;
 pub mod payments;

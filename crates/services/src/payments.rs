@@ -1,6 +1,7 @@
 //! Payments: merchants (onboarding, API keys, stores and terminals), merchant orders (create,
 //! query, close, pay, expire), refunds, P2P transfers, real-name tier limits and the outbox of
-//! merchant notifications.
+//! merchant notifications; QR payments (`qr.rs`) and e-invoices for paid orders
+//! (`invoices.rs`).
 //!
 //! Every change is one request to the sequencer: the ledger events that move the money and the
 //! records that describe it (the order's new state, its notification, the idempotency record)
@@ -31,6 +32,10 @@ use crate::support::{lock_key, Handles, KeyedLocks};
 use crate::time::rfc3339_seconds;
 use crate::users::UserError;
 
+mod invoices;
+pub use invoices::{
+    Claim, InvoiceStatus, NewInvoice, Reimbursed, Voided, CLAIM_REFERENCE_BYTES_MAX,
+};
 mod qr;
 pub use qr::{
     numeric_currency, payload_digest, CodeRequest, EnrolledDevice, NewCharge, QrConfig, Scan,
@@ -156,6 +161,8 @@ pub enum PaymentError {
     PaymentCodeLocked,
     #[error("at most {max} devices may make payment codes at once; revoke one first")]
     TooManyDevices { max: usize },
+    #[error(transparent)]
+    Invoice(#[from] crate::invoices::InvoiceRefusal),
 }
 
 impl PaymentError {
@@ -194,6 +201,7 @@ impl PaymentError {
             PaymentError::PaymentCodeUsed => "payment_code_used",
             PaymentError::PaymentCodeLocked => "payment_code_locked",
             PaymentError::TooManyDevices { .. } => "too_many_devices",
+            PaymentError::Invoice(refusal) => refusal.code(),
         }
     }
 }
