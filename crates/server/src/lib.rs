@@ -6,6 +6,7 @@
 
 pub mod api;
 mod auth;
+mod invoices;
 mod log;
 mod metrics;
 mod payments;

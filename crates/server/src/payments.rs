@@ -40,7 +40,13 @@ pub fn payment_error(error: PaymentError) -> ApiError {
             StatusCode::UNAUTHORIZED
         }
         "payment_locked" | "payment_code_locked" => StatusCode::LOCKED,
-        "idempotency_conflict" | "out_trade_no_used" | "out_refund_no_used" => StatusCode::CONFLICT,
+        "idempotency_conflict"
+        | "out_trade_no_used"
+        | "out_refund_no_used"
+        | "order_invoiced"
+        | "invoice_already_reimbursed"
+        | "invoice_reimbursed"
+        | "invoice_voided" => StatusCode::CONFLICT,
         "invalid_card" => StatusCode::BAD_REQUEST,
         "bank_timeout" => StatusCode::GATEWAY_TIMEOUT,
         "unavailable" => {

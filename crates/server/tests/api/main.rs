@@ -3,6 +3,7 @@
 // Tests drive real sockets and time.
 #![allow(clippy::disallowed_methods)]
 
+mod invoices;
 mod payments;
 mod qr;
 
