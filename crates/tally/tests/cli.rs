@@ -53,6 +53,11 @@ fn the_demo_tells_its_story_and_the_ledger_balances() {
         "scanning it again: 422 code_used",
         "the same code at another till: payment_code_used",
         "scan: unknown — This network never issued this code",
+        "28.30 CNY + tax 1.70 CNY = 30.00 CNY, registered as reg_",
+        "verify: registered, issued",
+        "the altered copy: registered false",
+        "second claim: 409 invoice_already_reimbursed",
+        "voiding it now: 409 invoice_reimbursed",
         "the invariants hold",
     ] {
         assert!(
@@ -724,7 +729,7 @@ fn a_witness_cosigns_a_log_and_refuses_a_fork_of_it() {
         metric(text, "tally_audit_runs_total") >= 1
     });
     assert_eq!(metric(&metrics, "tally_audit_ok"), 1);
-    assert_eq!(metric(&metrics, "tally_audit_verified_leaves"), 26);
+    assert_eq!(metric(&metrics, "tally_audit_verified_leaves"), 27);
     assert_eq!(metric(&metrics, "tally_witness_cosignatures_total"), 1);
 
     // The fork asks the same witness: refused, never cosigned.
