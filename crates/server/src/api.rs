@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::routing::{delete, get, post, put, MethodRouter};
 use serde_json::{json, Map, Value};
 
-use crate::{bill_payments, envelopes, escrow, log, payments, qr, sql, users, AppState};
+use crate::{bill_payments, envelopes, escrow, invoices, log, payments, qr, sql, users, AppState};
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +54,12 @@ fn object(properties: &[(&str, Value)], required: &[&str]) -> Value {
 
 fn text(description: &str) -> Value {
     json!({"type": "string", "description": description})
+}
+
+/// `schema` with a description, for the reference.
+fn described(mut schema: Value, description: &str) -> Value {
+    schema["description"] = json!(description);
+    schema
 }
 
 fn minor_units(description: &str) -> Value {
@@ -398,6 +404,43 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint {
             responses: &[(200, "text/csv: one line per payment and refund, then totals"), (400, PROBLEM)],
             ..endpoint("GET", "/v1/bills/{date}", "orders", "The merchant's bill of one UTC day (YYYY-MM-DD).", Merchant, get(payments::daily_bill))
+        },
+        // ---- E-invoices ----
+        Endpoint {
+            idempotent: true,
+            body: Some(object(&[
+                ("order_id", text("a paid order of the merchant (ord_…)")),
+                ("seller_tax_id", text("the merchant's tax id, 1 to 32 upper-case letters and digits; the same on all its invoices")),
+                ("buyer", described(object(&[("name", text("the buyer's name, up to 256 bytes")), ("tax_id", text("the buyer's tax id; none for an individual"))], &["name"]), "the buyer: name (up to 256 bytes) and tax_id (upper-case letters and digits; none for an individual)")),
+                ("items", json!({"type": "array", "minItems": 1, "maxItems": 50, "description": "1 to 50 lines: description (up to 120 bytes), quantity (1 to 1000000), unit_price (minor units, tax included), tax_rate_bps (0 to 10000); the lines' totals must add up to the order's amount less its refunds",
+                    "items": object(&[("description", text("what was sold")), ("quantity", json!({"type": "integer", "minimum": 1, "maximum": 1_000_000})), ("unit_price", minor_units("tax included")), ("tax_rate_bps", json!({"type": "integer", "minimum": 0, "maximum": 10_000}))], &["description", "quantity", "unit_price", "tax_rate_bps"])})),
+            ], &["order_id", "seller_tax_id", "buyer", "items"])),
+            responses: &[(201, "the invoice: its number, lines split into amount and tax, canonical document, digest and registration"), (400, PROBLEM), (404, PROBLEM), (409, PROBLEM), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/invoices", "invoices", "Issue an e-invoice for a paid order, its document's SHA-256 registered in the trust log.", Merchant, post(invoices::issue))
+        },
+        Endpoint {
+            query: &[("limit", "1 to 100 (20)"), ("starting_after", "inv_… of the previous page")],
+            ..endpoint("GET", "/v1/invoices", "invoices", "The merchant's invoices, red-letter ones included.", Merchant, get(invoices::list))
+        },
+        Endpoint {
+            responses: &[(200, "the invoice, its reimbursement or the red-letter invoice that voided it, and its registration receipt"), (404, PROBLEM)],
+            ..endpoint("GET", "/v1/invoices/{id}", "invoices", "One of the merchant's invoices, with its receipt.", Merchant, get(invoices::get))
+        },
+        Endpoint {
+            idempotent: true,
+            responses: &[(201, "the red-letter invoice (lines negated, registered) and the original, now voided"), (404, PROBLEM), (409, PROBLEM), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/invoices/{id}/void", "invoices", "Void an invoice not yet reimbursed with a red-letter invoice; the order may then be invoiced again.", Merchant, post(invoices::void))
+        },
+        Endpoint {
+            body: Some(object(&[("number", text("the invoice number")), ("seller_tax_id", text("the seller's tax id")), ("digest", text("SHA-256 of the canonical document, 64 hex digits (this or document)")), ("document", text("the canonical document itself, exactly as issued (this or digest)"))], &["number", "seller_tax_id"])),
+            responses: &[(200, "registered (true or false), status (issued, reimbursed, voided), the red-letter invoice that voided it, and the registration receipt"), (400, PROBLEM)],
+            ..endpoint("POST", "/v1/invoices/verify", "invoices", "Verify an invoice: registered or not (altered, forged), and its status.", Public, post(invoices::verify))
+        },
+        Endpoint {
+            idempotent: true,
+            body: Some(object(&[("organisation", text("the organisation reimbursing it, up to 256 bytes")), ("claim_reference", text("its expense claim, up to 64 bytes")), ("digest", text("SHA-256 of the document claimed, 64 hex digits (this or document)")), ("document", text("the document claimed, exactly as issued (this or digest)"))], &["organisation", "claim_reference"])),
+            responses: &[(201, "reimbursed"), (404, PROBLEM), (409, PROBLEM), (422, PROBLEM)],
+            ..endpoint("POST", "/v1/invoices/{id}/reimbursements", "invoices", "Record an organisation's reimbursement of an invoice, once: a second claim is refused with invoice_already_reimbursed, naming when.", Credential("operator"), post(invoices::reimburse))
         },
     ]
 }

@@ -9,6 +9,7 @@ mod auth;
 mod bill_payments;
 mod envelopes;
 mod escrow;
+mod invoices;
 mod log;
 mod metrics;
 mod payments;

@@ -44,7 +44,11 @@ pub fn payment_error(error: PaymentError) -> ApiError {
         | "out_trade_no_used"
         | "out_refund_no_used"
         | "already_grabbed"
-        | "biller_code_used" => StatusCode::CONFLICT,
+        | "biller_code_used"
+        | "order_invoiced"
+        | "invoice_already_reimbursed"
+        | "invoice_reimbursed"
+        | "invoice_voided" => StatusCode::CONFLICT,
         "invalid_card" => StatusCode::BAD_REQUEST,
         "bank_timeout" | "biller_timeout" => StatusCode::GATEWAY_TIMEOUT,
         "unavailable" => {

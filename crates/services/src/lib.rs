@@ -11,6 +11,7 @@ pub mod envelopes;
 pub mod escrow;
 pub mod history;
 pub mod ids;
+pub mod invoices;
 pub mod orders;
 pub mod payment_codes;
 pub mod payments;

@@ -1,6 +1,7 @@
 //! Payments: merchants (onboarding, API keys, stores and terminals), merchant orders (create,
 //! query, close, pay, expire), refunds, P2P transfers, real-name tier limits, the outbox of
-//! merchant notifications, QR payments (`qr`) and bill payments (`bill_pay`).
+//! merchant notifications, QR payments (`qr`), bill payments (`bill_pay`) and e-invoices
+//! (`invoices`).
 //!
 //! Every change is one request to the sequencer: the ledger events that move the money and the
 //! records that describe it (the order's new state, its notification, the idempotency record)
@@ -39,6 +40,10 @@ pub use envelopes::{
 };
 pub use escrow::{escrow_json, EscrowActor};
 mod bill_pay;
+mod invoices;
+pub use invoices::{
+    Claim, InvoiceStatus, NewInvoice, Reimbursed, Voided, CLAIM_REFERENCE_BYTES_MAX,
+};
 mod qr;
 pub use bill_pay::{
     bill_hold_transfer_id, BillerInput, Inquiry, BILL_PENDING_PER_ROUND_MAX,
@@ -192,6 +197,8 @@ pub enum PaymentError {
     BillerCodeUsed,
     #[error("at most {max} billers may be saved; delete one first")]
     TooManySavedBillers { max: usize },
+    #[error(transparent)]
+    Invoice(#[from] crate::invoices::InvoiceRefusal),
 }
 
 impl PaymentError {
@@ -251,6 +258,7 @@ impl PaymentError {
             PaymentError::DenominationNotOffered { .. } => "denomination_not_offered",
             PaymentError::BillerCodeUsed => "biller_code_used",
             PaymentError::TooManySavedBillers { .. } => "too_many_saved_billers",
+            PaymentError::Invoice(refusal) => refusal.code(),
         }
     }
 }

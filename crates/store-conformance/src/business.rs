@@ -1,20 +1,25 @@
 //! Business records: written with their ledger events, only when all of them commit, and read
 //! back as they were written.
 
+use std::time::Duration;
+
 use ledger::{AccountFlags, Event, EventResult};
 use sequencer::RegistrationOutcome;
-use sequencer::Sequencer;
+use sequencer::{CommitError, Sequencer};
 use store::{
     BankDirection, BankTransfer, BankTransferState, BillPayment, BillPaymentState, Biller,
     BillerCategory, BusinessEvent, Card, CardState, CheckDigit, CodeKind, CodeReport, CodeState,
     CodeUse, DeliveryState, DeliveryUpdate, DeviceState, Envelope, EnvelopeKind, EnvelopeState,
-    Escrow, EscrowState, Group, GroupMember, IdempotencyRecord, Merchant, MerchantCode,
-    MerchantKey, NewRegistration, Order, OrderState, Outlet, OutletKind, P2pTransfer,
-    PaymentDevice, Record, ReferenceCharset, Refund, RegistrationKind, SavedBiller,
-    SavedBillerState, Store,
+    Escrow, EscrowState, Group, GroupMember, IdempotencyRecord, Invoice, InvoiceKind,
+    InvoiceReimbursement, InvoiceState, Merchant, MerchantCode, MerchantKey, NewRegistration,
+    Order, OrderState, Outlet, OutletKind, P2pTransfer, PaymentDevice, Record, ReferenceCharset,
+    Refund, RegistrationKind, SavedBiller, SavedBillerState, Store,
 };
 
 use crate::common::{config, new_account, new_transfer, ManualClock};
+
+/// How many times a request aborted behind a failed batch is submitted again.
+const ABORTED_RETRIES_MAX: usize = 200;
 
 fn merchant(id: u64) -> Merchant {
     Merchant {
@@ -899,4 +904,272 @@ pub fn bill_records_read_back_as_written(store: &dyn Store) {
         vec![saved, saved_again]
     );
     assert_eq!(records.saved_billers(901).unwrap(), vec![]);
+}
+
+/// Submits `records` alone and waits; a request the sequencer aborted because the batch before
+/// it failed (it has not reloaded yet) is submitted again.
+fn submit_records(
+    sequencer: &Sequencer,
+    records: Vec<Record>,
+) -> Result<Vec<EventResult>, CommitError> {
+    for _ in 0..ABORTED_RETRIES_MAX {
+        match sequencer
+            .handle()
+            .submit_with_records(Vec::new(), records.clone())
+            .expect("queued")
+            .wait()
+        {
+            Err(CommitError::Aborted) => std::thread::sleep(Duration::from_millis(5)),
+            other => return other,
+        }
+    }
+    panic!("still aborted after {ABORTED_RETRIES_MAX} tries");
+}
+
+/// Registers `digests` as invoices; their registration ids, in order.
+fn register_invoices(sequencer: &Sequencer, digests: &[[u8; 32]]) -> Vec<u64> {
+    let requests = digests
+        .iter()
+        .enumerate()
+        .map(|(index, digest)| {
+            let reference = format!("inv_{index}");
+            NewRegistration::new(
+                RegistrationKind::Invoice,
+                *digest,
+                7,
+                &reference,
+                &reference,
+            )
+            .unwrap()
+        })
+        .collect();
+    let outcomes = sequencer
+        .handle()
+        .register(requests)
+        .expect("queued")
+        .wait()
+        .expect("committed");
+    outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            RegistrationOutcome::Created(stored) => stored.registration.id,
+            other => panic!("expected a registration, got {other:?}"),
+        })
+        .collect()
+}
+
+/// E-invoices: an invoice changes its state in place and nothing else; it is reimbursed once (a
+/// second reimbursement fails its whole batch); an order has one invoice in force at most, and
+/// an invoice one red-letter invoice at most; every lookup reads them back as written.
+#[allow(clippy::too_many_lines)]
+pub fn invoice_records_read_back_as_written(store: &dyn Store) {
+    let sequencer = Sequencer::start(store, config(ManualClock::at(1_000_000_000))).unwrap();
+    let registrations = register_invoices(&sequencer, &[[11; 32], [12; 32], [13; 32], [14; 32]]);
+    let mut paid = order(1, OrderState::Success);
+    paid.paid_at = Some(50);
+    let mut other_order = order(2, OrderState::Refund);
+    other_order.refunded = 40;
+    let first = Invoice {
+        id: 100,
+        merchant_id: 7,
+        order_id: 1,
+        kind: InvoiceKind::Standard,
+        sequence: 1,
+        number: "00000001".into(),
+        original_id: None,
+        seller_tax_id: "91330100MA27XYZ12K".into(),
+        buyer_name: "Hangzhou Widgets Ltd".into(),
+        buyer_tax_id: Some("91330106MA2B0ABC3D".into()),
+        currency: "CNY".into(),
+        amount: 94,
+        tax: 6,
+        total: 100,
+        document: "{\"number\":\"00000001\"}".into(),
+        digest: [11; 32],
+        registration_id: registrations[0],
+        state: InvoiceState::Issued,
+        issued_at: 60,
+        updated_at: 60,
+    };
+    let second = Invoice {
+        id: 101,
+        order_id: 2,
+        sequence: 2,
+        number: "00000002".into(),
+        buyer_name: "Li Lei".into(),
+        buyer_tax_id: None,
+        amount: 57,
+        tax: 3,
+        total: 60,
+        document: "{\"number\":\"00000002\"}".into(),
+        digest: [12; 32],
+        registration_id: registrations[1],
+        issued_at: 61,
+        updated_at: 61,
+        ..first.clone()
+    };
+    commit(
+        &sequencer,
+        Vec::new(),
+        vec![
+            Record::Merchant(merchant(7)),
+            Record::Order(paid),
+            Record::Order(other_order),
+            Record::Invoice(first.clone()),
+            Record::Invoice(second.clone()),
+        ],
+    );
+    // The first is reimbursed; the second voided by a red-letter invoice. An upsert changes
+    // the state and its time only: the rest of an invoice never changes.
+    let reimbursed = Invoice {
+        state: InvoiceState::Reimbursed,
+        updated_at: 70,
+        ..first.clone()
+    };
+    let reimbursement = InvoiceReimbursement {
+        id: 110,
+        invoice_id: 100,
+        organisation: "Hangzhou Widgets Ltd".into(),
+        claim_reference: "EXP-2026-0042".into(),
+        credential_id: 3,
+        created_at: 70,
+    };
+    let voided = Invoice {
+        state: InvoiceState::Voided,
+        updated_at: 71,
+        document: "{\"changed\":true}".into(),
+        amount: 1,
+        tax: 0,
+        total: 1,
+        ..second.clone()
+    };
+    let red_letter = Invoice {
+        id: 102,
+        kind: InvoiceKind::RedLetter,
+        sequence: 3,
+        number: "00000003".into(),
+        original_id: Some(101),
+        amount: -57,
+        tax: -3,
+        total: -60,
+        document: "{\"number\":\"00000003\"}".into(),
+        digest: [13; 32],
+        registration_id: registrations[2],
+        issued_at: 71,
+        updated_at: 71,
+        ..second.clone()
+    };
+    commit(
+        &sequencer,
+        Vec::new(),
+        vec![
+            Record::Invoice(reimbursed.clone()),
+            Record::InvoiceReimbursement(reimbursement.clone()),
+            Record::Invoice(voided),
+            Record::Invoice(red_letter.clone()),
+        ],
+    );
+    let voided = Invoice {
+        state: InvoiceState::Voided,
+        updated_at: 71,
+        ..second.clone()
+    };
+    // A second claim on the same invoice: the batch fails and nothing of it is kept.
+    let claimed_again = submit_records(
+        &sequencer,
+        vec![
+            Record::Order(order(3, OrderState::NotPay)),
+            Record::InvoiceReimbursement(InvoiceReimbursement {
+                id: 111,
+                organisation: "Another Org".into(),
+                ..reimbursement.clone()
+            }),
+        ],
+    );
+    assert!(
+        matches!(claimed_again, Err(CommitError::Store(_))),
+        "a second reimbursement must not commit: {claimed_again:?}"
+    );
+    // A second invoice in force for the first order, and a second red-letter invoice for the
+    // voided one: both refused.
+    let in_force = Invoice {
+        id: 103,
+        sequence: 4,
+        number: "00000004".into(),
+        digest: [14; 32],
+        registration_id: registrations[3],
+        ..first.clone()
+    };
+    let second_red_letter = Invoice {
+        id: 103,
+        sequence: 4,
+        number: "00000004".into(),
+        digest: [14; 32],
+        registration_id: registrations[3],
+        ..red_letter.clone()
+    };
+    for refused in [in_force, second_red_letter] {
+        let result = submit_records(&sequencer, vec![Record::Invoice(refused)]);
+        assert!(
+            matches!(result, Err(CommitError::Store(_))),
+            "a duplicate invoice must not commit: {result:?}"
+        );
+    }
+    // After the void, the second order may be invoiced again.
+    let reissued = Invoice {
+        id: 104,
+        sequence: 4,
+        number: "00000004".into(),
+        digest: [14; 32],
+        registration_id: registrations[3],
+        issued_at: 72,
+        updated_at: 72,
+        ..second.clone()
+    };
+    submit_records(&sequencer, vec![Record::Invoice(reissued.clone())]).expect("committed");
+    sequencer.shutdown();
+
+    let mut records = store.records().unwrap();
+    assert_eq!(records.invoice(100).unwrap(), Some(reimbursed.clone()));
+    assert_eq!(records.invoice(101).unwrap(), Some(voided.clone()));
+    assert_eq!(records.invoice(103).unwrap(), None);
+    assert_eq!(records.order(3).unwrap(), None);
+    assert_eq!(
+        records.invoices(7, 0, 10).unwrap(),
+        vec![
+            reimbursed.clone(),
+            voided.clone(),
+            red_letter.clone(),
+            reissued.clone()
+        ]
+    );
+    assert_eq!(
+        records.invoices(7, 101, 1).unwrap(),
+        vec![red_letter.clone()]
+    );
+    assert_eq!(records.invoices(8, 0, 10).unwrap(), vec![]);
+    assert_eq!(
+        records
+            .invoices_by_number("91330100MA27XYZ12K", "00000002")
+            .unwrap(),
+        vec![voided.clone()]
+    );
+    assert_eq!(
+        records
+            .invoices_by_number("91330100MA27XYZ12X", "00000002")
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        records.invoices_of_order(2).unwrap(),
+        vec![voided, red_letter, reissued.clone()]
+    );
+    assert_eq!(records.invoices_of_order(1).unwrap(), vec![reimbursed]);
+    assert_eq!(records.invoice_last(7).unwrap(), Some(reissued));
+    assert_eq!(records.invoice_last(8).unwrap(), None);
+    assert_eq!(
+        records.invoice_reimbursement(100).unwrap(),
+        Some(reimbursement)
+    );
+    assert_eq!(records.invoice_reimbursement(101).unwrap(), None);
 }

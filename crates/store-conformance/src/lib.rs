@@ -24,8 +24,8 @@ pub use batches::{
 };
 pub use business::{
     bill_records_read_back_as_written, business_records_read_back_as_written,
-    envelope_records_read_back_as_written, qr_records_read_back_as_written,
-    records_ride_with_their_events,
+    envelope_records_read_back_as_written, invoice_records_read_back_as_written,
+    qr_records_read_back_as_written, records_ride_with_their_events,
 };
 pub use ledger_flow::{
     a_failed_write_answers_with_an_error_and_memory_follows_the_disk,
@@ -61,7 +61,7 @@ pub trait Fixture {
 }
 
 /// One `#[test]` per conformance function of the business records (orders, merchants,
-/// cards, the outbox …), for a backend that holds them.
+/// cards, the outbox, QR codes, e-invoices …), for a backend that holds them.
 #[macro_export]
 macro_rules! business_conformance_tests {
     ($fixture:path) => {
@@ -70,7 +70,8 @@ macro_rules! business_conformance_tests {
             business_records_read_back_as_written,
             qr_records_read_back_as_written,
             envelope_records_read_back_as_written,
-            bill_records_read_back_as_written
+            bill_records_read_back_as_written,
+            invoice_records_read_back_as_written
         );
     };
 }

@@ -24,6 +24,11 @@ const MIGRATIONS: Migrations = &[
         include_str!("../migrations/0005_envelopes.sql"),
     ),
     (6, "bills", include_str!("../migrations/0006_bills.sql")),
+    (
+        7,
+        "invoices",
+        include_str!("../migrations/0007_invoices.sql"),
+    ),
 ];
 
 /// Several processes may open the same database at once: migrations take this advisory lock

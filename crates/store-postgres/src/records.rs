@@ -9,7 +9,8 @@
 //! trip per table per batch, never one per record. Upserts by primary key keep the last record
 //! of each id in the batch (an order created and paid in one batch is written paid), as writing
 //! the records one after another would leave them; inserts that must happen once (events,
-//! code reports, a payment code's use, idempotency records) fail the batch on a repeat.
+//! code reports, a payment code's use, an invoice's reimbursement, idempotency records) fail
+//! the batch on a repeat.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -22,10 +23,11 @@ use store::{
     BankDirection, BankTransfer, BankTransferState, BillPayment, BillPaymentState, Biller,
     BillerCategory, BusinessEvent, Card, CardState, CheckDigit, CodeKind, CodeReport, CodeState,
     CodeUse, DeliveryState, DeliveryUpdate, DeviceState, Envelope, EnvelopeKind, EnvelopeState,
-    Escrow, EscrowState, Group, GroupMember, IdempotencyRecord, Merchant, MerchantCode,
-    MerchantKey, Order, OrderState, OutboxWriter, Outlet, OutletKind, P2pTransfer, PaymentDevice,
-    Record, RecordReader, ReferenceCharset, Refund, SavedBiller, SavedBillerState, StoreError,
-    StoreErrorKind, StoreResult, StoredEvent, RECORD_PAGE_LIMIT_MAX,
+    Escrow, EscrowState, Group, GroupMember, IdempotencyRecord, Invoice, InvoiceKind,
+    InvoiceReimbursement, InvoiceState, Merchant, MerchantCode, MerchantKey, Order, OrderState,
+    OutboxWriter, Outlet, OutletKind, P2pTransfer, PaymentDevice, Record, RecordReader,
+    ReferenceCharset, Refund, SavedBiller, SavedBillerState, StoreError, StoreErrorKind,
+    StoreResult, StoredEvent, RECORD_PAGE_LIMIT_MAX,
 };
 
 use crate::map_error;
@@ -220,6 +222,26 @@ const INSERT_CODE_USES: &str = "
     INSERT INTO code_uses (device_id, step, slot, order_id, created_at)
     SELECT * FROM unnest($1::int8[], $2::int8[], $3::int2[], $4::int8[], $5::int8[])";
 
+/// An invoice's content never changes: an upsert by id changes its state only, and a number,
+/// order or original another invoice holds fails the batch instead of replacing it.
+const UPSERT_INVOICES: &str = "
+    INSERT INTO invoices (id, merchant_id, order_id, kind, sequence, number, original_id,
+        seller_tax_id, buyer_name, buyer_tax_id, currency, amount, tax, total, document, digest,
+        registration_id, state, issued_at, updated_at)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::int8[],
+        $6::text[], $7::int8[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[],
+        $13::int8[], $14::int8[], $15::text[], $16::bytea[], $17::int8[], $18::text[],
+        $19::int8[], $20::int8[])
+    ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at";
+
+/// Inserted once: an invoice is reimbursed once, so a second claim on it, in this batch or an
+/// earlier one, fails the batch.
+const INSERT_INVOICE_REIMBURSEMENTS: &str = "
+    INSERT INTO invoice_reimbursements (id, invoice_id, organisation, claim_reference,
+        credential_id, created_at)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::int8[],
+        $6::int8[])";
+
 /// Events are inserted once (a second event of the same id fails the batch, as on SQLite),
 /// and most batches of the payment API carry one per payment: COPY writes them fastest.
 const COPY_EVENTS: &str = "
@@ -343,6 +365,8 @@ pub(crate) struct RecordStatements {
     billers: Statement,
     bill_payments: Statement,
     saved_billers: Statement,
+    invoices: Statement,
+    invoice_reimbursements: Statement,
     idempotency: Statement,
 }
 
@@ -369,6 +393,8 @@ impl RecordStatements {
             billers: prepare(UPSERT_BILLERS)?,
             bill_payments: prepare(UPSERT_BILL_PAYMENTS)?,
             saved_billers: prepare(UPSERT_SAVED_BILLERS)?,
+            invoices: prepare(UPSERT_INVOICES)?,
+            invoice_reimbursements: prepare(INSERT_INVOICE_REIMBURSEMENTS)?,
             idempotency: prepare(INSERT_IDEMPOTENCY)?,
         })
     }
@@ -396,6 +422,8 @@ struct Grouped<'a> {
     billers: Vec<&'a Biller>,
     bill_payments: Vec<&'a BillPayment>,
     saved_billers: Vec<&'a SavedBiller>,
+    invoices: Vec<&'a Invoice>,
+    invoice_reimbursements: Vec<&'a InvoiceReimbursement>,
     events: Vec<&'a BusinessEvent>,
     idempotency: Vec<&'a IdempotencyRecord>,
 }
@@ -426,6 +454,10 @@ impl<'a> Grouped<'a> {
                 Record::Biller(biller) => grouped.billers.push(biller),
                 Record::BillPayment(payment) => grouped.bill_payments.push(payment),
                 Record::SavedBiller(saved) => grouped.saved_billers.push(saved),
+                Record::Invoice(invoice) => grouped.invoices.push(invoice),
+                Record::InvoiceReimbursement(reimbursement) => {
+                    grouped.invoice_reimbursements.push(reimbursement);
+                }
             }
         }
         grouped
@@ -473,6 +505,7 @@ pub(crate) fn write_records(
     // Referenced tables first: merchants, then what belongs to them, orders before refunds
     // and merchant codes, codes before their reports, devices and orders before codes' uses,
     // billers before their payments and the saved billers.
+    // orders before invoices, invoices before their reimbursements.
     write_merchants(transaction, statements, grouped.merchants)?;
     write_merchant_keys(transaction, statements, grouped.merchant_keys)?;
     write_outlets(transaction, statements, grouped.outlets)?;
@@ -492,6 +525,8 @@ pub(crate) fn write_records(
     write_group_members(transaction, statements, &grouped.group_members)?;
     write_envelopes(transaction, statements, grouped.envelopes)?;
     write_escrows(transaction, statements, grouped.escrows)?;
+    write_invoices(transaction, statements, grouped.invoices)?;
+    write_invoice_reimbursements(transaction, statements, &grouped.invoice_reimbursements)?;
     write_events(transaction, &grouped.events)?;
     write_idempotency(transaction, statements, &grouped.idempotency)
 }
@@ -1315,6 +1350,85 @@ fn write_bill_payments(
         ],
     )
 }
+fn write_invoices(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    invoices: Vec<&Invoice>,
+) -> StoreResult<()> {
+    if invoices.is_empty() {
+        return Ok(());
+    }
+    let invoices = last_of_each(invoices, |invoice| invoice.id);
+    let count = invoices.len();
+    let mut ids = Vec::with_capacity(count);
+    let mut merchant_ids = Vec::with_capacity(count);
+    let mut order_ids = Vec::with_capacity(count);
+    let mut kinds = Vec::with_capacity(count);
+    let mut sequences = Vec::with_capacity(count);
+    let mut numbers = Vec::with_capacity(count);
+    let mut originals = Vec::with_capacity(count);
+    let mut seller_tax_ids = Vec::with_capacity(count);
+    let mut buyer_names = Vec::with_capacity(count);
+    let mut buyer_tax_ids = Vec::with_capacity(count);
+    let mut currencies = Vec::with_capacity(count);
+    let mut amounts = Vec::with_capacity(count);
+    let mut taxes = Vec::with_capacity(count);
+    let mut totals = Vec::with_capacity(count);
+    let mut documents = Vec::with_capacity(count);
+    let mut digests = Vec::with_capacity(count);
+    let mut registration_ids = Vec::with_capacity(count);
+    let mut states = Vec::with_capacity(count);
+    let mut issued = Vec::with_capacity(count);
+    let mut updated = Vec::with_capacity(count);
+    for invoice in invoices {
+        ids.push(bigint(invoice.id, "invoice id")?);
+        merchant_ids.push(bigint(invoice.merchant_id, "merchant id")?);
+        order_ids.push(bigint(invoice.order_id, "order id")?);
+        kinds.push(invoice.kind.as_str());
+        sequences.push(bigint(invoice.sequence, "invoice sequence")?);
+        numbers.push(invoice.number.as_str());
+        originals.push(bigint_opt(invoice.original_id, "invoice id")?);
+        seller_tax_ids.push(invoice.seller_tax_id.as_str());
+        buyer_names.push(invoice.buyer_name.as_str());
+        buyer_tax_ids.push(invoice.buyer_tax_id.as_deref());
+        currencies.push(invoice.currency.as_str());
+        amounts.push(invoice.amount);
+        taxes.push(invoice.tax);
+        totals.push(invoice.total);
+        documents.push(invoice.document.as_str());
+        digests.push(&invoice.digest[..]);
+        registration_ids.push(bigint(invoice.registration_id, "registration id")?);
+        states.push(invoice.state.as_str());
+        issued.push(bigint(invoice.issued_at, "time")?);
+        updated.push(bigint(invoice.updated_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.invoices,
+        &[
+            &ids,
+            &merchant_ids,
+            &order_ids,
+            &kinds,
+            &sequences,
+            &numbers,
+            &originals,
+            &seller_tax_ids,
+            &buyer_names,
+            &buyer_tax_ids,
+            &currencies,
+            &amounts,
+            &taxes,
+            &totals,
+            &documents,
+            &digests,
+            &registration_ids,
+            &states,
+            &issued,
+            &updated,
+        ],
+    )
+}
 
 fn write_saved_billers(
     transaction: &mut Transaction<'_>,
@@ -1356,6 +1470,44 @@ fn write_saved_billers(
             &states,
             &created,
             &updated,
+        ],
+    )
+}
+/// Not deduplicated: two reimbursements of one invoice in a batch fail it, as two in two
+/// batches do.
+fn write_invoice_reimbursements(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    reimbursements: &[&InvoiceReimbursement],
+) -> StoreResult<()> {
+    if reimbursements.is_empty() {
+        return Ok(());
+    }
+    let count = reimbursements.len();
+    let mut ids = Vec::with_capacity(count);
+    let mut invoice_ids = Vec::with_capacity(count);
+    let mut organisations = Vec::with_capacity(count);
+    let mut references = Vec::with_capacity(count);
+    let mut credentials = Vec::with_capacity(count);
+    let mut created = Vec::with_capacity(count);
+    for reimbursement in reimbursements {
+        ids.push(bigint(reimbursement.id, "reimbursement id")?);
+        invoice_ids.push(bigint(reimbursement.invoice_id, "invoice id")?);
+        organisations.push(reimbursement.organisation.as_str());
+        references.push(reimbursement.claim_reference.as_str());
+        credentials.push(bigint(reimbursement.credential_id, "credential id")?);
+        created.push(bigint(reimbursement.created_at, "time")?);
+    }
+    execute(
+        transaction,
+        &statements.invoice_reimbursements,
+        &[
+            &ids,
+            &invoice_ids,
+            &organisations,
+            &references,
+            &credentials,
+            &created,
         ],
     )
 }
@@ -1617,6 +1769,51 @@ fn saved_biller_from_row(row: &Row) -> StoreResult<SavedBiller> {
             .ok_or_else(|| unknown("saved biller state", state))?,
         created_at: get_u64(row, 6, "time")?,
         updated_at: get_u64(row, 7, "time")?,
+    })
+}
+macro_rules! invoice_columns {
+    () => {
+        "id, merchant_id, order_id, kind, sequence, number, original_id, seller_tax_id, \
+         buyer_name, buyer_tax_id, currency, amount, tax, total, document, digest, \
+         registration_id, state, issued_at, updated_at"
+    };
+}
+
+fn invoice_from_row(row: &Row) -> StoreResult<Invoice> {
+    let kind: &str = get(row, 3)?;
+    let state: &str = get(row, 17)?;
+    Ok(Invoice {
+        id: get_u64(row, 0, "invoice id")?,
+        merchant_id: get_u64(row, 1, "merchant id")?,
+        order_id: get_u64(row, 2, "order id")?,
+        kind: InvoiceKind::parse(kind).ok_or_else(|| unknown("invoice kind", kind))?,
+        sequence: get_u64(row, 4, "invoice sequence")?,
+        number: get(row, 5)?,
+        original_id: get_opt_u64(row, 6, "invoice id")?,
+        seller_tax_id: get(row, 7)?,
+        buyer_name: get(row, 8)?,
+        buyer_tax_id: get(row, 9)?,
+        currency: get(row, 10)?,
+        amount: get(row, 11)?,
+        tax: get(row, 12)?,
+        total: get(row, 13)?,
+        document: get(row, 14)?,
+        digest: get_digest(row, 15, "invoice digest")?,
+        registration_id: get_u64(row, 16, "registration id")?,
+        state: InvoiceState::parse(state).ok_or_else(|| unknown("invoice state", state))?,
+        issued_at: get_u64(row, 18, "time")?,
+        updated_at: get_u64(row, 19, "time")?,
+    })
+}
+
+fn reimbursement_from_row(row: &Row) -> StoreResult<InvoiceReimbursement> {
+    Ok(InvoiceReimbursement {
+        id: get_u64(row, 0, "reimbursement id")?,
+        invoice_id: get_u64(row, 1, "invoice id")?,
+        organisation: get(row, 2)?,
+        claim_reference: get(row, 3)?,
+        credential_id: get_u64(row, 4, "credential id")?,
+        created_at: get_u64(row, 5, "time")?,
     })
 }
 
@@ -2582,6 +2779,94 @@ impl RecordReader for PostgresRecords {
                 &i16::from(slot),
             ],
             code_use_from_row,
+        )
+    }
+
+    fn invoice(&mut self, id: u64) -> StoreResult<Option<Invoice>> {
+        self.one(
+            concat!(
+                "SELECT ",
+                invoice_columns!(),
+                " FROM invoices WHERE id = $1"
+            ),
+            &[&bigint(id, "invoice id")?],
+            invoice_from_row,
+        )
+    }
+
+    fn invoices(
+        &mut self,
+        merchant_id: u64,
+        after_id: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Invoice>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                invoice_columns!(),
+                " FROM invoices WHERE merchant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+            ),
+            &[
+                &bigint(merchant_id, "merchant id")?,
+                &bigint(after_id, "invoice id")?,
+                &page_limit(limit),
+            ],
+            invoice_from_row,
+        )
+    }
+
+    fn invoices_by_number(
+        &mut self,
+        seller_tax_id: &str,
+        number: &str,
+    ) -> StoreResult<Vec<Invoice>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                invoice_columns!(),
+                " FROM invoices WHERE seller_tax_id = $1 AND number = $2 ORDER BY id LIMIT $3"
+            ),
+            &[&seller_tax_id, &number, &page_limit(RECORD_PAGE_LIMIT_MAX)],
+            invoice_from_row,
+        )
+    }
+
+    fn invoices_of_order(&mut self, order_id: u64) -> StoreResult<Vec<Invoice>> {
+        self.many(
+            concat!(
+                "SELECT ",
+                invoice_columns!(),
+                " FROM invoices WHERE order_id = $1 ORDER BY id LIMIT $2"
+            ),
+            &[
+                &bigint(order_id, "order id")?,
+                &page_limit(RECORD_PAGE_LIMIT_MAX),
+            ],
+            invoice_from_row,
+        )
+    }
+
+    fn invoice_last(&mut self, merchant_id: u64) -> StoreResult<Option<Invoice>> {
+        self.one(
+            concat!(
+                "SELECT ",
+                invoice_columns!(),
+                " FROM invoices WHERE merchant_id = $1 ORDER BY sequence DESC LIMIT 1"
+            ),
+            &[&bigint(merchant_id, "merchant id")?],
+            invoice_from_row,
+        )
+    }
+
+    fn invoice_reimbursement(
+        &mut self,
+        invoice_id: u64,
+    ) -> StoreResult<Option<InvoiceReimbursement>> {
+        self.one(
+            "SELECT id, invoice_id, organisation, claim_reference, credential_id, created_at
+               FROM invoice_reimbursements WHERE invoice_id = $1",
+            &[&bigint(invoice_id, "invoice id")?],
+            reimbursement_from_row,
         )
     }
 }

@@ -89,6 +89,10 @@ fn migrations_are_recorded_once_and_an_empty_database_is_not_opened_as_a_store()
                 store::Value::Text("envelopes".into())
             ],
             vec![store::Value::Integer(6), store::Value::Text("bills".into())],
+            vec![
+                store::Value::Integer(7),
+                store::Value::Text("invoices".into())
+            ],
         ]
     );
     let server = TestServer::shared().expect("the server");

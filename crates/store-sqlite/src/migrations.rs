@@ -46,6 +46,11 @@ pub(crate) const LEDGER: Migrations = &[
         "bills",
         include_str!("../migrations/ledger/0008_bills.sql"),
     ),
+    (
+        9,
+        "invoices",
+        include_str!("../migrations/ledger/0009_invoices.sql"),
+    ),
 ];
 /// The history database.
 pub(crate) const HISTORY: Migrations = &[(

@@ -7,9 +7,10 @@ use store::{
     BillPaymentState, Biller, BillerCategory, BusinessEvent, Card, CardState, CheckDigit, CodeKind,
     CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate, DeviceState, Envelope,
     EnvelopeKind, EnvelopeState, Escrow, EscrowState, Group, GroupMember, IdempotencyRecord,
-    Merchant, MerchantCode, MerchantKey, Order, OrderState, OutboxWriter, Outlet, OutletKind,
-    P2pTransfer, PaymentDevice, Record, RecordReader, ReferenceCharset, Refund, SavedBiller,
-    SavedBillerState, StoreError, StoreResult, StoredEvent, RECORD_PAGE_LIMIT_MAX,
+    Invoice, InvoiceKind, InvoiceReimbursement, InvoiceState, Merchant, MerchantCode, MerchantKey,
+    Order, OrderState, OutboxWriter, Outlet, OutletKind, P2pTransfer, PaymentDevice, Record,
+    RecordReader, ReferenceCharset, Refund, SavedBiller, SavedBillerState, StoreError, StoreResult,
+    StoredEvent, RECORD_PAGE_LIMIT_MAX,
 };
 
 use crate::map_error;
@@ -465,6 +466,54 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
                 int(saved.updated_at)
             ],
         ),
+        Record::Invoice(invoice) => execute(
+            connection,
+            // An upsert by id that changes the state only: an invoice's content never changes,
+            // and a number, order or original another invoice holds fails the batch instead
+            // of replacing it.
+            "INSERT INTO invoices (id, merchant_id, order_id, kind, sequence, number,
+                original_id, seller_tax_id, buyer_name, buyer_tax_id, currency, amount, tax,
+                total, document, digest, registration_id, state, issued_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                ?17, ?18, ?19, ?20)
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state,
+                updated_at = excluded.updated_at",
+            params![
+                int(invoice.id),
+                int(invoice.merchant_id),
+                int(invoice.order_id),
+                invoice.kind.as_str(),
+                int(invoice.sequence),
+                invoice.number,
+                invoice.original_id.map(int),
+                invoice.seller_tax_id,
+                invoice.buyer_name,
+                invoice.buyer_tax_id,
+                invoice.currency,
+                invoice.amount,
+                invoice.tax,
+                invoice.total,
+                invoice.document,
+                &invoice.digest[..],
+                int(invoice.registration_id),
+                invoice.state.as_str(),
+                int(invoice.issued_at),
+                int(invoice.updated_at)
+            ],
+        ),
+        Record::InvoiceReimbursement(reimbursement) => execute(
+            connection,
+            "INSERT INTO invoice_reimbursements (id, invoice_id, organisation, claim_reference,
+                credential_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                int(reimbursement.id),
+                int(reimbursement.invoice_id),
+                reimbursement.organisation,
+                reimbursement.claim_reference,
+                int(reimbursement.credential_id),
+                int(reimbursement.created_at)
+            ],
+        ),
         Record::Idempotency(record) => execute(
             connection,
             "INSERT INTO idempotency_keys (principal, key, request_digest, status, response,
@@ -694,6 +743,47 @@ fn saved_biller_from_row(row: &Row<'_>) -> rusqlite::Result<SavedBiller> {
         )?,
         created_at: get_u64(row, 6)?,
         updated_at: get_u64(row, 7)?,
+    })
+}
+const INVOICE_COLUMNS: &str = "id, merchant_id, order_id, kind, sequence, number, original_id,
+     seller_tax_id, buyer_name, buyer_tax_id, currency, amount, tax, total, document, digest,
+     registration_id, state, issued_at, updated_at";
+
+fn invoice_from_row(row: &Row<'_>) -> rusqlite::Result<Invoice> {
+    let kind: String = row.get(3)?;
+    let state: String = row.get(17)?;
+    Ok(Invoice {
+        id: get_u64(row, 0)?,
+        merchant_id: get_u64(row, 1)?,
+        order_id: get_u64(row, 2)?,
+        kind: named(&kind, InvoiceKind::parse, "an unknown invoice kind")?,
+        sequence: get_u64(row, 4)?,
+        number: row.get(5)?,
+        original_id: get_opt_u64(row, 6)?,
+        seller_tax_id: row.get(7)?,
+        buyer_name: row.get(8)?,
+        buyer_tax_id: row.get(9)?,
+        currency: row.get(10)?,
+        amount: row.get(11)?,
+        tax: row.get(12)?,
+        total: row.get(13)?,
+        document: row.get(14)?,
+        digest: get_digest(row, 15)?,
+        registration_id: get_u64(row, 16)?,
+        state: named(&state, InvoiceState::parse, "an unknown invoice state")?,
+        issued_at: get_u64(row, 18)?,
+        updated_at: get_u64(row, 19)?,
+    })
+}
+
+fn reimbursement_from_row(row: &Row<'_>) -> rusqlite::Result<InvoiceReimbursement> {
+    Ok(InvoiceReimbursement {
+        id: get_u64(row, 0)?,
+        invoice_id: get_u64(row, 1)?,
+        organisation: row.get(2)?,
+        claim_reference: row.get(3)?,
+        credential_id: get_u64(row, 4)?,
+        created_at: get_u64(row, 5)?,
     })
 }
 
@@ -952,6 +1042,78 @@ impl RecordReader for SqliteRecords {
             ),
             params![int(now), limit(count)],
             envelope_from_row,
+        )
+    }
+    fn invoice(&mut self, id: u64) -> StoreResult<Option<Invoice>> {
+        self.one(
+            &format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = ?1"),
+            params![int(id)],
+            invoice_from_row,
+        )
+    }
+
+    fn invoices(
+        &mut self,
+        merchant_id: u64,
+        after_id: u64,
+        count: usize,
+    ) -> StoreResult<Vec<Invoice>> {
+        self.many(
+            &format!(
+                "SELECT {INVOICE_COLUMNS} FROM invoices WHERE merchant_id = ?1 AND id > ?2
+                 ORDER BY id LIMIT ?3"
+            ),
+            params![int(merchant_id), int(after_id), limit(count)],
+            invoice_from_row,
+        )
+    }
+
+    fn invoices_by_number(
+        &mut self,
+        seller_tax_id: &str,
+        number: &str,
+    ) -> StoreResult<Vec<Invoice>> {
+        self.many(
+            &format!(
+                "SELECT {INVOICE_COLUMNS} FROM invoices WHERE seller_tax_id = ?1 AND number = ?2
+                 ORDER BY id LIMIT {RECORD_PAGE_LIMIT_MAX}"
+            ),
+            params![seller_tax_id, number],
+            invoice_from_row,
+        )
+    }
+
+    fn invoices_of_order(&mut self, order_id: u64) -> StoreResult<Vec<Invoice>> {
+        self.many(
+            &format!(
+                "SELECT {INVOICE_COLUMNS} FROM invoices WHERE order_id = ?1 ORDER BY id
+                 LIMIT {RECORD_PAGE_LIMIT_MAX}"
+            ),
+            params![int(order_id)],
+            invoice_from_row,
+        )
+    }
+
+    fn invoice_last(&mut self, merchant_id: u64) -> StoreResult<Option<Invoice>> {
+        self.one(
+            &format!(
+                "SELECT {INVOICE_COLUMNS} FROM invoices WHERE merchant_id = ?1
+                 ORDER BY sequence DESC LIMIT 1"
+            ),
+            params![int(merchant_id)],
+            invoice_from_row,
+        )
+    }
+
+    fn invoice_reimbursement(
+        &mut self,
+        invoice_id: u64,
+    ) -> StoreResult<Option<InvoiceReimbursement>> {
+        self.one(
+            "SELECT id, invoice_id, organisation, claim_reference, credential_id, created_at
+             FROM invoice_reimbursements WHERE invoice_id = ?1",
+            params![int(invoice_id)],
+            reimbursement_from_row,
         )
     }
 

@@ -65,6 +65,8 @@ named!(ReferenceCharset { Digits = "digits", Alphanumeric = "alphanumeric", });
 named!(CheckDigit { None = "none", Luhn = "luhn", Mod11 = "mod11", });
 named!(BillPaymentState { Pending = "pending", Succeeded = "succeeded", Failed = "failed", });
 named!(SavedBillerState { Active = "active", Deleted = "deleted", });
+named!(InvoiceKind { Standard = "standard", RedLetter = "red_letter", });
+named!(InvoiceState { Issued = "issued", Reimbursed = "reimbursed", Voided = "voided", });
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Merchant {
@@ -658,6 +660,70 @@ pub struct SavedBiller {
     pub created_at: u64,
     pub updated_at: u64,
 }
+/// What an e-invoice is: an ordinary one, or a red-letter invoice that voids another with the
+/// same lines negated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvoiceKind {
+    Standard,
+    RedLetter,
+}
+
+/// Where an e-invoice stands; the transitions live in `services::invoices`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvoiceState {
+    Issued,
+    /// Claimed by an organisation, once: it can no longer be voided.
+    Reimbursed,
+    /// Voided by a red-letter invoice.
+    Voided,
+}
+
+/// An e-invoice issued for a paid order, registered in the trust log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoice {
+    pub id: u64,
+    pub merchant_id: u64,
+    pub order_id: u64,
+    pub kind: InvoiceKind,
+    /// The merchant's invoice sequence: 1, 2, 3 …, red-letter invoices included.
+    pub sequence: u64,
+    /// The invoice number printed on it (the sequence, zero-padded), unique per merchant.
+    pub number: String,
+    /// The invoice a red-letter invoice voids.
+    pub original_id: Option<u64>,
+    pub seller_tax_id: String,
+    pub buyer_name: String,
+    /// An individual buyer may have none.
+    pub buyer_tax_id: Option<String>,
+    pub currency: String,
+    /// Minor units, net of tax; negative on a red-letter invoice.
+    pub amount: i64,
+    pub tax: i64,
+    /// `amount + tax`.
+    pub total: i64,
+    /// The canonical document exactly as issued; its SHA-256 is `digest`.
+    pub document: String,
+    pub digest: [u8; 32],
+    /// The trust-log registration of `digest`.
+    pub registration_id: u64,
+    pub state: InvoiceState,
+    pub issued_at: u64,
+    pub updated_at: u64,
+}
+
+/// An organisation's reimbursement of an invoice: inserted once, so a second claim on the same
+/// invoice fails its batch whatever else let it through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceReimbursement {
+    pub id: u64,
+    pub invoice_id: u64,
+    pub organisation: String,
+    /// The organisation's own reference of the expense claim.
+    pub claim_reference: String,
+    /// The operator credential that recorded it.
+    pub credential_id: u64,
+    pub created_at: u64,
+}
 
 /// One business write, committed with the ledger events of its request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -685,6 +751,9 @@ pub enum Record {
     Biller(Biller),
     BillPayment(BillPayment),
     SavedBiller(SavedBiller),
+    Invoice(Invoice),
+    /// Inserted once: a second reimbursement of the same invoice fails its batch.
+    InvoiceReimbursement(InvoiceReimbursement),
 }
 
 /// Reads business records. Each call reads committed state.
@@ -794,6 +863,29 @@ pub trait RecordReader: Send {
     fn saved_biller(&mut self, id: u64) -> StoreResult<Option<SavedBiller>>;
     /// A user's active saved billers, oldest first.
     fn saved_billers(&mut self, user_id: u64) -> StoreResult<Vec<SavedBiller>>;
+    fn invoice(&mut self, id: u64) -> StoreResult<Option<Invoice>>;
+    /// A merchant's invoices by id, after `after_id`, `limit` at most.
+    fn invoices(
+        &mut self,
+        merchant_id: u64,
+        after_id: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Invoice>>;
+    /// The invoices with this number and seller tax id, oldest first (one, unless merchants
+    /// share a tax id; the digest tells them apart).
+    fn invoices_by_number(
+        &mut self,
+        seller_tax_id: &str,
+        number: &str,
+    ) -> StoreResult<Vec<Invoice>>;
+    /// An order's invoices, red-letter ones included, oldest first.
+    fn invoices_of_order(&mut self, order_id: u64) -> StoreResult<Vec<Invoice>>;
+    /// The merchant's invoice with the highest sequence number.
+    fn invoice_last(&mut self, merchant_id: u64) -> StoreResult<Option<Invoice>>;
+    fn invoice_reimbursement(
+        &mut self,
+        invoice_id: u64,
+    ) -> StoreResult<Option<InvoiceReimbursement>>;
 }
 
 /// Writes that do not ride with money: delivery progress of the outbox.

@@ -24,12 +24,12 @@ pub use business::{
     BankDirection, BankTransfer, BankTransferState, BillPayment, BillPaymentState, Biller,
     BillerCategory, Card, CardState, CheckDigit, CodeKind, CodeReport, CodeState, CodeUse,
     DeliveryState, DeliveryUpdate, DeviceState, Envelope, EnvelopeKind, EnvelopeState, Escrow,
-    EscrowState, Event as BusinessEvent, Group, GroupMember, IdempotencyRecord, Merchant,
-    MerchantCode, MerchantKey, Order, OrderState, OutboxWriter, Outlet, OutletKind, P2pTransfer,
-    PaymentDevice, Record, RecordReader, ReferenceCharset, Refund, SavedBiller, SavedBillerState,
-    StoredEvent, BILLER_DENOMINATIONS_MAX, BILL_REFERENCE_CHARS_MAX, CODE_PAYLOAD_BYTES_MAX,
-    ENVELOPE_PACKETS_MAX, RECORD_BODY_BYTES_MAX, RECORD_PAGE_LIMIT_MAX, RECORD_TEXT_BYTES_MAX,
-    RECORD_URL_BYTES_MAX, REQUEST_RECORDS_MAX,
+    EscrowState, Event as BusinessEvent, Group, GroupMember, IdempotencyRecord, Invoice,
+    InvoiceKind, InvoiceReimbursement, InvoiceState, Merchant, MerchantCode, MerchantKey, Order,
+    OrderState, OutboxWriter, Outlet, OutletKind, P2pTransfer, PaymentDevice, Record, RecordReader,
+    ReferenceCharset, Refund, SavedBiller, SavedBillerState, StoredEvent, BILLER_DENOMINATIONS_MAX,
+    BILL_REFERENCE_CHARS_MAX, CODE_PAYLOAD_BYTES_MAX, ENVELOPE_PACKETS_MAX, RECORD_BODY_BYTES_MAX,
+    RECORD_PAGE_LIMIT_MAX, RECORD_TEXT_BYTES_MAX, RECORD_URL_BYTES_MAX, REQUEST_RECORDS_MAX,
 };
 pub use registration::{
     NewRegistration, Registration, RegistrationInputError, RegistrationKind, StoredRegistration,

@@ -1,7 +1,8 @@
 //! The second part of `tally demo`: the payment platform as its users meet it, through the
 //! HTTP API on loopback. A user registers and binds a card, tops up, pays a merchant's order,
 //! sends money to a friend and gets a partial refund; the merchant's notification receiver
-//! checks every notification's signature and says so.
+//! checks every notification's signature and says so. Then QR payments, bills, red envelopes,
+//! escrow, and an e-invoice for the meal, verified and reimbursed once.
 
 // Amounts are written as units_cents (500_00 is 500.00 CNY), which clippy reads as odd grouping.
 #![allow(clippy::inconsistent_digit_grouping)]
@@ -536,6 +537,8 @@ async fn story(
     .await?;
 
     bill_payments(&mut api, &li_lei, &operator, &mut next).await?;
+
+    invoices(&mut api, &merchant, &operator, &order_id, &mut next).await?;
 
     envelopes_and_escrow(
         &mut api,
@@ -1296,6 +1299,158 @@ async fn bill_payments(
                 .collect::<Vec<_>>()
                 .join(", "))
             .unwrap_or_default()
+    );
+    println!();
+    Ok(())
+}
+
+/// E-invoices: Lanzhou Noodles invoices the paid order (what it kept after the refund), the
+/// invoice is registered in the trust log, verified by the buyer's employer, reimbursed once,
+/// and a second claim on it is refused.
+async fn invoices(
+    api: &mut Api,
+    merchant: &Merchant,
+    operator: &str,
+    order_id: &str,
+    next: &mut impl FnMut() -> u32,
+) -> anyhow::Result<()> {
+    const SELLER: &str = "91620102MA7LZN0D1X";
+    println!(
+        "{}. Li Lei wants to claim the noodles as a business meal: Lanzhou Noodles issues an",
+        next()
+    );
+    println!(
+        "    e-invoice to his employer for what the order kept after the refund, {} (2 bowls,",
+        api.money(&json!(30_00))
+    );
+    println!("    6 % VAT included). The SHA-256 of its canonical document is registered in the trust log.");
+    let invoice = api
+        .signed(
+            merchant,
+            201,
+            "POST",
+            "/v1/invoices",
+            Some(json!({
+                "order_id": order_id,
+                "seller_tax_id": SELLER,
+                "buyer": {"name": "Silk Road Trading Co.", "tax_id": "91620100MA72SRT88Q"},
+                "items": [{"description": "beef noodles", "quantity": 2, "unit_price": 15_00,
+                           "tax_rate_bps": 600}],
+            })),
+        )
+        .await?;
+    let invoice_id = invoice["id"].as_str().context("invoice id")?.to_owned();
+    let number = invoice["number"].as_str().context("number")?.to_owned();
+    let document = invoice["document"].as_str().context("document")?.to_owned();
+    let digest = invoice["digest"].as_str().context("digest")?.to_owned();
+    println!(
+        "     invoice {number} ({invoice_id}): {} + tax {} = {}, registered as {}",
+        api.money(&invoice["amount"]),
+        api.money(&invoice["tax"]),
+        api.money(&invoice["total"]),
+        invoice["registration_id"].as_str().unwrap_or("?")
+    );
+    println!("     digest {digest}");
+    println!();
+
+    println!(
+        "{}. His employer's finance office checks the invoice it was handed: number, seller tax",
+        next()
+    );
+    println!(
+        "    id and document. Anyone may ask; a copy with the amount changed is not registered."
+    );
+    let verified = api
+        .expect(
+            200,
+            "POST",
+            "/v1/invoices/verify",
+            None,
+            Some(json!({"number": number, "seller_tax_id": SELLER, "document": document})),
+            None,
+        )
+        .await?;
+    ensure!(
+        verified["registered"] == true,
+        "the invoice does not verify: {verified}"
+    );
+    let altered = document.replace("\"total\":3000", "\"total\":30000");
+    ensure!(altered != document, "no total to alter in {document}");
+    let forged = api
+        .expect(
+            200,
+            "POST",
+            "/v1/invoices/verify",
+            None,
+            Some(json!({"number": number, "seller_tax_id": SELLER, "document": altered})),
+            None,
+        )
+        .await?;
+    println!(
+        "     verify: registered, {} — leaf {} of a tree of {}; the altered copy: registered {}",
+        verified["status"].as_str().unwrap_or("?"),
+        verified["receipt"]["leaf_index"],
+        verified["receipt"]["tree_size"],
+        forged["registered"]
+    );
+    println!();
+
+    println!(
+        "{}. The employer reimburses Li Lei (the operator records the claim). A second claim",
+        next()
+    );
+    println!("    on the same invoice — the old problem of duplicate invoices — is refused, and a");
+    println!("    reimbursed invoice can no longer be voided.");
+    let bearer = format!("Bearer {operator}");
+    let reimbursed = api
+        .expect(
+            201,
+            "POST",
+            &format!("/v1/invoices/{invoice_id}/reimbursements"),
+            Some(&bearer),
+            Some(
+                json!({"organisation": "Silk Road Trading Co.", "claim_reference": "EXP-2026-117",
+                        "digest": digest}),
+            ),
+            Some("demo-reimbursement-1"),
+        )
+        .await?;
+    println!(
+        "     {} {}: invoice {number} {}",
+        reimbursed["id"].as_str().unwrap_or("?"),
+        reimbursed["created_at"].as_str().unwrap_or("?"),
+        reimbursed["invoice_state"].as_str().unwrap_or("?")
+    );
+    let (status, again) = api
+        .call(
+            "POST",
+            &format!("/v1/invoices/{invoice_id}/reimbursements"),
+            Some(&bearer),
+            Some(
+                json!({"organisation": "Another Employer Ltd", "claim_reference": "X-9",
+                        "digest": digest}),
+            ),
+            None,
+        )
+        .await?;
+    ensure!(status == 409, "a second claim answered {status}: {again}");
+    println!(
+        "     second claim: {status} {} — {}",
+        again["code"].as_str().unwrap_or("?"),
+        again["detail"].as_str().unwrap_or("?")
+    );
+    let voided = api
+        .signed(
+            merchant,
+            409,
+            "POST",
+            &format!("/v1/invoices/{invoice_id}/void"),
+            None,
+        )
+        .await?;
+    println!(
+        "     voiding it now: 409 {}",
+        voided["code"].as_str().unwrap_or("?")
     );
     println!();
     Ok(())

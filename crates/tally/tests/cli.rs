@@ -63,6 +63,11 @@ fn the_demo_tells_its_story_and_the_ledger_balances() {
         "succeeded: 128.80 CNY to Capital Power, confirmation SB",
         "20.00 CNY: 422 denomination_not_offered",
         "his bill payments: Skyline Mobile 50.00 CNY, Capital Power 128.80 CNY",
+        "28.30 CNY + tax 1.70 CNY = 30.00 CNY, registered as reg_",
+        "verify: registered, issued",
+        "the altered copy: registered false",
+        "second claim: 409 invoice_already_reimbursed",
+        "voiding it now: 409 invoice_reimbursed",
         "the invariants hold",
     ] {
         assert!(
@@ -759,7 +764,7 @@ fn a_witness_cosigns_a_log_and_refuses_a_fork_of_it() {
         metric(text, "tally_audit_runs_total") >= 1
     });
     assert_eq!(metric(&metrics, "tally_audit_ok"), 1);
-    assert_eq!(metric(&metrics, "tally_audit_verified_leaves"), 43);
+    assert_eq!(metric(&metrics, "tally_audit_verified_leaves"), 44);
     assert_eq!(metric(&metrics, "tally_witness_cosignatures_total"), 1);
 
     // The fork asks the same witness: refused, never cosigned.

@@ -6,6 +6,7 @@
 mod bills;
 mod envelopes;
 mod escrow;
+mod invoices;
 mod payments;
 mod qr;
 
