@@ -486,14 +486,8 @@ fn deliver_round(
             Err(error) => (false, error.to_string()),
         };
         let (delivery, next_attempt_at) = if delivered {
-            metrics
-                .notifications_delivered
-                .fetch_add(1, Ordering::Relaxed);
             (store::DeliveryState::Delivered, now)
         } else {
-            metrics
-                .notification_failures
-                .fetch_add(1, Ordering::Relaxed);
             match NOTIFICATION_RETRY_S.get(stored.attempts as usize) {
                 Some(wait) => (store::DeliveryState::Pending, now + wait),
                 None => {
@@ -514,6 +508,17 @@ fn deliver_round(
         });
     }
     store.outbox()?.record_deliveries(&updates)?;
+    // Counted once recorded, so that what the metrics say can be read back from the store.
+    let delivered = updates
+        .iter()
+        .filter(|update| update.delivery == store::DeliveryState::Delivered)
+        .count() as u64;
+    metrics
+        .notifications_delivered
+        .fetch_add(delivered, Ordering::Relaxed);
+    metrics
+        .notification_failures
+        .fetch_add(updates.len() as u64 - delivered, Ordering::Relaxed);
     Ok(due.len())
 }
 
