@@ -31,7 +31,8 @@ pub fn users(
                     id: u128::from(id),
                     currency,
                     kind: crate::accounts::KIND_WALLET,
-                    flags: AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags::HISTORY,
+                    // As registered wallets are: no balance snapshot per transfer.
+                    flags: AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
                     user_data: 0,
                 })
             })

@@ -398,11 +398,14 @@ impl Users {
         let password_hash = hash_password(password)?;
         let id = crate::ids::new_id(now_s.saturating_mul(1000))?;
         // The wallet first: creating it again (a retry) answers `exists` and moves nothing.
+        // Its statement comes from the history index; it keeps no balance snapshot per
+        // transfer (the `HISTORY` flag), a row per transfer in an (account, time) index that
+        // would cost every payment, grab and transfer a scattered insert.
         let wallet = NewAccount {
             id: u128::from(id),
             currency: self.config.currency,
             kind: WALLET_ACCOUNT_KIND,
-            flags: AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags::HISTORY,
+            flags: AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
             user_data: 0,
         };
         let results = self
