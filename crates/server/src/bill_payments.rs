@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -20,8 +20,8 @@ use store::{
 };
 
 use crate::payments::{
-    check_payment_password, id_in_path, idempotency, json_response, parse, payment_error, rendered,
-    session_user, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX,
+    answer, check_payment_password, id_in_path, idempotency, json_response, page_cursor, page_json,
+    page_limit, parse, payment_error, refused, rendered, session_user,
 };
 use crate::{unix_seconds, ApiError, AppState};
 
@@ -97,30 +97,12 @@ fn render_bill_payment(payment: &BillPayment, biller: Option<&Biller>) -> (u16, 
         BillPaymentState::Pending => {
             rendered(bill_payment_json(payment, biller), StatusCode::ACCEPTED)
         }
-        BillPaymentState::Failed => {
-            let mut body = bill_payment_json(payment, biller);
-            body["type"] = json!("https://tally.dev/problems/biller_rejected");
-            body["title"] = json!("Unprocessable Entity");
-            body["status"] = json!(422);
-            body["code"] = json!("biller_rejected");
-            body["detail"] = json!(payment.failure);
-            (422, body.to_string())
-        }
+        BillPaymentState::Failed => refused(
+            bill_payment_json(payment, biller),
+            "biller_rejected",
+            payment.failure.as_deref(),
+        ),
     }
-}
-
-fn bill_response(status: u16, body: String) -> Response {
-    let content_type = if status == 422 {
-        "application/problem+json"
-    } else {
-        "application/json"
-    };
-    (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-        [(header::CONTENT_TYPE, content_type)],
-        body,
-    )
-        .into_response()
 }
 
 /// The billers the payments name, looked up once each.
@@ -235,22 +217,6 @@ pub(crate) struct BillerQuery {
     starting_after: Option<String>,
 }
 
-fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
-    match limit {
-        None => Ok(PAGE_LIMIT_DEFAULT),
-        Some(limit) if (1..=PAGE_LIMIT_MAX).contains(&limit) => Ok(limit),
-        Some(_) => Err(invalid(format!("limit: 1 to {PAGE_LIMIT_MAX}"))),
-    }
-}
-
-fn cursor(prefix: &str, text: Option<&str>) -> Result<Option<u64>, ApiError> {
-    text.map(|text| {
-        parse_prefixed(prefix, text)
-            .ok_or_else(|| invalid(format!("starting_after: an id like {prefix}123")))
-    })
-    .transpose()
-}
-
 /// `GET /v1/billers`: the billers users can pay, of one category or all.
 pub(crate) async fn list_billers(
     State(state): State<Arc<AppState>>,
@@ -260,16 +226,13 @@ pub(crate) async fn list_billers(
     session_user(&state, &headers)?;
     let limit = page_limit(query.limit)?;
     let category = query.category.as_deref().map(category).transpose()?;
-    let after = cursor("blr_", query.starting_after.as_deref())?.unwrap_or(0);
-    let mut billers = state
+    let after = page_cursor("blr_", query.starting_after.as_deref())?.unwrap_or(0);
+    let billers = state
         .payments
         .billers(category, after, limit + 1)
         .map_err(payment_error)?;
-    let has_more = billers.len() > limit;
-    billers.truncate(limit);
-    Ok(Json(json!({
-        "data": billers.iter().map(|biller| biller_json(biller, &state)).collect::<Vec<_>>(),
-        "has_more": has_more,
+    Ok(Json(page_json(billers, limit, |biller| {
+        biller_json(biller, &state)
     })))
 }
 
@@ -379,7 +342,7 @@ pub(crate) async fn pay(
         }
         Outcome::Replayed { status, body } => (status, body),
     };
-    Ok(bill_response(status, body))
+    Ok(answer(status, body))
 }
 
 /// `GET /v1/bill-payments/{id}`: one of the user's bill payments, with its receipt.
@@ -413,7 +376,7 @@ pub(crate) async fn my_payments(
 ) -> Result<Json<Value>, ApiError> {
     let (_, user) = session_user(&state, &headers)?;
     let limit = page_limit(query.limit)?;
-    let before = cursor("bp_", query.starting_after.as_deref())?;
+    let before = page_cursor("bp_", query.starting_after.as_deref())?;
     let mut payments = state
         .payments
         .bill_payments(user.id, before, limit + 1)

@@ -17,7 +17,7 @@ use services::time::rfc3339_seconds;
 use store::{Invoice, InvoiceReimbursement};
 
 use crate::payments::{
-    id_in_path, idempotency, merchant_auth, outcome, payment_error, rendered, PageQuery,
+    id_in_path, idempotency, merchant_auth, outcome, page_json, payment_error, rendered, PageQuery,
 };
 use crate::{unix_seconds, ApiError, AppState};
 
@@ -238,16 +238,11 @@ pub(crate) async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let merchant = merchant_auth(&state, &method, &uri, &headers, b"").await?;
     let limit = page.limit()?;
-    let mut invoices = state
+    let invoices = state
         .payments
         .invoices(merchant.id, page.after("inv_")?, limit + 1)
         .map_err(payment_error)?;
-    let has_more = invoices.len() > limit;
-    invoices.truncate(limit);
-    Ok(Json(json!({
-        "data": invoices.iter().map(invoice_json).collect::<Vec<_>>(),
-        "has_more": has_more,
-    })))
+    Ok(Json(page_json(invoices, limit, invoice_json)))
 }
 
 /// `POST /v1/invoices/{id}/void`: the merchant voids an unreimbursed invoice with a red-letter

@@ -441,29 +441,54 @@ pub(crate) struct PageQuery {
 
 impl PageQuery {
     pub(crate) fn limit(&self) -> Result<usize, ApiError> {
-        match self.limit {
-            None => Ok(PAGE_LIMIT_DEFAULT),
-            Some(limit) if (1..=PAGE_LIMIT_MAX).contains(&limit) => Ok(limit),
-            Some(_) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                format!("limit: 1 to {PAGE_LIMIT_MAX}"),
-            )),
-        }
+        page_limit(self.limit)
     }
 
     pub(crate) fn after(&self, prefix: &str) -> Result<u64, ApiError> {
-        match &self.starting_after {
-            None => Ok(0),
-            Some(text) => parse_prefixed(prefix, text).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    format!("starting_after: an id like {prefix}123"),
-                )
-            }),
-        }
+        Ok(page_cursor(prefix, self.starting_after.as_deref())?.unwrap_or(0))
     }
+}
+
+/// A page's size: 1 to [`PAGE_LIMIT_MAX`], [`PAGE_LIMIT_DEFAULT`] when not given.
+pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(PAGE_LIMIT_DEFAULT),
+        Some(limit) if (1..=PAGE_LIMIT_MAX).contains(&limit) => Ok(limit),
+        Some(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("limit: 1 to {PAGE_LIMIT_MAX}"),
+        )),
+    }
+}
+
+/// The id a page starts after (`starting_after=ord_123`), if given.
+pub(crate) fn page_cursor(prefix: &str, text: Option<&str>) -> Result<Option<u64>, ApiError> {
+    text.map(|text| {
+        parse_prefixed(prefix, text).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("starting_after: an id like {prefix}123"),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// A page of a listing: `items` read with one more than `limit`, so that the extra one says
+/// whether there is more.
+pub(crate) fn page_json<T>(
+    mut items: Vec<T>,
+    limit: usize,
+    render: impl FnMut(&T) -> Value,
+) -> Value {
+    let has_more = items.len() > limit;
+    items.truncate(limit);
+    json!({
+        "data": items.iter().map(render).collect::<Vec<_>>(),
+        "has_more": has_more,
+    })
 }
 
 /// `GET /v1/merchant`: the signed-in merchant and its balance.
@@ -653,16 +678,11 @@ pub(crate) async fn list_orders(
         return Ok(Json(order_json(&order)));
     }
     let limit = page.limit()?;
-    let mut orders = state
+    let orders = state
         .payments
         .orders(merchant.id, page.after("ord_")?, limit + 1)
         .map_err(payment_error)?;
-    let has_more = orders.len() > limit;
-    orders.truncate(limit);
-    Ok(Json(json!({
-        "data": orders.iter().map(order_json).collect::<Vec<_>>(),
-        "has_more": has_more,
-    })))
+    Ok(Json(page_json(orders, limit, order_json)))
 }
 
 /// `POST /v1/orders/{id}/close`: closes an unpaid order.
@@ -770,17 +790,12 @@ pub(crate) async fn list_events(
     let merchant = merchant_auth(&state, &method, &uri, &headers, b"").await?;
     let limit = page.limit()?;
     let after = page.after("evt_")?;
-    let mut events = state
+    let events = state
         .payments
         .handles()
         .records(|records| records.events(merchant.id, after, limit + 1))
         .map_err(|error| payment_error(error.into()))?;
-    let has_more = events.len() > limit;
-    events.truncate(limit);
-    Ok(Json(json!({
-        "data": events.iter().map(event_json).collect::<Vec<_>>(),
-        "has_more": has_more,
-    })))
+    Ok(Json(page_json(events, limit, event_json)))
 }
 
 /// `GET /v1/bills/{date}`: the merchant's bill of one UTC day as CSV: one line per payment
@@ -1060,23 +1075,27 @@ fn render_bank_transfer(transfer: &store::BankTransfer) -> (u16, String) {
         store::BankTransferState::Pending => {
             rendered(bank_transfer_json(transfer), StatusCode::ACCEPTED)
         }
-        store::BankTransferState::Failed => {
-            let mut body = bank_transfer_json(transfer);
-            body["type"] = json!("https://tally.dev/problems/bank_refused");
-            body["title"] = json!("Unprocessable Entity");
-            body["status"] = json!(422);
-            body["code"] = json!("bank_refused");
-            body["detail"] = json!(transfer.failure);
-            (422, body.to_string())
-        }
+        store::BankTransferState::Failed => refused(
+            bank_transfer_json(transfer),
+            "bank_refused",
+            transfer.failure.as_deref(),
+        ),
     }
 }
 
-fn bank_outcome(outcome: Outcome<store::BankTransfer>) -> Response {
-    let (status, body) = match outcome {
-        Outcome::Done(transfer) => render_bank_transfer(&transfer),
-        Outcome::Replayed { status, body } => (status, body),
-    };
+/// An object the other party refused (a bank, a biller) as a 422 problem document that still
+/// carries the object, so the client sees its final state.
+pub(crate) fn refused(mut body: Value, code: &str, detail: Option<&str>) -> (u16, String) {
+    body["type"] = json!(format!("https://tally.dev/problems/{code}"));
+    body["title"] = json!("Unprocessable Entity");
+    body["status"] = json!(422);
+    body["code"] = json!(code);
+    body["detail"] = json!(detail);
+    (422, body.to_string())
+}
+
+/// A rendered answer (given now or replayed), typed as a problem document when it is a 422.
+pub(crate) fn answer(status: u16, body: String) -> Response {
     let content_type = if status == 422 {
         "application/problem+json"
     } else {
@@ -1088,6 +1107,14 @@ fn bank_outcome(outcome: Outcome<store::BankTransfer>) -> Response {
         body,
     )
         .into_response()
+}
+
+fn bank_outcome(outcome: Outcome<store::BankTransfer>) -> Response {
+    let (status, body) = match outcome {
+        Outcome::Done(transfer) => render_bank_transfer(&transfer),
+        Outcome::Replayed { status, body } => (status, body),
+    };
+    answer(status, body)
 }
 
 #[derive(serde::Deserialize)]

@@ -17,8 +17,8 @@ use services::time::rfc3339_seconds;
 use store::{CodeReport, CodeState, MerchantCode, Order, PaymentDevice};
 
 use crate::payments::{
-    check_payment_password, id_in_path, idempotency, merchant_auth, outcome, parse, payment_error,
-    rendered, session_user, PageQuery,
+    check_payment_password, id_in_path, idempotency, merchant_auth, outcome, page_json, parse,
+    payment_error, rendered, session_user, PageQuery,
 };
 use crate::{unix_seconds, ApiError, AppState};
 
@@ -148,16 +148,11 @@ pub(crate) async fn list_codes(
 ) -> Result<Json<Value>, ApiError> {
     let merchant = merchant_auth(&state, &method, &uri, &headers, b"").await?;
     let limit = page.limit()?;
-    let mut codes = state
+    let codes = state
         .payments
         .merchant_codes(merchant.id, page.after("qrc_")?, limit + 1)
         .map_err(payment_error)?;
-    let has_more = codes.len() > limit;
-    codes.truncate(limit);
-    Ok(Json(json!({
-        "data": codes.iter().map(code_json).collect::<Vec<_>>(),
-        "has_more": has_more,
-    })))
+    Ok(Json(page_json(codes, limit, code_json)))
 }
 
 /// `POST /v1/qr-codes/{id}/revoke`: the merchant withdraws a code, for good.

@@ -961,6 +961,42 @@ impl Payments {
 
     // ---- Orders ----------------------------------------------------------------------------
 
+    /// The fields a merchant gives for a new order (or a POS charge), checked before anything
+    /// is read: its reference, amount, currency, description and notification address.
+    fn check_order_fields(
+        &self,
+        out_trade_no: &str,
+        amount: u64,
+        currency: &str,
+        description: &str,
+        notify_url: Option<&str>,
+    ) -> Result<(), PaymentError> {
+        check_reference("out_trade_no", out_trade_no)?;
+        check_amount(amount)?;
+        if currency != self.config.currency.as_str() {
+            return Err(invalid(
+                "currency",
+                format!("this platform settles in {}", self.config.currency.as_str()),
+            ));
+        }
+        bounded_text("description", description, RECORD_TEXT_BYTES_MAX)?;
+        if let Some(url) = notify_url {
+            check_notify_url(url)?;
+        }
+        Ok(())
+    }
+
+    /// An outlet named for a new order must be one of the merchant's.
+    fn check_outlet(&self, merchant_id: u64, outlet_id: Option<u64>) -> Result<(), PaymentError> {
+        if let Some(outlet_id) = outlet_id {
+            self.handles
+                .records(|records| records.outlet(outlet_id))?
+                .filter(|outlet| outlet.merchant_id == merchant_id)
+                .ok_or(PaymentError::NotFound("outlet"))?;
+        }
+        Ok(())
+    }
+
     /// Creates an order. The same `out_trade_no` with the same content answers the existing
     /// order (a retry); with other content it is refused.
     pub async fn create_order(
@@ -971,18 +1007,13 @@ impl Payments {
         render: Render<'_, Order>,
         now_s: u64,
     ) -> Result<Outcome<Order>, PaymentError> {
-        check_reference("out_trade_no", &input.out_trade_no)?;
-        check_amount(input.amount)?;
-        if input.currency != self.config.currency.as_str() {
-            return Err(invalid(
-                "currency",
-                format!("this platform settles in {}", self.config.currency.as_str()),
-            ));
-        }
-        bounded_text("description", &input.description, RECORD_TEXT_BYTES_MAX)?;
-        if let Some(url) = &input.notify_url {
-            check_notify_url(url)?;
-        }
+        self.check_order_fields(
+            &input.out_trade_no,
+            input.amount,
+            &input.currency,
+            &input.description,
+            input.notify_url.as_deref(),
+        )?;
         let lifetime = input
             .expires_in_s
             .unwrap_or(self.config.order_lifetime_default_s);
@@ -992,12 +1023,7 @@ impl Payments {
                 format!("1 to {} seconds", self.config.order_lifetime_max_s),
             ));
         }
-        if let Some(outlet_id) = input.outlet_id {
-            self.handles
-                .records(|records| records.outlet(outlet_id))?
-                .filter(|outlet| outlet.merchant_id == merchant.id)
-                .ok_or(PaymentError::NotFound("outlet"))?;
-        }
+        self.check_outlet(merchant.id, input.outlet_id)?;
         let mut keys = vec![lock_key("out_trade_no", (merchant.id, &input.out_trade_no))];
         keys.extend(idempotency.map(Idempotency::lock_key));
         let _guards = self.locks.lock(&keys).await;

@@ -25,8 +25,8 @@ use store::{
 };
 
 use super::{
-    bounded_text, check_amount, check_notify_url, check_reference, invalid, Idempotency, Outcome,
-    PaymentError, Payments, Render,
+    bounded_text, check_amount, check_notify_url, invalid, Idempotency, Outcome, PaymentError,
+    Payments, Render,
 };
 use crate::ids::{new_id, transfer_id};
 use crate::payment_codes::{self, DEVICE_NUMBER_MAX};
@@ -852,24 +852,14 @@ impl Payments {
         render: Render<'_, Order>,
         now_s: u64,
     ) -> Result<Outcome<Order>, PaymentError> {
-        check_reference("out_trade_no", &input.out_trade_no)?;
-        check_amount(input.amount)?;
-        if input.currency != self.config.currency.as_str() {
-            return Err(invalid(
-                "currency",
-                format!("this platform settles in {}", self.config.currency.as_str()),
-            ));
-        }
-        bounded_text("description", &input.description, RECORD_TEXT_BYTES_MAX)?;
-        if let Some(url) = &input.notify_url {
-            check_notify_url(url)?;
-        }
-        if let Some(outlet_id) = input.outlet_id {
-            self.handles
-                .records(|records| records.outlet(outlet_id))?
-                .filter(|outlet| outlet.merchant_id == merchant.id)
-                .ok_or(PaymentError::NotFound("outlet"))?;
-        }
+        self.check_order_fields(
+            &input.out_trade_no,
+            input.amount,
+            &input.currency,
+            &input.description,
+            input.notify_url.as_deref(),
+        )?;
+        self.check_outlet(merchant.id, input.outlet_id)?;
         let mut keys = vec![lock_key("out_trade_no", (merchant.id, &input.out_trade_no))];
         keys.extend(idempotency.map(Idempotency::lock_key));
         let _guards = self.locks.lock(&keys).await;
