@@ -164,6 +164,8 @@ pub(crate) enum Message {
     Register(RegisterRequest),
     /// Sign a checkpoint at the next opportunity, whatever the interval (if the log grew).
     Checkpoint,
+    /// Look at the writer's feedback now (requests are waiting to be applied again).
+    Wake,
     Shutdown,
 }
 
@@ -182,6 +184,7 @@ impl std::fmt::Debug for Message {
                 write!(f, "Register({} registrations)", request.registrations.len())
             }
             Message::Checkpoint => f.write_str("Checkpoint"),
+            Message::Wake => f.write_str("Wake"),
             Message::Shutdown => f.write_str("Shutdown"),
         }
     }

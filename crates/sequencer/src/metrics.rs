@@ -18,6 +18,8 @@ pub struct Metrics {
     pub pending_expired: AtomicU64,
     /// Batches whose write failed (their requests were answered with an error).
     pub commit_failures: AtomicU64,
+    /// Batches another writer of a shared store overtook, their requests applied again.
+    pub batches_retried: AtomicU64,
     /// Cumulative histogram of the store's commit time: one count per bucket of
     /// `COMMIT_BUCKETS_MS`, then the overflow bucket.
     pub commit_duration_buckets: [AtomicU64; COMMIT_BUCKETS_MS.len() + 1],

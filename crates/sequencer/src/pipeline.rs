@@ -13,8 +13,9 @@ use ledger::{
     BATCH_EVENTS_MAX, BATCH_EXPIRIES_MAX,
 };
 use store::{
-    CommitBatch, LedgerHead, LogAppend, LogCheckpoint, LogTile, PendingRecord, Record, Store,
-    StoreError, StoreReader, StoreWriter, StoredRegistration, StoredTransfer,
+    CommitBatch, LedgerHead, LogAppend, LogCheckpoint, LogTile, NewRegistration, PendingRecord,
+    Record, Store, StoreError, StoreErrorKind, StoreReader, StoreWriter, StoredRegistration,
+    StoredTransfer,
 };
 use tokio::sync::oneshot;
 
@@ -40,6 +41,12 @@ type RegistrationKey = (u128, String);
 
 /// Batches applied but not yet durable, at most: one being written, one waiting.
 const JOBS_IN_FLIGHT_MAX: usize = 1;
+
+/// On a shared store, how long the writer keeps its turn while it has batches to write, before
+/// it lets the other writers have theirs.
+const TURN_MAX: std::time::Duration = std::time::Duration::from_millis(20);
+/// On a shared store, how long the writer keeps its turn for a batch being applied again.
+const RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 struct Reply {
     sender: oneshot::Sender<CommitResult>,
@@ -68,9 +75,46 @@ struct Job {
     records: Vec<Record>,
     /// Pending transfers whose hold this batch released.
     expired: u64,
+    /// On a shared store, what the batch was made of, to apply it again if another writer
+    /// committed first.
+    retry: Option<Retry>,
+}
+
+/// The requests of a batch, as they were submitted, in the order of its replies.
+#[derive(Default)]
+struct Retry {
+    requests: Vec<(Vec<Event>, Vec<Record>)>,
+    registrations: Vec<Vec<NewRegistration>>,
 }
 
 impl Job {
+    /// The job's requests, to submit again, with their answers still owed; `Err(self)` when
+    /// the job kept no copy of them.
+    fn into_messages(mut self) -> Result<Vec<Message>, Job> {
+        let Some(retry) = self.retry.take() else {
+            return Err(self);
+        };
+        let mut messages = Vec::with_capacity(retry.requests.len() + retry.registrations.len());
+        for (reply, (events, records)) in self.replies.into_iter().zip(retry.requests) {
+            messages.push(Message::Request(Request {
+                events,
+                records,
+                reply: reply.sender,
+            }));
+        }
+        for ((reply, _), registrations) in self
+            .registration_replies
+            .into_iter()
+            .zip(retry.registrations)
+        {
+            messages.push(Message::Register(RegisterRequest {
+                registrations,
+                reply,
+            }));
+        }
+        Ok(messages)
+    }
+
     /// Answers every request of the job with `error`: nothing of it was committed.
     fn fail(self, error: &CommitError) {
         answer_all(self.replies, &Err(error.clone()));
@@ -85,6 +129,13 @@ enum Feedback {
     /// A write failed; batches of older epochs are refused from now on.
     Failed {
         epoch: u64,
+    },
+    /// Another writer of the shared store committed first: these requests were not written
+    /// and are to be applied again, on the store's new state. Batches of older epochs come
+    /// back the same way.
+    Retry {
+        epoch: u64,
+        messages: Vec<Message>,
     },
 }
 
@@ -103,11 +154,14 @@ pub(crate) fn start(
     let (request_sender, request_receiver) = mpsc::sync_channel(QUEUE_REQUESTS_MAX);
     let (job_sender, job_receiver) = mpsc::sync_channel::<Job>(JOBS_IN_FLIGHT_MAX);
     let (feedback_sender, feedback_receiver) = mpsc::channel::<Feedback>();
+    let wake = request_sender.clone();
     let writer_thread = std::thread::Builder::new()
         .name("ledger-writer".into())
-        .spawn(move || write_loop(writer, job_receiver, feedback_sender, &metrics))
+        .spawn(move || write_loop(writer, job_receiver, feedback_sender, &wake, &metrics))
         .map_err(|error| StoreError::new(store::StoreErrorKind::Other, error.to_string()))?;
     let mut sequencer = SequencerThread {
+        shared: store.shared(),
+        retried: VecDeque::new(),
         config,
         reader,
         state: State::default(),
@@ -143,6 +197,10 @@ struct InFlight {
 }
 
 struct SequencerThread {
+    /// Other processes write the store too (see `Store::shared`).
+    shared: bool,
+    /// Requests another writer's batch overtook, applied again before anything new.
+    retried: VecDeque<Message>,
     config: SequencerConfig,
     reader: Box<dyn StoreReader>,
     /// Every account seen so far (with the effect of batches in flight), plus the transfers
@@ -207,6 +265,7 @@ impl Gathered {
                 self.registers.push(request);
             }
             Message::Checkpoint => self.checkpoint_requested = true,
+            Message::Wake => {}
             Message::Shutdown => unreachable!("shutdown is not gathered"),
         }
         None
@@ -229,7 +288,15 @@ impl SequencerThread {
         loop {
             self.absorb_feedback(&feedback);
             let mut batch = Gathered::default();
-            if let Some(message) = carried.take() {
+            while let Some(message) = self.retried.pop_front() {
+                if let Some(message) = batch.add(message) {
+                    self.retried.push_front(message);
+                    break;
+                }
+            }
+            if !batch.is_empty() {
+                // Requests applied again go first; new ones join them below.
+            } else if let Some(message) = carried.take() {
                 let refused = batch.add(message);
                 debug_assert!(refused.is_none(), "an empty batch takes any request");
             } else if !shutting_down {
@@ -244,8 +311,9 @@ impl SequencerThread {
                     Err(RecvTimeoutError::Timeout) => {}
                 }
             }
-            // Group commit: take whatever else is already queued, up to a full batch.
-            loop {
+            // Group commit: take whatever else is already queued, up to a full batch (a
+            // message carried over from the last round goes first).
+            while carried.is_none() {
                 match requests.try_recv() {
                     Ok(Message::Shutdown) => shutting_down = true,
                     Ok(message) => {
@@ -267,7 +335,7 @@ impl SequencerThread {
                     job.fail(&CommitError::ShuttingDown);
                 }
             }
-            if shutting_down && idle && carried.is_none() {
+            if shutting_down && idle && carried.is_none() && self.retried.is_empty() {
                 break;
             }
         }
@@ -289,6 +357,11 @@ impl SequencerThread {
                 Feedback::Failed { epoch } => {
                     self.epoch = epoch;
                     self.needs_reload = true;
+                }
+                Feedback::Retry { epoch, messages } => {
+                    self.epoch = epoch;
+                    self.needs_reload = true;
+                    self.retried.extend(messages);
                 }
             }
         }
@@ -404,6 +477,7 @@ impl SequencerThread {
             registration_replies: Vec::new(),
             records: Vec::new(),
             expired: 0,
+            retry: self.shared.then(Retry::default),
         })
     }
 
@@ -429,6 +503,13 @@ impl SequencerThread {
             answer_requests(requests, registers, &CommitError::Aborted);
             return None;
         }
+        let mut retry = self.shared.then(|| Retry {
+            requests: Vec::with_capacity(requests.len()),
+            registrations: registers
+                .iter()
+                .map(|request| request.registrations.clone())
+                .collect(),
+        });
         let timestamp = self.config.clock.now_nanos().max(self.timestamp_last + 1);
         // Releasing expired holds is looked for once per expiry interval, not in every batch
         // (a query each time); the core refuses to post a hold past its timeout whether or
@@ -474,6 +555,11 @@ impl SequencerThread {
         let mut replies = Vec::with_capacity(requests.len());
         let mut request_records = Vec::new();
         for request in requests {
+            if let Some(retry) = &mut retry {
+                retry
+                    .requests
+                    .push((request.events.clone(), request.records.clone()));
+            }
             if !request.records.is_empty() {
                 request_records.push((replies.len(), request.records));
             }
@@ -605,6 +691,7 @@ impl SequencerThread {
             registrations,
             registration_replies,
             records,
+            retry,
         })
     }
 
@@ -804,14 +891,57 @@ fn write_loop(
     mut writer: Box<dyn StoreWriter>,
     jobs: Receiver<Job>,
     feedback: Sender<Feedback>,
+    wake: &SyncSender<Message>,
     metrics: &Metrics,
 ) {
     let mut epoch = 0;
-    while let Ok(job) = jobs.recv() {
+    // On a shared store: since when this writer holds the turn (its first commit after it let
+    // the others go), and whether a batch of its own is being applied again.
+    let mut turn_since: Option<Instant> = None;
+    let mut awaiting_retry = false;
+    loop {
+        let job = match jobs.try_recv() {
+            Ok(job) => job,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                // Nothing to write: the others may have their turn, unless a batch of ours
+                // is on its way back to be applied again (it would find the head moved).
+                let job = if awaiting_retry {
+                    match jobs.recv_timeout(RETRY_WAIT) {
+                        Ok(job) => Some(job),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                } else {
+                    None
+                };
+                match job {
+                    Some(job) => job,
+                    None => {
+                        awaiting_retry = false;
+                        if turn_since.take().is_some() {
+                            writer.end_turn();
+                        }
+                        match jobs.recv() {
+                            Ok(job) => job,
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+        };
         if job.epoch != epoch {
-            job.fail(&CommitError::Aborted);
+            // Applied on top of a batch that was not written.
+            match job.into_messages() {
+                Ok(messages) => {
+                    let _ = feedback.send(Feedback::Retry { epoch, messages });
+                    let _ = wake.try_send(Message::Wake);
+                }
+                Err(job) => job.fail(&CommitError::Aborted),
+            }
             continue;
         }
+        awaiting_retry = false;
         let batch = CommitBatch {
             sequence: job.sequence,
             timestamp_last: job.timestamp_last,
@@ -831,6 +961,7 @@ fn write_loop(
             },
         };
         let started = Instant::now();
+        turn_since.get_or_insert(started);
         let committed = writer.commit(&batch);
         metrics.record_commit(started.elapsed());
         match committed {
@@ -854,6 +985,23 @@ fn write_loop(
                     let _ = sender.send(Ok(outcomes));
                 }
                 let _ = feedback.send(Feedback::Durable(job.sequence));
+                // A busy writer still lets the others in now and then.
+                if turn_since.is_some_and(|since| since.elapsed() >= TURN_MAX) {
+                    turn_since = None;
+                    writer.end_turn();
+                }
+            }
+            Err(error) if error.kind == StoreErrorKind::Stale && job.retry.is_some() => {
+                // Another node's batch came first. This writer holds the turn now, so the
+                // batch applied again on the new state will follow the head.
+                metrics.batches_retried.fetch_add(1, Ordering::Relaxed);
+                epoch += 1;
+                awaiting_retry = true;
+                let Ok(messages) = job.into_messages() else {
+                    unreachable!("checked above")
+                };
+                let _ = feedback.send(Feedback::Retry { epoch, messages });
+                let _ = wake.try_send(Message::Wake);
             }
             Err(error) => {
                 metrics.commit_failures.fetch_add(1, Ordering::Relaxed);

@@ -40,6 +40,11 @@ pub(crate) fn render(state: &AppState) -> String {
         "Batches whose write failed.",
         Metrics::read(&metrics.commit_failures),
     );
+    counter(
+        "tally_ledger_batches_retried_total",
+        "Batches another node's batch overtook on a shared database, applied again.",
+        Metrics::read(&metrics.batches_retried),
+    );
     let workers = &state.workers;
     let read =
         |value: &std::sync::atomic::AtomicU64| value.load(std::sync::atomic::Ordering::Relaxed);

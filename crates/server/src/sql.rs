@@ -80,7 +80,7 @@ pub(crate) async fn query(
         .await
         .map_err(|_| ApiError::unavailable("the query was lost"))?
         .map_err(|error| match error.kind {
-            StoreErrorKind::Refused | StoreErrorKind::Other => {
+            StoreErrorKind::Refused | StoreErrorKind::Stale | StoreErrorKind::Other => {
                 ApiError::new(StatusCode::BAD_REQUEST, "query_refused", error.message)
             }
             _ => {

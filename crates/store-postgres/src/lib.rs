@@ -220,4 +220,9 @@ impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
     }
+
+    /// Several `tally serve` nodes may share one database.
+    fn shared(&self) -> bool {
+        true
+    }
 }

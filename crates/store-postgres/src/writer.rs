@@ -25,6 +25,10 @@ const ADVANCE_HEAD: &str = "
      WHERE singleton = 1 AND batches = $1::int8 - 1 AND timestamp_last < $2::int8
        AND log_size = $4::int8";
 
+/// The advisory lock whose holder writes the ledger: several nodes on one database take turns
+/// (a session lock, held across batches while a node has batches to write).
+pub(crate) const WRITER_TURN_KEY: i64 = 0x7461_6c6c_7957_5254;
+
 const LOCK_ACCOUNTS: &str =
     "SELECT id FROM accounts WHERE id = ANY($1::int8[]) ORDER BY id FOR UPDATE";
 
@@ -123,6 +127,8 @@ pub(crate) struct PostgresWriter {
     /// The last commit found the server unreachable: the next one starts on a new connection
     /// (the server may have ended the session before the driver saw the socket close).
     lost: bool,
+    /// This session holds the writers' turn (`WRITER_TURN_KEY`).
+    turn: bool,
 }
 
 /// Settings under which a committed batch is not durable: the writer refuses to start.
@@ -155,6 +161,7 @@ impl PostgresWriter {
             pool,
             taken: None,
             lost: false,
+            turn: false,
         })
     }
 
@@ -218,12 +225,41 @@ impl StoreWriter for PostgresWriter {
             self.client = client;
             self.statements = statements;
             self.lost = false;
+            // The old session's locks ended with it.
+            self.turn = false;
+        }
+        if !self.turn {
+            // Waits while another node writes; it lets go when it has nothing to write, or
+            // after a few milliseconds of writing.
+            self.client
+                .execute("SELECT pg_advisory_lock($1)", &[&WRITER_TURN_KEY])
+                .map_err(|error| {
+                    let error = map_error(error);
+                    self.lost = error.kind == StoreErrorKind::Unavailable;
+                    error
+                })?;
+            self.turn = true;
         }
         let committed = self.commit_on_connection(batch);
         if let Err(error) = &committed {
             self.lost = error.kind == StoreErrorKind::Unavailable;
         }
         committed
+    }
+
+    fn end_turn(&mut self) {
+        if !self.turn {
+            return;
+        }
+        self.turn = false;
+        if self
+            .client
+            .execute("SELECT pg_advisory_unlock($1)", &[&WRITER_TURN_KEY])
+            .is_err()
+        {
+            // A session that cannot unlock is not to be trusted with the next batch either.
+            self.lost = true;
+        }
     }
 }
 
@@ -267,7 +303,7 @@ fn write_batch(
         .map_err(map_error)?;
     if advanced != 1 {
         return Err(StoreError::new(
-            StoreErrorKind::Refused,
+            StoreErrorKind::Stale,
             format!(
                 "batch {} does not follow the store's last batch (another writer, or a stale sequencer)",
                 batch.sequence

@@ -345,3 +345,126 @@ fn a_batch_with_a_record_the_schema_refuses_keeps_nothing() {
         .expect_err("an order of nothing");
     assert!(error.message.contains("orders_amount_check"), "{error}");
 }
+
+/// Two processes' sequencers on one database (what several `tally serve` nodes run): they take
+/// turns at writing, a batch overtaken by the other's is applied again on the new state rather
+/// than refused, and the ledger's rules hold across both — no wallet spends what it does not
+/// have, no transfer is committed twice, no request sees an error.
+#[test]
+fn two_sequencers_on_one_database_take_turns() {
+    use ledger::{AccountFlags, Event, EventResult, NewAccount, NewTransfer};
+    use sequencer::{Metrics, Sequencer, SequencerConfig};
+    use store_conformance::support::cny;
+    use store_conformance::Fixture;
+
+    const WALLETS: u128 = 8;
+    const FUNDS: u128 = 60;
+    const SUBMITTERS_PER_NODE: u128 = 4;
+    const SPENDS_PER_SUBMITTER: u128 = 3 * FUNDS * WALLETS / (2 * SUBMITTERS_PER_NODE * 2);
+
+    let fixture = fixture();
+    let second = fixture.open_again();
+    let first = Sequencer::start(fixture.store(), SequencerConfig::default()).unwrap();
+    let mut events = vec![Event::CreateAccount(NewAccount {
+        id: 1,
+        currency: cny(),
+        kind: 1,
+        flags: AccountFlags::empty(),
+        user_data: 0,
+    })];
+    for wallet in 2..WALLETS + 2 {
+        events.push(Event::CreateAccount(NewAccount {
+            id: wallet,
+            currency: cny(),
+            kind: 1,
+            flags: AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
+            user_data: 0,
+        }));
+        events.push(Event::CreateTransfer(NewTransfer::new(
+            1_000 + wallet,
+            1,
+            wallet,
+            FUNDS,
+            cny(),
+        )));
+    }
+    let results = first.handle().execute(events).unwrap();
+    assert!(results.iter().all(|result| *result == EventResult::Ok));
+    // The second node starts after the first wrote: its view is the store's.
+    let second_sequencer = Sequencer::start(second.as_ref(), SequencerConfig::default()).unwrap();
+
+    // Every wallet is spent from both nodes at once, one unit at a time, into the shared
+    // account 1: half again as many spends as there are funds. Each spend is also sent to the
+    // other node under the same id, as a client retrying through another node would.
+    let handles = [first.handle(), second_sequencer.handle()];
+    let threads: Vec<_> = (0..2 * SUBMITTERS_PER_NODE)
+        .map(|submitter| {
+            let here = handles[(submitter % 2) as usize].clone();
+            let there = handles[1 - (submitter % 2) as usize].clone();
+            std::thread::spawn(move || {
+                let mut outcomes = Vec::new();
+                for spend in 0..SPENDS_PER_SUBMITTER {
+                    let id = 100_000 + submitter * 10_000 + spend;
+                    let wallet = 2 + (submitter + spend) % WALLETS;
+                    let event = Event::CreateTransfer(NewTransfer::new(id, wallet, 1, 1, cny()));
+                    let first = here.submit(vec![event.clone()]).unwrap();
+                    let again = there.submit(vec![event]).unwrap();
+                    let first = first.wait().expect("no request sees an error")[0];
+                    let again = again.wait().expect("no request sees an error")[0];
+                    outcomes.push((wallet, first, again));
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let mut spent = [0u128; WALLETS as usize];
+    for thread in threads {
+        for (wallet, first, again) in thread.join().unwrap() {
+            let pair = [first, again];
+            let created = pair.iter().filter(|r| **r == EventResult::Ok).count();
+            let repeated = pair.iter().filter(|r| **r == EventResult::Exists).count();
+            let refused = pair
+                .iter()
+                .filter(|r| **r == EventResult::ExceedsCredits)
+                .count();
+            assert!(
+                (created == 1 && repeated == 1) || refused == 2,
+                "one spend sent to both nodes: {pair:?}"
+            );
+            if created == 1 {
+                spent[(wallet - 2) as usize] += 1;
+            }
+        }
+    }
+    let retried = Metrics::read(&first.handle().metrics().batches_retried)
+        + Metrics::read(&second_sequencer.handle().metrics().batches_retried);
+    let failed = Metrics::read(&first.handle().metrics().commit_failures)
+        + Metrics::read(&second_sequencer.handle().metrics().commit_failures);
+    first.shutdown();
+    second_sequencer.shutdown();
+    assert_eq!(failed, 0, "no batch failed");
+    assert!(retried > 0, "the two nodes never overtook each other");
+
+    let mut reader = fixture.store().reader().unwrap();
+    for wallet in 2..WALLETS + 2 {
+        let account = reader.account(wallet).unwrap().unwrap();
+        assert_eq!(
+            account.debits_posted,
+            spent[(wallet - 2) as usize],
+            "wallet {wallet}: what was acknowledged is what left it"
+        );
+        assert_eq!(
+            account.debits_posted, FUNDS,
+            "wallet {wallet} was spent to zero"
+        );
+    }
+    let report = store::InvariantReport::check(reader.as_mut()).unwrap();
+    assert!(report.holds(), "{report:?}");
+    let head = reader.head().unwrap();
+    let total: u128 = spent.iter().sum();
+    assert_eq!(
+        head.log_size,
+        u64::try_from(WALLETS + total).unwrap(),
+        "one leaf per committed transfer, in one sequence"
+    );
+}

@@ -258,7 +258,7 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
         .map_err(map_error)?;
     if advanced != 1 {
         return Err(StoreError::new(
-            StoreErrorKind::Refused,
+            StoreErrorKind::Stale,
             format!(
                 "batch {} does not follow the store's last batch (another writer, or a stale sequencer)",
                 batch.sequence

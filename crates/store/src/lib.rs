@@ -52,6 +52,9 @@ pub enum StoreErrorKind {
     Corrupt,
     /// A statement was refused (for example a write on a read-only connection).
     Refused,
+    /// Another writer committed a batch first (several nodes on one database): this batch
+    /// was not written, and applied again on the store's new state it may well succeed.
+    Stale,
     /// Anything else the driver reported.
     Other,
 }
@@ -210,11 +213,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn query(&self, sql: &str, limits: QueryLimits) -> StoreResult<QueryOutput>;
     /// `"sqlite"`, `"postgres"`.
     fn backend(&self) -> &'static str;
+    /// Several processes may write this store at once, each through its own sequencer (taking
+    /// turns through the writer's lease): a batch refused as [`StoreErrorKind::Stale`] is to
+    /// be applied again on the new state, and nothing read from it stays true for long.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// Writes batches. Each commit is one transaction, durable when `commit` returns `Ok`.
 pub trait StoreWriter: Send {
+    /// On a shared store, takes the writer's turn first if this writer does not hold it (and
+    /// keeps it until [`StoreWriter::end_turn`]).
     fn commit(&mut self, batch: &CommitBatch<'_>) -> StoreResult<()>;
+    /// Lets the other writers of a shared store have their turn. Nothing on a store with one
+    /// writer.
+    fn end_turn(&mut self) {}
 }
 
 /// Reads committed state.
