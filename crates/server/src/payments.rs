@@ -206,6 +206,13 @@ pub(crate) async fn merchant_auth(
         ),
         other => invalid(&other.to_string()),
     })?;
+    if !state
+        .payments
+        .claim_nonce(signed.key_id, &signed.nonce, now)
+        .map_err(payment_error)?
+    {
+        return Err(invalid(&SignatureError::Replayed.to_string()));
+    }
     Ok(merchant)
 }
 

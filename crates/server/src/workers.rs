@@ -416,7 +416,16 @@ pub fn start_notifications(
         .proxy(None)
         .build();
     let agent = ureq::Agent::new_with_config(config);
+    // On a shared store one node delivers at a time: the one holding the deliverer's lock,
+    // until its session ends (then another takes over within an interval).
+    let mut deliverer: Option<(Box<dyn store::SharedLocks>, bool)> = None;
     Worker::spawn("notifications", move |stopped| loop {
+        if store.shared() && !holds_deliverer_lock(store.as_ref(), &mut deliverer) {
+            if !wait(&stopped, interval) {
+                return;
+            }
+            continue;
+        }
         match deliver_round(store.as_ref(), &agent, &metrics) {
             // A full round: there may be more waiting.
             Ok(delivered) if delivered == NOTIFICATIONS_PER_ROUND_MAX => continue,
@@ -427,6 +436,43 @@ pub fn start_notifications(
             return;
         }
     })
+}
+
+/// The lock class of the background workers only one node runs at a time.
+const WORKER_LOCK_CLASS: i32 = 0x7461_6c77;
+const DELIVERER_LOCK: i32 = 1;
+
+/// Whether this process delivers notifications now: it holds the deliverer's lock (taking it
+/// if it is free), on a session it keeps.
+fn holds_deliverer_lock(
+    store: &dyn Store,
+    session: &mut Option<(Box<dyn store::SharedLocks>, bool)>,
+) -> bool {
+    if session.is_none() {
+        match store.shared_locks() {
+            Ok(Some(locks)) => *session = Some((locks, false)),
+            Ok(None) | Err(_) => return false,
+        }
+    }
+    let Some((locks, held)) = session.as_mut() else {
+        return false;
+    };
+    match locks.try_lock(WORKER_LOCK_CLASS, DELIVERER_LOCK) {
+        Ok(true) => {
+            // Held once, kept for the life of the session (the lock is re-entrant: asking
+            // again only checks the session is alive).
+            if *held {
+                let _ = locks.unlock(WORKER_LOCK_CLASS, DELIVERER_LOCK);
+            }
+            *held = true;
+            true
+        }
+        Ok(false) => false,
+        Err(_) => {
+            *session = None;
+            false
+        }
+    }
 }
 
 fn deliver_round(

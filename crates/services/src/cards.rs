@@ -74,11 +74,11 @@ impl Cards {
         currency: Currency,
     ) -> Cards {
         Cards {
+            locks: KeyedLocks::for_store(&handles),
             handles,
             ledger,
             bank,
             currency,
-            locks: KeyedLocks::default(),
             bindings: Mutex::new(HashMap::new()),
         }
     }

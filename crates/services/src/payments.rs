@@ -681,10 +681,10 @@ impl Payments {
             )));
         }
         Ok(Payments {
+            locks: KeyedLocks::for_store(&handles),
             handles,
             ledger,
             config,
-            locks: KeyedLocks::default(),
             keys: Mutex::new(HashMap::new()),
             merchants: Mutex::new(HashMap::new()),
             spending: Mutex::new(HashMap::new()),
@@ -866,6 +866,20 @@ impl Payments {
     }
 
     /// The merchant key `key_id`, active, from the cache or the store.
+    /// Records the nonce of a signed request whose signature checked: on a shared store in the
+    /// store, so that a request replayed through another node is refused too (`false`). A
+    /// process serving its store alone has its memory of nonces, checked with the signature.
+    pub fn claim_nonce(&self, key_id: u64, nonce: &str, now_s: u64) -> Result<bool, PaymentError> {
+        if !self.handles.store().shared() {
+            return Ok(true);
+        }
+        let forget_before = now_s.saturating_sub(2 * crate::signatures::WINDOW_S);
+        Ok(self
+            .handles
+            .user_writer()?
+            .claim_nonce(key_id, nonce, now_s, forget_before)?)
+    }
+
     pub fn active_key(&self, key_id: u64, now_s: u64) -> Result<VerifiedKey, PaymentError> {
         if let Some(cached) = self.keys.lock().expect("key cache").get(&key_id) {
             if now_s < cached.fetched_at + MERCHANT_KEY_CACHE_S {
@@ -1178,8 +1192,19 @@ impl Payments {
         }
         let day = now_s / SECONDS_PER_DAY;
         let year = year_of(now_s);
-        let mut spending = match self.spending.lock().expect("spending").get(&user.id) {
-            Some(spending) => *spending,
+        // On a shared store other nodes pay from the wallet too: what this process remembers
+        // is not the whole story, the ledger is (read under the wallet's shared lock).
+        let remembered = if self.handles.store().shared() {
+            None
+        } else {
+            self.spending
+                .lock()
+                .expect("spending")
+                .get(&user.id)
+                .copied()
+        };
+        let mut spending = match remembered {
+            Some(spending) => spending,
             None => self.load_spending(user, now_s)?,
         };
         if spending.year != year {

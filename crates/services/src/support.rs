@@ -1,24 +1,35 @@
-//! Plumbing the workflows share: striped locks that serialise the work on one object, and a
-//! pool of store handles so a request does not open a connection.
+//! Plumbing the workflows share: striped locks that serialise the work on one object (within
+//! the process, and on a shared store with the other nodes too), and a pool of store handles so
+//! a request does not open a connection.
 
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
-use store::{RecordReader, Store, StoreReader, StoreResult, UserStore};
-use tokio::sync::MutexGuard;
+use store::{RecordReader, SharedLocks, Store, StoreReader, StoreResult, UserStore};
+use tokio::sync::{oneshot, MutexGuard};
 
 /// Stripes of [`KeyedLocks`]: two unrelated objects share one with odds of 1 in this.
 pub const LOCK_STRIPES: usize = 4096;
 /// Idle store handles a pool keeps.
 pub const POOL_HANDLES_MAX: usize = 64;
 
-/// Serialises the work on one object (an order, a wallet, an idempotency key) within this
-/// process: its state is read, checked and changed while the lock is held, until the change is
-/// durable. Locks are taken in stripe order, so two workflows never wait on each other in a
-/// circle.
+/// The class of objects' locks among a shared store's locks.
+pub const OBJECT_LOCK_CLASS: i32 = 0x7461_6c6f;
+/// The class of node numbers: a running node holds its number's lock.
+pub const NODE_LOCK_CLASS: i32 = 0x7461_6c6e;
+/// How long a node waits, at most, before it asks again for a lock another node holds.
+const SHARED_LOCK_RETRY_MAX: Duration = Duration::from_millis(16);
+
+/// Serialises the work on one object (an order, a wallet, an idempotency key): its state is
+/// read, checked and changed while the lock is held, until the change is durable. Within the
+/// process the locks are striped mutexes, taken in stripe order, so two workflows never wait
+/// on each other in a circle. On a shared store the object's lock among the store's shared
+/// locks is taken next, in key order, so that two nodes do not work on one object at once.
 #[derive(Debug)]
 pub struct KeyedLocks {
     stripes: Vec<tokio::sync::Mutex<()>>,
+    shared: Option<SharedLockClient>,
 }
 
 impl Default for KeyedLocks {
@@ -27,6 +38,159 @@ impl Default for KeyedLocks {
             stripes: (0..LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            shared: None,
+        }
+    }
+}
+
+/// Locks taken on one object or several: released when dropped.
+#[derive(Debug)]
+pub struct Locked<'a> {
+    _stripes: Vec<MutexGuard<'a, ()>>,
+    _shared: Option<SharedHold>,
+}
+
+/// Keys held among the shared locks, released when dropped.
+#[derive(Debug)]
+struct SharedHold {
+    client: SharedLockClient,
+    keys: Vec<i32>,
+}
+
+impl Drop for SharedHold {
+    fn drop(&mut self) {
+        if !self.keys.is_empty() {
+            let keys = std::mem::take(&mut self.keys);
+            let _ = self.client.commands.send(LockCommand::Release { keys });
+        }
+    }
+}
+
+enum LockCommand {
+    /// Take these keys in order, stopping at the first another node holds; answer how many.
+    Take {
+        keys: Vec<i32>,
+        reply: oneshot::Sender<usize>,
+    },
+    Release {
+        keys: Vec<i32>,
+    },
+}
+
+/// The process's session of shared locks, on a thread of its own: taking and releasing are
+/// quick statements, in the order they are asked for.
+#[derive(Clone)]
+pub struct SharedLockClient {
+    commands: mpsc::Sender<LockCommand>,
+}
+
+impl std::fmt::Debug for SharedLockClient {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("SharedLockClient")
+    }
+}
+
+impl SharedLockClient {
+    /// Starts the thread; its session is opened on first use (and again after it failed: the
+    /// locks of a lost session are lost with it, and the ledger's fixed transfer ids remain
+    /// the last guard against a second payment).
+    fn start(store: Arc<dyn Store>) -> SharedLockClient {
+        let (commands, received) = mpsc::channel::<LockCommand>();
+        let spawned = std::thread::Builder::new()
+            .name("shared-locks".into())
+            .spawn(move || {
+                let mut session: Option<Box<dyn SharedLocks>> = None;
+                while let Ok(command) = received.recv() {
+                    match command {
+                        LockCommand::Take { keys, reply } => {
+                            let taken = take_keys(store.as_ref(), &mut session, &keys);
+                            if let Err(taken) = reply.send(taken) {
+                                // The asker gave up (its request ended): let go again.
+                                release_keys(&mut session, &keys[..taken]);
+                            }
+                        }
+                        LockCommand::Release { keys } => release_keys(&mut session, &keys),
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "the shared-locks thread did not start");
+        }
+        SharedLockClient { commands }
+    }
+
+    /// Takes every key, in order, waiting while other nodes hold them.
+    async fn lock(&self, mut keys: Vec<i32>) -> SharedHold {
+        keys.sort_unstable();
+        keys.dedup();
+        let mut hold = SharedHold {
+            client: self.clone(),
+            keys: Vec::with_capacity(keys.len()),
+        };
+        let mut wait = Duration::from_millis(1);
+        while hold.keys.len() < keys.len() {
+            let rest = keys[hold.keys.len()..].to_vec();
+            let (reply, answer) = oneshot::channel();
+            if self
+                .commands
+                .send(LockCommand::Take {
+                    keys: rest.clone(),
+                    reply,
+                })
+                .is_err()
+            {
+                // No thread: nothing can be shared; the ledger still guards the money.
+                tracing::error!("the shared-locks thread is gone");
+                break;
+            }
+            let taken = answer.await.unwrap_or(0);
+            hold.keys.extend_from_slice(&rest[..taken]);
+            if hold.keys.len() < keys.len() {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(SHARED_LOCK_RETRY_MAX);
+            }
+        }
+        hold
+    }
+}
+
+fn take_keys(store: &dyn Store, session: &mut Option<Box<dyn SharedLocks>>, keys: &[i32]) -> usize {
+    if session.is_none() {
+        match store.shared_locks() {
+            Ok(opened) => *session = opened,
+            Err(error) => {
+                tracing::warn!(%error, "the shared locks' session could not be opened");
+                return 0;
+            }
+        }
+    }
+    let Some(locks) = session.as_mut() else {
+        return 0;
+    };
+    let mut taken = 0;
+    for key in keys {
+        match locks.try_lock(OBJECT_LOCK_CLASS, *key) {
+            Ok(true) => taken += 1,
+            Ok(false) => break,
+            Err(error) => {
+                tracing::warn!(%error, "the shared locks' session failed");
+                *session = None;
+                return 0;
+            }
+        }
+    }
+    taken
+}
+
+fn release_keys(session: &mut Option<Box<dyn SharedLocks>>, keys: &[i32]) {
+    let Some(locks) = session.as_mut() else {
+        return;
+    };
+    for key in keys {
+        if locks.unlock(OBJECT_LOCK_CLASS, *key).is_err() {
+            // The session is gone, and its locks with it.
+            *session = None;
+            return;
         }
     }
 }
@@ -41,8 +205,18 @@ pub fn lock_key(kind: &str, id: impl Hash) -> u64 {
 }
 
 impl KeyedLocks {
-    /// Locks every key, in stripe order; the guards release them when dropped.
-    pub async fn lock(&self, keys: &[u64]) -> Vec<MutexGuard<'_, ()>> {
+    /// Locks for the services of one process on `handles`' store: shared with the other
+    /// nodes when the store is.
+    pub fn for_store(handles: &Handles) -> KeyedLocks {
+        KeyedLocks {
+            shared: handles.shared_locks.clone(),
+            ..KeyedLocks::default()
+        }
+    }
+
+    /// Locks every key, in stripe order (then, on a shared store, in key order among the
+    /// shared locks); the guard releases them when dropped.
+    pub async fn lock(&self, keys: &[u64]) -> Locked<'_> {
         let mut stripes: Vec<usize> = keys
             .iter()
             .map(|key| (*key % LOCK_STRIPES as u64) as usize)
@@ -53,7 +227,20 @@ impl KeyedLocks {
         for stripe in stripes {
             guards.push(self.stripes[stripe].lock().await);
         }
-        guards
+        let shared = match &self.shared {
+            // The low 32 bits of the key: two objects share a lock with odds of 1 in 2^32.
+            #[allow(clippy::cast_possible_truncation)]
+            Some(client) => Some(
+                client
+                    .lock(keys.iter().map(|key| *key as u32 as i32).collect())
+                    .await,
+            ),
+            None => None,
+        };
+        Locked {
+            _stripes: guards,
+            _shared: shared,
+        }
     }
 }
 
@@ -67,6 +254,8 @@ pub struct Handles {
     /// session's first payment counts a try) would otherwise queue on the database's write lock
     /// beside the ledger's writer, with no fairness among them.
     user_writes: Mutex<()>,
+    /// On a shared store: the process's session of locks shared with the other nodes.
+    shared_locks: Option<SharedLockClient>,
 }
 
 /// A user store that may write, and this process's turn to write.
@@ -142,11 +331,14 @@ impl<T: ?Sized> Drop for Pooled<'_, T> {
 impl Handles {
     pub fn new(store: Arc<dyn Store>) -> Handles {
         Handles {
-            store,
             records: Mutex::new(Vec::new()),
             readers: Mutex::new(Vec::new()),
             users: Mutex::new(Vec::new()),
             user_writes: Mutex::new(()),
+            shared_locks: store
+                .shared()
+                .then(|| SharedLockClient::start(store.clone())),
+            store,
         }
     }
 

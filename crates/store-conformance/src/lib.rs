@@ -40,7 +40,8 @@ pub use log::{
     registrations_are_idempotent_per_registrant_and_key,
 };
 pub use people::{
-    credentials_are_created_listed_and_revoked, users_codes_sessions_and_payment_attempts,
+    credentials_are_created_listed_and_revoked, nonces_are_claimed_once_until_forgotten,
+    users_codes_sessions_and_payment_attempts,
 };
 pub use sql::{read_only_sql_refuses_every_write, sql_rows_are_limited_and_slow_queries_stopped};
 
@@ -99,6 +100,7 @@ macro_rules! conformance_tests {
             registrations_are_idempotent_per_registrant_and_key,
             credentials_are_created_listed_and_revoked,
             users_codes_sessions_and_payment_attempts,
+            nonces_are_claimed_once_until_forgotten,
             read_only_sql_refuses_every_write,
             sql_rows_are_limited_and_slow_queries_stopped
         );

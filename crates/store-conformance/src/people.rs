@@ -224,3 +224,17 @@ pub fn users_codes_sessions_and_payment_attempts(store: &dyn Store) {
             .revoked
     );
 }
+
+pub fn nonces_are_claimed_once_until_forgotten(store: &dyn Store) {
+    let mut users = store.users().expect("a user store");
+    assert!(users.claim_nonce(7, "n-1", 1_000, 0).expect("a claim"));
+    // The same nonce again, for the same key: a replay, however it is sent.
+    let mut other = store.users().expect("a second user store");
+    assert!(!other.claim_nonce(7, "n-1", 1_001, 0).expect("a claim"));
+    // Another key may use the same nonce.
+    assert!(users.claim_nonce(8, "n-1", 1_001, 0).expect("a claim"));
+    // Forgotten once its window has passed, and claimable again.
+    assert!(users.claim_nonce(7, "n-2", 2_000, 1_500).expect("a claim"));
+    assert!(users.claim_nonce(7, "n-1", 2_001, 1_500).expect("a claim"));
+    assert!(!users.claim_nonce(7, "n-2", 2_002, 1_500).expect("a claim"));
+}

@@ -16,6 +16,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod admin;
+mod locks;
 mod migrations;
 mod pool;
 mod query;
@@ -224,5 +225,10 @@ impl Store for PostgresStore {
     /// Several `tally serve` nodes may share one database.
     fn shared(&self) -> bool {
         true
+    }
+
+    fn shared_locks(&self) -> StoreResult<Option<Box<dyn store::SharedLocks>>> {
+        let client = self.pool.connect()?;
+        Ok(Some(Box::new(locks::PostgresLocks::new(client)?)))
     }
 }

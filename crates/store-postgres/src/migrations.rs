@@ -29,6 +29,7 @@ const MIGRATIONS: Migrations = &[
         "invoices",
         include_str!("../migrations/0007_invoices.sql"),
     ),
+    (8, "nonces", include_str!("../migrations/0008_nonces.sql")),
 ];
 
 /// Several processes may open the same database at once: migrations take this advisory lock

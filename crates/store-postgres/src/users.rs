@@ -214,6 +214,25 @@ impl UserStore for PostgresUsers {
         Ok(())
     }
 
+    fn claim_nonce(
+        &mut self,
+        key_id: u64,
+        nonce: &str,
+        now: u64,
+        forget_before: u64,
+    ) -> StoreResult<bool> {
+        self.execute(
+            "DELETE FROM request_nonces WHERE seen_at < $1",
+            &[&signed(forget_before)],
+        )?;
+        let inserted = self.execute(
+            "INSERT INTO request_nonces (key_id, nonce, seen_at) VALUES ($1, $2, $3)
+             ON CONFLICT (key_id, nonce) DO NOTHING",
+            &[&signed(key_id), &nonce, &signed(now)],
+        )?;
+        Ok(inserted == 1)
+    }
+
     fn delete_code(&mut self, phone: &str, purpose: &str) -> StoreResult<()> {
         self.execute(
             "DELETE FROM one_time_codes WHERE phone = $1 AND purpose = $2",

@@ -51,6 +51,11 @@ pub(crate) const LEDGER: Migrations = &[
         "invoices",
         include_str!("../migrations/ledger/0009_invoices.sql"),
     ),
+    (
+        10,
+        "nonces",
+        include_str!("../migrations/ledger/0010_nonces.sql"),
+    ),
 ];
 /// The history database.
 pub(crate) const HISTORY: Migrations = &[(

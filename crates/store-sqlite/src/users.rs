@@ -243,6 +243,30 @@ impl UserStore for SqliteUsers {
         Ok(())
     }
 
+    fn claim_nonce(
+        &mut self,
+        key_id: u64,
+        nonce: &str,
+        now: u64,
+        forget_before: u64,
+    ) -> StoreResult<bool> {
+        self.connection
+            .prepare_cached("DELETE FROM request_nonces WHERE seen_at < ?1")
+            .map_err(map_error)?
+            .execute([integer(forget_before)])
+            .map_err(map_error)?;
+        let inserted = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO request_nonces (key_id, nonce, seen_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key_id, nonce) DO NOTHING",
+            )
+            .map_err(map_error)?
+            .execute(params![integer(key_id), nonce, integer(now)])
+            .map_err(map_error)?;
+        Ok(inserted == 1)
+    }
+
     fn delete_code(&mut self, phone: &str, purpose: &str) -> StoreResult<()> {
         self.connection
             .prepare_cached("DELETE FROM one_time_codes WHERE phone = ?1 AND purpose = ?2")

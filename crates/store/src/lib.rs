@@ -219,6 +219,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn shared(&self) -> bool {
         false
     }
+    /// Locks every process sharing the store sees (`None` on a store one process writes).
+    fn shared_locks(&self) -> StoreResult<Option<Box<dyn SharedLocks>>> {
+        Ok(None)
+    }
+}
+
+/// Locks held by a session of a shared store, seen by every process on it: a node serialises
+/// its work on an object with the other nodes through them. Taking one never waits (a session
+/// that waited could not release the locks it holds for other work meanwhile); the caller
+/// tries again. Locks are re-entrant within the session and end with it.
+pub trait SharedLocks: Send {
+    /// Takes the lock `(class, key)` if no other session holds it.
+    fn try_lock(&mut self, class: i32, key: i32) -> StoreResult<bool>;
+    /// Releases one hold of `(class, key)` by this session.
+    fn unlock(&mut self, class: i32, key: i32) -> StoreResult<()>;
 }
 
 /// Writes batches. Each commit is one transaction, durable when `commit` returns `Ok`.

@@ -90,6 +90,15 @@ pub trait UserStore: Send {
     fn code(&mut self, phone: &str, purpose: &str) -> StoreResult<Option<OneTimeCode>>;
     /// Counts one wrong guess against the code.
     fn count_code_attempt(&mut self, phone: &str, purpose: &str) -> StoreResult<()>;
+    /// Records a signed request's nonce for its API key at `now`; `false` when it was recorded
+    /// before (a replay). Nonces recorded before `forget_before` are forgotten first.
+    fn claim_nonce(
+        &mut self,
+        key_id: u64,
+        nonce: &str,
+        now: u64,
+        forget_before: u64,
+    ) -> StoreResult<bool>;
     /// Removes the code (used, or given up on).
     fn delete_code(&mut self, phone: &str, purpose: &str) -> StoreResult<()>;
     /// Puts a message in the outbox of the development SMS gateway.

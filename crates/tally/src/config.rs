@@ -6,6 +6,7 @@
 //! data = "/var/lib/tally"
 //! # database_url = "postgres://tally@db1,db2/tally?target_session_attrs=read-write"
 //! audit_interval_seconds = 600
+//! # node = 0          # distinct per node when several serve one PostgreSQL database
 //! witnesses = ["tally-witness-…+…@http://10.0.0.2:8080/v1/witness"]
 //!
 //! [users]
@@ -62,6 +63,7 @@ pub struct FileConfig {
     pub data: Option<PathBuf>,
     pub database_url: Option<String>,
     pub audit_interval_seconds: Option<u64>,
+    pub node: Option<u64>,
     #[serde(default)]
     pub witnesses: Vec<String>,
     #[serde(default)]

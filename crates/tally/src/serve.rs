@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// `POST /v1/witness/add-checkpoint`, cosigning with this node's witness key.
     #[arg(long = "witness-for", value_name = "LOG_KEY")]
     witness_for: Vec<String>,
+    /// This node's number, 0 to 15, when several nodes serve one PostgreSQL database: each
+    /// needs its own (ids drawn on two nodes never collide). Default 0.
+    #[arg(long, env = "TALLY_NODE", value_parser = clap::value_parser!(u64).range(0..16))]
+    node: Option<u64>,
     /// Seconds between two self-audits of the trust log (default 600).
     #[arg(long, env = "TALLY_AUDIT_INTERVAL_SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     audit_interval_seconds: Option<u64>,
@@ -124,8 +128,22 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     if args.witness_for.is_empty() {
         args.witness_for.clone_from(&file.witness_for);
     }
+    let node = args.node.or(file.node).unwrap_or(0);
+    services::ids::set_node(node).map_err(|error| anyhow::anyhow!("node: {error}"))?;
     let directory = args.data.directory();
     let store: Arc<dyn Store> = crate::backend::open_store(&directory, &args.database)?.into();
+    // Two nodes with one number would draw the same ids: the number's lock, held for as long
+    // as this process runs, refuses the second.
+    let _node_lock = match store.shared_locks()? {
+        Some(mut locks) => {
+            anyhow::ensure!(
+                locks.try_lock(services::support::NODE_LOCK_CLASS, i32::try_from(node)?)?,
+                "node {node} already serves this database: give each node its own --node (0 to 15)"
+            );
+            Some(locks)
+        }
+        None => None,
+    };
     let config = crate::sequencer_config(&directory)?;
     let verifier_key = config
         .log_signer

@@ -3,8 +3,12 @@
 // Tests drive real processes and time.
 #![allow(clippy::disallowed_methods)]
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
+
+use support::{http, Serving};
 
 fn tally(arguments: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tally"))
@@ -1085,39 +1089,6 @@ fn bench_sql_and_verify_work_on_postgresql_too() {
 }
 
 /// One HTTP/1.1 request on its own connection: (status, body).
-fn http(
-    address: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: tally\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("{method} {path}: {response:?}"));
-    let (_, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    (status, body.to_owned())
-}
-
 /// A request signed with a merchant's API key, as its backend sends it.
 fn signed(
     address: &str,
@@ -1266,26 +1237,4 @@ fn serve_on_postgresql_takes_an_order_from_a_merchant_an_operator_onboarded() {
     let log = serving.log();
     assert!(status.success(), "exit {status:?}\n{log}");
     assert!(log.contains("postgres at"), "{log}");
-}
-
-/// A `tally serve` process, stopped and its log shown if the test fails before it stops it.
-struct Serving {
-    child: std::process::Child,
-    log_path: std::path::PathBuf,
-}
-
-impl Serving {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            eprintln!("tally serve's log:\n{}", self.log());
-        }
-    }
 }

@@ -268,6 +268,10 @@ impl Payments {
                 .map(|member| member.user_id)
                 .collect(),
         );
+        if self.handles.store().shared() {
+            // Other nodes add members too: the store is the only memory.
+            return Ok(members);
+        }
         let mut cached = self.envelope_books.members.lock().expect("members");
         if cached.len() >= BOOKS_CACHED_MAX {
             cached.clear();
@@ -461,6 +465,10 @@ impl Payments {
 
     /// Keeps `book` in memory (or the one another request put there first).
     fn cache_book(&self, envelope_id: u64, book: Arc<Mutex<Book>>) -> Arc<Mutex<Book>> {
+        if self.handles.store().shared() {
+            // Other nodes grab too: the book is read from the store each time.
+            return book;
+        }
         let mut books = self.envelope_books.books.lock().expect("books");
         if books.len() >= BOOKS_CACHED_MAX {
             // The oldest envelopes (smallest ids) are the least likely to be grabbed.
@@ -528,6 +536,13 @@ impl Payments {
         envelope_id: u64,
         now_s: u64,
     ) -> Result<Grab, PaymentError> {
+        // On a shared store, one grab of an envelope at a time among the nodes, each on the
+        // book read from the store under the envelope's lock (the ledger says who got what).
+        let _shared = if self.handles.store().shared() {
+            Some(self.locks.lock(&[lock_key("envelope", envelope_id)]).await)
+        } else {
+            None
+        };
         let book = self.book(envelope_id)?;
         let (packet, amount, finished) = {
             let mut book = book.lock().expect("book");

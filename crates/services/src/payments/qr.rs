@@ -654,8 +654,8 @@ impl Payments {
             Err(error) => return Err(error),
         };
         let _guards = match &code {
-            Some(code) => self.locks.lock(&[lock_key("code", code.id)]).await,
-            None => Vec::new(),
+            Some(code) => Some(self.locks.lock(&[lock_key("code", code.id)]).await),
+            None => None,
         };
         let report = CodeReport {
             id: new_id(now_s * 1000)?,
