@@ -93,6 +93,10 @@ fn migrations_are_recorded_once_and_an_empty_database_is_not_opened_as_a_store()
                 store::Value::Integer(7),
                 store::Value::Text("invoices".into())
             ],
+            vec![
+                store::Value::Integer(8),
+                store::Value::Text("nonces".into())
+            ],
         ]
     );
     let server = TestServer::shared().expect("the server");
