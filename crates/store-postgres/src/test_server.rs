@@ -570,13 +570,25 @@ impl TestServer {
     /// not yet written is lost, and the standby restarts from what is on its disk. A
     /// synchronous primary's commits wait meanwhile; an asynchronous one's go on.
     pub fn stall_wal_receiver(&self) -> TestResult<StalledWalReceiver> {
-        let mut client = self.superuser()?;
-        let pid: i32 = client
-            .query_opt("SELECT pid FROM pg_stat_wal_receiver", &[])
-            .map_err(database_error)?
-            .ok_or_else(|| TestServerError::Database("this server has no WAL receiver".into()))?
-            .try_get(0)
-            .map_err(database_error)?;
+        // A busy machine may close a new session before it is used: ask again for a while.
+        let deadline = Instant::now() + Duration::from_millis(STARTUP_TIMEOUT_MS);
+        let pid: i32 = loop {
+            let asked = self.superuser().and_then(|mut client| {
+                client
+                    .query_opt("SELECT pid FROM pg_stat_wal_receiver", &[])
+                    .map_err(database_error)?
+                    .ok_or_else(|| {
+                        TestServerError::Database("this server has no WAL receiver".into())
+                    })?
+                    .try_get(0)
+                    .map_err(database_error)
+            });
+            match asked {
+                Ok(pid) => break pid,
+                Err(error) if Instant::now() >= deadline => return Err(error),
+                Err(_) => std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS)),
+            }
+        };
         let pid = u32::try_from(pid)
             .map_err(|_| TestServerError::Database(format!("a WAL receiver with pid {pid}")))?;
         output_of(
