@@ -181,6 +181,7 @@ pub fn run(args: ApiArgs) -> anyhow::Result<()> {
     if !args.json {
         eprintln!("measuring for {} s…", args.seconds);
     }
+    let cpu_before = crate::bench::cpu_seconds();
     let outcome = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
@@ -193,6 +194,9 @@ pub fn run(args: ApiArgs) -> anyhow::Result<()> {
         server.await??;
         outcome
     })?;
+    // The whole process's CPU time while measuring: server, load generator and the ledger's
+    // threads. Steadier than throughput on a shared host (a stolen core slows both alike).
+    let cpu = crate::bench::cpu_seconds() - cpu_before;
     drop(runtime);
     let (tally, mut latencies_us, elapsed) = outcome;
     let handle = sequencer.handle();
@@ -230,6 +234,8 @@ pub fn run(args: ApiArgs) -> anyhow::Result<()> {
                 "clients": args.clients,
                 "seconds": seconds,
                 "latency_ms": {"p50": p50, "p90": p90, "p99": p99, "max": max},
+                "cpu_seconds": cpu,
+                "cpu_us_per_paid_order": (cpu * 1e6 / paid.max(1) as f64).round(),
                 "invariants_hold": true,
             })
         );
@@ -240,6 +246,10 @@ pub fn run(args: ApiArgs) -> anyhow::Result<()> {
             requests as f64 / seconds
         );
         println!("latency of a paid order (create + pay), ms: p50 {p50:.1}  p90 {p90:.1}  p99 {p99:.1}  max {max:.1}");
+        println!(
+            "CPU: {cpu:.1} s in all, {:.0} µs per paid order",
+            cpu * 1e6 / paid.max(1) as f64
+        );
         println!(
             "{batches} batches committed, {:.1} ms each on average",
             commit_micros as f64 / batches.max(1) as f64 / 1_000.0
