@@ -90,9 +90,9 @@ struct Retry {
 impl Job {
     /// The job's requests, to submit again, with their answers still owed; `Err(self)` when
     /// the job kept no copy of them.
-    fn into_messages(mut self) -> Result<Vec<Message>, Job> {
+    fn into_messages(mut self) -> Result<Vec<Message>, Box<Job>> {
         let Some(retry) = self.retry.take() else {
-            return Err(self);
+            return Err(Box::new(self));
         };
         let mut messages = Vec::with_capacity(retry.requests.len() + retry.registrations.len());
         for (reply, (events, records)) in self.replies.into_iter().zip(retry.requests) {

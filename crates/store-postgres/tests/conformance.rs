@@ -411,7 +411,7 @@ fn two_sequencers_on_one_database_take_turns() {
                     let id = 100_000 + submitter * 10_000 + spend;
                     let wallet = 2 + (submitter + spend) % WALLETS;
                     let event = Event::CreateTransfer(NewTransfer::new(id, wallet, 1, 1, cny()));
-                    let first = here.submit(vec![event.clone()]).unwrap();
+                    let first = here.submit(vec![event]).unwrap();
                     let again = there.submit(vec![event]).unwrap();
                     let first = first.wait().expect("no request sees an error")[0];
                     let again = again.wait().expect("no request sees an error")[0];

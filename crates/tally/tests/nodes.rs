@@ -387,7 +387,7 @@ fn three_nodes_on_one_database_take_conflicting_payments() {
             })
         })
         .collect();
-    let mut paid = vec![0; USERS];
+    let mut paid = [0; USERS];
     for thread in threads {
         let (user, count) = thread.join().unwrap();
         paid[user] += count;
