@@ -84,6 +84,11 @@ pub fn users_codes_sessions_and_payment_attempts(store: &dyn Store) {
         (0, 0, 0)
     );
     assert_eq!(stored.payment_password_hash, None);
+    // Real-name tiers: raised by a bound card or a document check.
+    users.set_tier(alice.id, 2).expect("a tier");
+    assert_eq!(users.user(alice.id).expect("read").expect("alice").tier, 2);
+    users.set_tier(alice.id, 0).expect("a tier");
+    assert!(users.set_tier(999_999, 1).is_err(), "no such user");
     assert_eq!(
         users
             .user_by_phone("+8613800138000")

@@ -159,7 +159,7 @@ impl UserStore for PostgresUsers {
     fn set_tier(&mut self, user_id: u64, tier: u8) -> StoreResult<()> {
         let changed = self.execute(
             "UPDATE users SET tier = $2 WHERE id = $1",
-            &[&signed(user_id), &i16::from(tier)],
+            &[&signed(user_id), &i32::from(tier)],
         )?;
         if changed == 1 {
             Ok(())
