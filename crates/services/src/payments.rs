@@ -456,6 +456,9 @@ struct Spending {
     day_total: u64,
     year: u64,
     year_total: u64,
+    /// On a shared store: the wallet's (debits posted, debits pending) when this was last
+    /// true. Another node's spending changes them, and the spending is read again.
+    stamp: Option<(u128, u128)>,
 }
 
 const SECONDS_PER_DAY: u64 = 86_400;
@@ -1193,16 +1196,18 @@ impl Payments {
         let day = now_s / SECONDS_PER_DAY;
         let year = year_of(now_s);
         // On a shared store other nodes pay from the wallet too: what this process remembers
-        // is not the whole story, the ledger is (read under the wallet's shared lock).
-        let remembered = if self.handles.store().shared() {
-            None
-        } else {
-            self.spending
-                .lock()
-                .expect("spending")
-                .get(&user.id)
-                .copied()
-        };
+        // holds only while the wallet's debits are what they were after its last payment here
+        // (read under the wallet's shared lock); else the ledger's history is read again.
+        let mut remembered = self
+            .spending
+            .lock()
+            .expect("spending")
+            .get(&user.id)
+            .copied();
+        if self.handles.store().shared() {
+            let stamp = self.wallet_stamp(user)?;
+            remembered = remembered.filter(|spending| spending.stamp == stamp);
+        }
         let mut spending = match remembered {
             Some(spending) => spending,
             None => self.load_spending(user, now_s)?,
@@ -1243,6 +1248,7 @@ impl Payments {
             day_total: 0,
             year,
             year_total: 0,
+            stamp: None,
         };
         let mut reader = self.handles.store().reader()?;
         let mut after = (year_start * 1_000_000_000).saturating_sub(1);
@@ -1293,7 +1299,24 @@ impl Payments {
         Ok(spending)
     }
 
-    fn remember_spending(&self, user_id: u64, spending: Spending) {
+    /// The wallet's (debits posted, debits pending), as the stamp of a remembered spending.
+    fn wallet_stamp(&self, user: &User) -> Result<Option<(u128, u128)>, PaymentError> {
+        let account = self
+            .handles
+            .ledger(|reader| reader.account(user.wallet_account_id))?;
+        Ok(account.map(|account| (account.debits_posted, account.debits_pending)))
+    }
+
+    /// Remembers what `user` has spent after a payment (durable, the wallet's lock still held).
+    fn remember_spending(&self, user: &User, mut spending: Spending) {
+        if self.handles.store().shared() {
+            match self.wallet_stamp(user) {
+                Ok(stamp) => spending.stamp = stamp,
+                // Unknown: the next payment reads the history again.
+                Err(_) => return,
+            }
+        }
+        let user_id = user.id;
         self.spending
             .lock()
             .expect("spending")
@@ -1439,7 +1462,7 @@ impl Payments {
         let results = self.commit(events, records).await?;
         match first_refusal(&results) {
             None => {
-                self.remember_spending(user.id, spending);
+                self.remember_spending(user, spending);
                 Ok(paid)
             }
             // The payment transfer exists: paid, by this user or another, meanwhile.
@@ -1634,7 +1657,7 @@ impl Payments {
             .await?;
         match first_refusal(&results) {
             None => {
-                self.remember_spending(from.id, spending);
+                self.remember_spending(from, spending);
                 Ok(Outcome::Done(transfer))
             }
             Some(result) => Err(Self::refusal(result)),

@@ -1,7 +1,8 @@
 //! Several `tally serve` nodes on one PostgreSQL database, as behind a load balancer: three
 //! nodes take conflicting payments at once — one hot merchant, every wallet spent from two nodes
 //! at the same time, one order paid through two nodes, one order refunded through two nodes, a
-//! signed request replayed through another node — and the ledger must show no double spend and
+//! signed request replayed through another node, a tier's daily limit reached through three nodes
+//! — and the ledger must show no double spend and
 //! no lost update, no client may see a server error (a deadlock or a batch overtaken by another
 //! node's), and `tally verify` must find the invariants and one consistent trust log.
 
@@ -34,6 +35,9 @@ const ATTEMPTS_PER_PHONE: usize = 5;
 const CONTESTED_ORDER: u64 = 3_00;
 const CONTESTED_REFUND: u64 = 2_00;
 const PAYMENT_PASSWORD: &str = "135790";
+/// A registered user's (tier 0) daily limit, by default, and an order that fits under it.
+const DAILY_MAX: u64 = 2_000_00;
+const BIG_ORDER: u64 = 600_00;
 
 static NONCES: AtomicU64 = AtomicU64::new(0);
 
@@ -469,6 +473,48 @@ fn three_nodes_on_one_database_take_conflicting_payments() {
     );
     assert_eq!(status, 401, "{replayed}");
     assert_eq!(replayed["code"], "invalid_signature");
+
+    // The tier's daily limit holds across nodes: a user whose payments go through three nodes
+    // in turn is refused the one that would pass it, whichever node takes it.
+    let (bearer, wallet) = &users[1];
+    let funding = Sequencer::start(&store, SequencerConfig::default()).unwrap();
+    let id = services::ids::transfer_id(services::ids::new_id(unix_now() * 1000).unwrap(), 1);
+    let mut top_up = NewTransfer::new(
+        id,
+        services::payments::RESERVE_ACCOUNT_ID,
+        *wallet,
+        u128::from(3 * DAILY_MAX),
+        ledger::Currency::parse("CNY").unwrap(),
+    );
+    top_up.kind = services::accounts::TRANSFER_TOP_UP;
+    let results = funding
+        .handle()
+        .execute(vec![Event::CreateTransfer(top_up)])
+        .unwrap();
+    assert_eq!(results, vec![EventResult::Ok]);
+    funding.shutdown();
+    // Already spent today: the phase above.
+    let mut spent_today = FUNDS - FUNDS % ORDER_AMOUNT;
+    for payment in 0.. {
+        let node = payment % NODES;
+        let order = new_order(
+            &addresses[node],
+            &merchant,
+            &format!("BIG-{payment}"),
+            BIG_ORDER,
+        );
+        let (status, answer) = pay(&addresses[(node + 1) % NODES], bearer, &order, BIG_ORDER);
+        if spent_today + BIG_ORDER <= DAILY_MAX {
+            assert_eq!(status, 200, "payment {payment}: {answer}");
+            spent_today += BIG_ORDER;
+        } else {
+            assert_eq!(
+                answer["code"], "limit_exceeded",
+                "payment {payment}: {answer}"
+            );
+            break;
+        }
+    }
 
     // How often a node's batch was overtaken by another's and applied again.
     let retried: u64 = addresses

@@ -354,7 +354,7 @@ impl Payments {
         if let Some(result) = first_refusal(&results) {
             return Err(Self::refusal(result));
         }
-        self.remember_spending(user.id, spending);
+        self.remember_spending(user, spending);
         let request = bill_request(&pending);
         let answer = self
             .biller_call(move |connector| connector.pay(&biller, &request))

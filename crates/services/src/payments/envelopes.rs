@@ -450,7 +450,7 @@ impl Payments {
             .await?;
         match first_refusal(&results) {
             None => {
-                self.remember_spending(sender.id, spending);
+                self.remember_spending(sender, spending);
                 let members = match envelope.group_id {
                     Some(group_id) => Some(self.member_set(group_id)?),
                     None => None,
