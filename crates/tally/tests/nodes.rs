@@ -1,10 +1,10 @@
-//! Several `tally serve` nodes on one PostgreSQL database, as behind a load balancer: three
-//! nodes take conflicting payments at once — one hot merchant, every wallet spent from two nodes
+//! Several `tally serve` nodes on one PostgreSQL database, as behind a load balancer. Three
+//! nodes take conflicting payments at once: one hot merchant, every wallet spent from two nodes
 //! at the same time, one order paid through two nodes, one order refunded through two nodes, a
-//! signed request replayed through another node, a tier's daily limit reached through three nodes
-//! — and the ledger must show no double spend and
-//! no lost update, no client may see a server error (a deadlock or a batch overtaken by another
-//! node's), and `tally verify` must find the invariants and one consistent trust log.
+//! signed request replayed through another node, a tier's daily limit reached through three
+//! nodes. The ledger must show no double spend and no lost update; no client may see a server
+//! error (a deadlock, a batch overtaken by another node's); `tally verify` must find the
+//! invariants and one consistent trust log.
 
 // Tests drive real processes and time.
 #![allow(clippy::disallowed_methods)]
