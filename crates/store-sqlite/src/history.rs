@@ -2,11 +2,14 @@
 //! its own thread in parallel with the ledger's transaction.
 //!
 //! It is derived data: everything in it follows from the ledger's `transfers`. Each commit
-//! hands the batch's postings to the history thread, writes the ledger, and waits for both;
-//! a batch is acknowledged only when both are durable. A crash can leave the history one
-//! batch ahead of the ledger (its commit landed, the ledger's did not) or one behind (the
-//! reverse); [`HistoryWriter::reconcile`] repairs either before the next batch, the second from
-//! the ids the ledger keeps of its last batch (`ledger_head.last_batch_transfers`).
+//! hands the batch's postings to the history thread, writes the ledger, and waits for both
+//! (the ledger durable, the history committed). The history is synced to disk only at its
+//! checkpoints (`synchronous = NORMAL`): a batch costs one fsync, the ledger's, not two. A
+//! crash can leave the history one batch ahead of the ledger (its commit landed, the ledger's
+//! did not), one behind (the reverse), or, after a power loss, several behind (its last
+//! commits were not on disk yet); [`HistoryWriter::reconcile`] repairs each before the next
+//! batch: one batch from the ids the ledger keeps of it (`ledger_head.last_batch_transfers`),
+//! several from the transfers whose leaves lie beyond the history's `log_size`.
 
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -41,6 +44,8 @@ enum Job {
     /// are these.
     Batch {
         sequence: u64,
+        /// The ledger's log size after the batch.
+        log_size: u64,
         postings: Vec<[i64; 3]>,
     },
     /// Bring the history in line with the ledger's committed head.
@@ -57,6 +62,10 @@ pub(crate) struct HistoryWriter {
 impl HistoryWriter {
     pub(crate) fn start(ledger_path: &Path, history_path: &Path) -> StoreResult<HistoryWriter> {
         let connection = open_connection(history_path, false)?;
+        // Derived data: synced at checkpoints, rebuilt from the ledger after a power loss.
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(map_error)?;
         // Not attached to this connection: a write transaction would then lock the ledger too,
         // and the two writers would take turns instead of working in parallel.
         let ledger = open_connection(ledger_path, false)?;
@@ -75,7 +84,11 @@ impl HistoryWriter {
                 };
                 while let Ok(job) = job_receiver.recv() {
                     let result = match job {
-                        Job::Batch { sequence, postings } => state.index(sequence, &postings),
+                        Job::Batch {
+                            sequence,
+                            log_size,
+                            postings,
+                        } => state.index(sequence, log_size, &postings),
                         Job::Reconcile => state.reconcile(),
                     };
                     if result.is_err() {
@@ -104,8 +117,17 @@ impl HistoryWriter {
     }
 
     /// Starts indexing a batch; [`HistoryWriter::wait`] gives the outcome.
-    pub(crate) fn begin(&self, sequence: u64, postings: Vec<[i64; 3]>) -> StoreResult<()> {
-        self.send(Job::Batch { sequence, postings })
+    pub(crate) fn begin(
+        &self,
+        sequence: u64,
+        log_size: u64,
+        postings: Vec<[i64; 3]>,
+    ) -> StoreResult<()> {
+        self.send(Job::Batch {
+            sequence,
+            log_size,
+            postings,
+        })
     }
 
     pub(crate) fn wait(&self) -> StoreResult<()> {
@@ -159,7 +181,7 @@ impl HistoryThread {
         }
     }
 
-    fn index(&mut self, sequence: u64, postings: &[[i64; 3]]) -> StoreResult<()> {
+    fn index(&mut self, sequence: u64, log_size: u64, postings: &[[i64; 3]]) -> StoreResult<()> {
         let mut recent = match self.recent.take() {
             Some(recent) => recent,
             None => {
@@ -198,9 +220,11 @@ impl HistoryThread {
                 }
             }
             let advanced = connection
-                .prepare_cached("UPDATE history_head SET batches = ?1 WHERE batches = ?1 - 1")
+                .prepare_cached(
+                    "UPDATE history_head SET batches = ?1, log_size = ?2 WHERE batches = ?1 - 1",
+                )
                 .map_err(map_error)?
-                .execute([batch])
+                .execute([batch, i64::try_from(log_size).expect("log size fits i64")])
                 .map_err(map_error)?;
             if advanced != 1 {
                 return Err(StoreError::new(
@@ -218,15 +242,17 @@ impl HistoryThread {
         self.recent = None;
         let ledger = &self.ledger;
         self.in_transaction(|connection| {
-            let (ledger_batches, last_batch): (i64, Vec<u8>) = ledger
+            let (ledger_batches, last_batch, ledger_log_size): (i64, Vec<u8>, i64) = ledger
                 .query_row(
-                    "SELECT batches, last_batch_transfers FROM ledger_head",
+                    "SELECT batches, last_batch_transfers, log_size FROM ledger_head",
                     [],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
                 )
                 .map_err(map_error)?;
-            let history_batches: i64 = connection
-                .query_row("SELECT batches FROM history_head", [], |row| row.get(0))
+            let (history_batches, history_log_size): (i64, Option<i64>) = connection
+                .query_row("SELECT batches, log_size FROM history_head", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
                 .map_err(map_error)?;
             if history_batches == ledger_batches {
                 return Ok(());
@@ -242,15 +268,22 @@ impl HistoryThread {
             } else if history_batches + 1 == ledger_batches {
                 // The ledger committed a batch the history had not: index it from its ids.
                 index_from_ledger(connection, ledger, ledger_batches, &last_batch)?;
+            } else if let Some(log_size) = history_log_size {
+                // Several batches the history lost (a power loss before its checkpoint): index
+                // every transfer whose leaf lies beyond what it had, as one batch.
+                index_leaves_from(connection, ledger, ledger_batches, log_size)?;
             } else {
                 return Err(StoreError::corrupt(format!(
                     "the history index ({HISTORY_DATABASE}) has {history_batches} batches and the \
-                     ledger {ledger_batches}; it can only catch up one batch",
+                     ledger {ledger_batches}, and does not know the log size it reached",
                     HISTORY_DATABASE = crate::HISTORY_FILE_NAME
                 )));
             }
             connection
-                .execute("UPDATE history_head SET batches = ?1", [ledger_batches])
+                .execute(
+                    "UPDATE history_head SET batches = ?1, log_size = ?2",
+                    [ledger_batches, ledger_log_size],
+                )
                 .map_err(map_error)?;
             Ok(())
         })?;
@@ -286,6 +319,47 @@ fn index_from_ledger(
                     "transfer {id} of the last batch is missing: {error}"
                 ))
             })?;
+        for account in [debit, credit] {
+            by_slice[account.rem_euclid(HISTORY_SLICES as i64) as usize]
+                .push([account, timestamp, id]);
+        }
+    }
+    for (slice, entries) in by_slice.iter().enumerate() {
+        if !entries.is_empty() {
+            connection
+                .execute(
+                    "INSERT INTO account_postings_recent (slice, batch, postings) VALUES (?1, ?2, ?3)",
+                    params![slice as i64, batch, postings::encode(entries)],
+                )
+                .map_err(map_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// Indexes every transfer whose leaf is at or beyond `log_size`, in leaf order, under `batch`
+/// (the ledger's last): what the history lost of the ledger's last batches.
+fn index_leaves_from(
+    connection: &Connection,
+    ledger: &Connection,
+    batch: i64,
+    log_size: i64,
+) -> StoreResult<()> {
+    let mut select = ledger
+        .prepare(
+            "SELECT id, debit_account_id, credit_account_id, timestamp FROM transfers
+              WHERE leaf_index >= ?1 ORDER BY leaf_index",
+        )
+        .map_err(map_error)?;
+    let mut rows = select.query([log_size]).map_err(map_error)?;
+    let mut by_slice: Vec<Vec<[i64; 3]>> = vec![Vec::new(); HISTORY_SLICES as usize];
+    while let Some(row) = rows.next().map_err(map_error)? {
+        let (id, debit, credit, timestamp): (i64, i64, i64, i64) = (
+            row.get(0).map_err(map_error)?,
+            row.get(1).map_err(map_error)?,
+            row.get(2).map_err(map_error)?,
+            row.get(3).map_err(map_error)?,
+        );
         for account in [debit, credit] {
             by_slice[account.rem_euclid(HISTORY_SLICES as i64) as usize]
                 .push([account, timestamp, id]);

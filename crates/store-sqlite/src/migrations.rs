@@ -58,11 +58,18 @@ pub(crate) const LEDGER: Migrations = &[
     ),
 ];
 /// The history database.
-pub(crate) const HISTORY: Migrations = &[(
-    1,
-    "history",
-    include_str!("../migrations/history/0001_history.sql"),
-)];
+pub(crate) const HISTORY: Migrations = &[
+    (
+        1,
+        "history",
+        include_str!("../migrations/history/0001_history.sql"),
+    ),
+    (
+        2,
+        "history log size",
+        include_str!("../migrations/history/0002_history_log_size.sql"),
+    ),
+];
 
 pub(crate) fn migrate(connection: &mut Connection, migrations: Migrations) -> StoreResult<()> {
     connection

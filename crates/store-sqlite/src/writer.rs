@@ -59,7 +59,8 @@ impl StoreWriter for SqliteWriter {
             postings.push([to_i64(transfer.debit_account_id), timestamp, id]);
             postings.push([to_i64(transfer.credit_account_id), timestamp, id]);
         }
-        self.history.begin(batch.sequence, postings)?;
+        self.history
+            .begin(batch.sequence, batch.log.size_after, postings)?;
         let ledger = self.commit_ledger(batch);
         let history = self.history.wait();
         if ledger.is_err() || history.is_err() {

@@ -206,17 +206,101 @@ fn a_history_one_batch_ahead_of_the_ledger_drops_that_batch() {
     assert_eq!(head, 6);
 }
 
+/// Batch `index + 2` of the pattern `write_transfers` writes: two transfers, 1 → 2 and 3 → 4.
+fn commit_pattern_batch(writer: &mut dyn store::StoreWriter, index: u64) {
+    let timestamp = 100 + index * 10;
+    let transfers = [
+        transfer(u128::from(index) * 2 + 1, 1, 2, timestamp),
+        transfer(u128::from(index) * 2 + 2, 3, 4, timestamp + 1),
+    ];
+    let moved = u128::from(index + 1) * 10;
+    let (mut one, mut two, mut three, mut four) = (account(1), account(2), account(3), account(4));
+    one.debits_posted = moved;
+    two.credits_posted = moved;
+    three.debits_posted = moved;
+    four.credits_posted = moved;
+    writer
+        .commit(&CommitBatch {
+            sequence: index + 2,
+            timestamp_last: timestamp + 1,
+            accounts_updated: &[one, two, three, four],
+            transfers: &transfers,
+            log: store::LogAppend {
+                size_before: index * 2,
+                size_after: index * 2 + 2,
+                ..Default::default()
+            },
+            ..CommitBatch::default()
+        })
+        .unwrap();
+}
+
 #[test]
-fn a_history_further_behind_is_refused_with_a_clear_message() {
+fn a_history_several_batches_behind_catches_up_from_the_ledgers_leaves() {
+    let directory = tempfile::tempdir().unwrap();
+    let history_path = directory.path().join(store_sqlite::HISTORY_FILE_NAME);
+    let backup = directory.path().join("history-backup");
+    {
+        let store = SqliteStore::open(directory.path()).unwrap();
+        write_transfers(&store, 5);
+    }
+    // The history as it was on disk after batch 6; the ledger goes on for 80 more batches,
+    // which merge every slice of the history at least once.
+    std::fs::copy(&history_path, &backup).unwrap();
+    {
+        let store = SqliteStore::open(directory.path()).unwrap();
+        let mut writer = store.writer().unwrap();
+        for index in 5..85 {
+            commit_pattern_batch(writer.as_mut(), index);
+        }
+        assert_eq!(history_count(&store, 2), 85);
+    }
+    // A power loss: the history's last commits were never synced (it is synced only at its
+    // checkpoints), the ledger's were.
+    for suffix in ["-wal", "-shm"] {
+        let mut path = history_path.clone().into_os_string();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
+    std::fs::copy(&backup, &history_path).unwrap();
+    let store = SqliteStore::open(directory.path()).unwrap();
+    assert_eq!(history_count(&store, 2), 5, "the history lost 80 batches");
+    drop(store.writer().unwrap());
+    assert_eq!(
+        history_count(&store, 2),
+        85,
+        "rebuilt from the ledger's transfers beyond the history's log size, each once"
+    );
+    let connection = store.read_only_connection().unwrap();
+    let output = query(
+        &connection,
+        "SELECT count(*), count(DISTINCT transfer_id) FROM account_history",
+    )
+    .unwrap();
+    assert_eq!(
+        output.rows[0],
+        vec![Value::Integer(340), Value::Integer(170)]
+    );
+    // And it goes on from there.
+    let mut writer = store.writer().unwrap();
+    commit_pattern_batch(writer.as_mut(), 85);
+    assert_eq!(history_count(&store, 2), 86);
+}
+
+#[test]
+fn a_history_further_behind_without_its_log_size_is_refused_with_a_clear_message() {
     let directory = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(directory.path()).unwrap();
     write_transfers(&store, 5);
+    // As a history written before it recorded the log size it reached.
     history_connection(directory.path())
-        .execute("UPDATE history_head SET batches = 2", [])
+        .execute("UPDATE history_head SET batches = 2, log_size = NULL", [])
         .unwrap();
     let error = store.writer().err().expect("the writer is refused");
     assert!(
-        error.message.contains("can only catch up one batch"),
+        error
+            .message
+            .contains("does not know the log size it reached"),
         "{}",
         error.message
     );
