@@ -181,7 +181,6 @@ pub fn run(args: ApiArgs) -> anyhow::Result<()> {
     if !args.json {
         eprintln!("measuring for {} s…", args.seconds);
     }
-    let cpu_before = crate::bench::cpu_seconds();
     let outcome = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
@@ -194,11 +193,8 @@ pub fn run(args: ApiArgs) -> anyhow::Result<()> {
         server.await??;
         outcome
     })?;
-    // The whole process's CPU time while measuring: server, load generator and the ledger's
-    // threads. Steadier than throughput on a shared host (a stolen core slows both alike).
-    let cpu = crate::bench::cpu_seconds() - cpu_before;
     drop(runtime);
-    let (tally, mut latencies_us, elapsed) = outcome;
+    let (tally, mut latencies_us, elapsed, cpu) = outcome;
     let handle = sequencer.handle();
     let metrics = handle.metrics();
     let batches = sequencer::Metrics::read(&metrics.batches_committed);
@@ -421,7 +417,7 @@ async fn load(
     address: std::net::SocketAddr,
     clients: Vec<Client>,
     duration: Duration,
-) -> anyhow::Result<(Arc<Tally>, Vec<u64>, Duration)> {
+) -> anyhow::Result<(Arc<Tally>, Vec<u64>, Duration, f64)> {
     let tally = Arc::new(Tally {
         paid: AtomicU64::new(0),
         errors: AtomicU64::new(0),
@@ -487,13 +483,17 @@ async fn load(
     warmed.wait().await;
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
+    // The whole process's CPU time while measuring: server, load generator and the ledger's
+    // threads. Steadier than throughput on a shared host (a stolen core slows both alike).
+    let cpu_before = crate::bench::cpu_seconds();
     tokio::time::sleep(duration).await;
     measuring.store(false, Ordering::Relaxed);
+    let cpu = crate::bench::cpu_seconds() - cpu_before;
     let elapsed = started.elapsed();
     stopping.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
     for task in tasks {
         latencies.extend(task.await??);
     }
-    Ok((tally, latencies, elapsed))
+    Ok((tally, latencies, elapsed, cpu))
 }
