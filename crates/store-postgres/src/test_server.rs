@@ -600,25 +600,34 @@ impl TestServer {
 
     /// Ends recovery on a standby: it becomes a primary and accepts writes.
     pub fn promote(&self) -> TestResult<()> {
-        // The standby may be restarting (after its WAL receiver was killed): wait for it.
+        // The standby may be restarting (after its WAL receiver was killed, or when a child
+        // of it crashed meanwhile, which ends every session): ask again until it answers.
         let deadline = Instant::now() + Duration::from_millis(STARTUP_TIMEOUT_MS);
-        let mut client = loop {
-            match self.superuser() {
-                Ok(client) => break client,
+        loop {
+            let attempt = self.superuser().and_then(|mut client| {
+                let in_recovery: bool = client
+                    .query_one("SELECT pg_is_in_recovery()", &[])
+                    .and_then(|row| row.try_get(0))
+                    .map_err(database_error)?;
+                if !in_recovery {
+                    // Promoted, perhaps by an attempt whose answer was lost.
+                    return Ok(true);
+                }
+                client
+                    .query_one("SELECT pg_promote(true, 60)", &[])
+                    .and_then(|row| row.try_get(0))
+                    .map_err(database_error)
+            });
+            match attempt {
+                Ok(true) => return Ok(()),
+                Ok(false) => {
+                    return Err(TestServerError::Database(
+                        "pg_promote did not finish within 60 s".into(),
+                    ))
+                }
                 Err(error) if Instant::now() >= deadline => return Err(error),
                 Err(_) => std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS)),
             }
-        };
-        let promoted: bool = client
-            .query_one("SELECT pg_promote(true, 60)", &[])
-            .and_then(|row| row.try_get(0))
-            .map_err(database_error)?;
-        if promoted {
-            Ok(())
-        } else {
-            Err(TestServerError::Database(
-                "pg_promote did not finish within 60 s".into(),
-            ))
         }
     }
 }
