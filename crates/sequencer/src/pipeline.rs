@@ -933,10 +933,7 @@ fn write_loop(
         if job.epoch != epoch {
             // Applied on top of a batch that was not written.
             match job.into_messages() {
-                Ok(messages) => {
-                    let _ = feedback.send(Feedback::Retry { epoch, messages });
-                    let _ = wake.try_send(Message::Wake);
-                }
+                Ok(messages) => hand_back(&feedback, wake, epoch, messages),
                 Err(job) => job.fail(&CommitError::Aborted),
             }
             continue;
@@ -1000,8 +997,7 @@ fn write_loop(
                 let Ok(messages) = job.into_messages() else {
                     unreachable!("checked above")
                 };
-                let _ = feedback.send(Feedback::Retry { epoch, messages });
-                let _ = wake.try_send(Message::Wake);
+                hand_back(&feedback, wake, epoch, messages);
             }
             Err(error) => {
                 metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
@@ -1011,4 +1007,15 @@ fn write_loop(
             }
         }
     }
+}
+
+/// Gives the sequencer requests to apply again, and wakes it if it waits for new ones.
+fn hand_back(
+    feedback: &Sender<Feedback>,
+    wake: &SyncSender<Message>,
+    epoch: u64,
+    messages: Vec<Message>,
+) {
+    let _ = feedback.send(Feedback::Retry { epoch, messages });
+    let _ = wake.try_send(Message::Wake);
 }

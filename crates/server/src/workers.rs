@@ -438,8 +438,7 @@ pub fn start_notifications(
     })
 }
 
-/// The lock class of the background workers only one node runs at a time.
-const WORKER_LOCK_CLASS: i32 = 0x7461_6c77;
+/// The deliverer's lock among the workers only one node runs at a time.
 const DELIVERER_LOCK: i32 = 1;
 
 /// Whether this process delivers notifications now: it holds the deliverer's lock (taking it
@@ -457,12 +456,12 @@ fn holds_deliverer_lock(
     let Some((locks, held)) = session.as_mut() else {
         return false;
     };
-    match locks.try_lock(WORKER_LOCK_CLASS, DELIVERER_LOCK) {
+    match locks.try_lock(services::support::WORKER_LOCK_CLASS, DELIVERER_LOCK) {
         Ok(true) => {
             // Held once, kept for the life of the session (the lock is re-entrant: asking
             // again only checks the session is alive).
             if *held {
-                let _ = locks.unlock(WORKER_LOCK_CLASS, DELIVERER_LOCK);
+                let _ = locks.unlock(services::support::WORKER_LOCK_CLASS, DELIVERER_LOCK);
             }
             *held = true;
             true

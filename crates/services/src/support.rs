@@ -18,6 +18,8 @@ pub const POOL_HANDLES_MAX: usize = 64;
 pub const OBJECT_LOCK_CLASS: i32 = 0x7461_6c6f;
 /// The class of node numbers: a running node holds its number's lock.
 pub const NODE_LOCK_CLASS: i32 = 0x7461_6c6e;
+/// The class of background workers only one node runs at a time (the notification deliverer).
+pub const WORKER_LOCK_CLASS: i32 = 0x7461_6c77;
 /// How long a node waits, at most, before it asks again for a lock another node holds.
 const SHARED_LOCK_RETRY_MAX: Duration = Duration::from_millis(16);
 

@@ -202,22 +202,9 @@ impl HistoryThread {
                     entries.clear();
                 }
             }
-            let mut by_slice: Vec<Vec<[i64; 3]>> = vec![Vec::new(); HISTORY_SLICES as usize];
-            for posting in postings {
-                by_slice[posting[0].rem_euclid(HISTORY_SLICES as i64) as usize].push(*posting);
-            }
-            let mut insert = connection
-                .prepare_cached(
-                    "INSERT INTO account_postings_recent (slice, batch, postings) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(map_error)?;
+            let by_slice = insert_recent(connection, batch, postings)?;
             for (slice, entries) in by_slice.iter().enumerate() {
-                if !entries.is_empty() {
-                    insert
-                        .execute(params![slice as i64, batch, postings::encode(entries)])
-                        .map_err(map_error)?;
-                    recent[slice].extend_from_slice(entries);
-                }
+                recent[slice].extend_from_slice(entries);
             }
             let advanced = connection
                 .prepare_cached(
@@ -309,7 +296,7 @@ fn index_from_ledger(
             "SELECT debit_account_id, credit_account_id, timestamp FROM transfers WHERE id = ?1",
         )
         .map_err(map_error)?;
-    let mut by_slice: Vec<Vec<[i64; 3]>> = vec![Vec::new(); HISTORY_SLICES as usize];
+    let mut postings = Vec::with_capacity(ids.len() / 4);
     for chunk in ids.chunks_exact(8) {
         let id = i64::from_le_bytes(chunk.try_into().expect("8 bytes"));
         let (debit, credit, timestamp): (i64, i64, i64) = select
@@ -319,22 +306,10 @@ fn index_from_ledger(
                     "transfer {id} of the last batch is missing: {error}"
                 ))
             })?;
-        for account in [debit, credit] {
-            by_slice[account.rem_euclid(HISTORY_SLICES as i64) as usize]
-                .push([account, timestamp, id]);
-        }
+        postings.push([debit, timestamp, id]);
+        postings.push([credit, timestamp, id]);
     }
-    for (slice, entries) in by_slice.iter().enumerate() {
-        if !entries.is_empty() {
-            connection
-                .execute(
-                    "INSERT INTO account_postings_recent (slice, batch, postings) VALUES (?1, ?2, ?3)",
-                    params![slice as i64, batch, postings::encode(entries)],
-                )
-                .map_err(map_error)?;
-        }
-    }
-    Ok(())
+    insert_recent(connection, batch, &postings).map(drop)
 }
 
 /// Indexes every transfer whose leaf is at or beyond `log_size`, in leaf order, under `batch`
@@ -352,7 +327,7 @@ fn index_leaves_from(
         )
         .map_err(map_error)?;
     let mut rows = select.query([log_size]).map_err(map_error)?;
-    let mut by_slice: Vec<Vec<[i64; 3]>> = vec![Vec::new(); HISTORY_SLICES as usize];
+    let mut postings = Vec::new();
     while let Some(row) = rows.next().map_err(map_error)? {
         let (id, debit, credit, timestamp): (i64, i64, i64, i64) = (
             row.get(0).map_err(map_error)?,
@@ -360,22 +335,36 @@ fn index_leaves_from(
             row.get(2).map_err(map_error)?,
             row.get(3).map_err(map_error)?,
         );
-        for account in [debit, credit] {
-            by_slice[account.rem_euclid(HISTORY_SLICES as i64) as usize]
-                .push([account, timestamp, id]);
-        }
+        postings.push([debit, timestamp, id]);
+        postings.push([credit, timestamp, id]);
     }
+    insert_recent(connection, batch, &postings).map(drop)
+}
+
+/// Writes `batch`'s postings (`[account_id, timestamp, transfer_id]`, in commit order) as one
+/// recent row per slice of the account space; returns them split by slice.
+fn insert_recent(
+    connection: &Connection,
+    batch: i64,
+    postings: &[[i64; 3]],
+) -> StoreResult<RecentPostings> {
+    let mut by_slice: RecentPostings = vec![Vec::new(); HISTORY_SLICES as usize];
+    for posting in postings {
+        by_slice[posting[0].rem_euclid(HISTORY_SLICES as i64) as usize].push(*posting);
+    }
+    let mut insert = connection
+        .prepare_cached(
+            "INSERT INTO account_postings_recent (slice, batch, postings) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(map_error)?;
     for (slice, entries) in by_slice.iter().enumerate() {
         if !entries.is_empty() {
-            connection
-                .execute(
-                    "INSERT INTO account_postings_recent (slice, batch, postings) VALUES (?1, ?2, ?3)",
-                    params![slice as i64, batch, postings::encode(entries)],
-                )
+            insert
+                .execute(params![slice as i64, batch, postings::encode(entries)])
                 .map_err(map_error)?;
         }
     }
-    Ok(())
+    Ok(by_slice)
 }
 
 fn load_recent(connection: &Connection) -> StoreResult<RecentPostings> {

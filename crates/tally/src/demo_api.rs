@@ -988,37 +988,14 @@ async fn envelopes_and_escrow(
         api.money(&json!(88_00))
     );
     println!("    money waits in escrow until he confirms it arrived.");
-    let order = api
-        .signed(
-            merchant,
-            201,
-            "POST",
-            "/v1/orders",
-            Some(
-                json!({"out_trade_no": "LZ-ESC-0001", "amount": 88_00, "currency": "CNY",
-                        "description": "gift box of tea", "escrow": true}),
-            ),
-        )
-        .await?;
-    let order_id = order["id"].as_str().context("order id")?.to_owned();
-    api.expect(
-        200,
-        "POST",
-        &format!("/v1/orders/{order_id}/pay"),
-        Some(li_lei),
-        Some(json!({"amount": 88_00, "payment_password": PAYMENT_PASSWORD})),
-        Some("demo-escrow-1"),
+    let (order_id, shipped) = escrowed_and_shipped(
+        api,
+        merchant,
+        li_lei,
+        ("LZ-ESC-0001", "gift box of tea", 88_00),
+        "SF1122334455",
     )
     .await?;
-    let shipped = api
-        .signed(
-            merchant,
-            200,
-            "POST",
-            &format!("/v1/orders/{order_id}/shipment"),
-            Some(json!({"carrier": "SF Express", "tracking_no": "SF1122334455"})),
-        )
-        .await?;
     let released = api
         .expect(
             200,
@@ -1042,34 +1019,12 @@ async fn envelopes_and_escrow(
         next()
     );
     println!("    operator looks at the photos and refunds him in full, with a note.");
-    let order = api
-        .signed(
-            merchant,
-            201,
-            "POST",
-            "/v1/orders",
-            Some(
-                json!({"out_trade_no": "LZ-ESC-0002", "amount": 20_00, "currency": "CNY",
-                        "description": "tea cups", "escrow": true}),
-            ),
-        )
-        .await?;
-    let order_id = order["id"].as_str().context("order id")?.to_owned();
-    api.expect(
-        200,
-        "POST",
-        &format!("/v1/orders/{order_id}/pay"),
-        Some(li_lei),
-        Some(json!({"amount": 20_00, "payment_password": PAYMENT_PASSWORD})),
-        Some("demo-escrow-2"),
-    )
-    .await?;
-    api.signed(
+    let (order_id, _) = escrowed_and_shipped(
+        api,
         merchant,
-        200,
-        "POST",
-        &format!("/v1/orders/{order_id}/shipment"),
-        Some(json!({"carrier": "SF Express", "tracking_no": "SF5566778899"})),
+        li_lei,
+        ("LZ-ESC-0002", "tea cups", 20_00),
+        "SF5566778899",
     )
     .await?;
     let disputed = api
@@ -1107,6 +1062,49 @@ async fn envelopes_and_escrow(
 /// its check digit first), the biller saved, and a phone topped up in one of the carrier's
 /// fixed amounts.
 #[allow(clippy::too_many_lines)]
+/// An escrowed order of `merchant`'s (reference, description, amount), paid by `payer` and
+/// shipped: its id and the shipment's answer.
+async fn escrowed_and_shipped(
+    api: &mut Api,
+    merchant: &Merchant,
+    payer: &str,
+    (reference, description, amount): (&str, &str, u64),
+    tracking_no: &str,
+) -> anyhow::Result<(String, Value)> {
+    let order = api
+        .signed(
+            merchant,
+            201,
+            "POST",
+            "/v1/orders",
+            Some(
+                json!({"out_trade_no": reference, "amount": amount, "currency": "CNY",
+                        "description": description, "escrow": true}),
+            ),
+        )
+        .await?;
+    let order_id = order["id"].as_str().context("order id")?.to_owned();
+    api.expect(
+        200,
+        "POST",
+        &format!("/v1/orders/{order_id}/pay"),
+        Some(payer),
+        Some(json!({"amount": amount, "payment_password": PAYMENT_PASSWORD})),
+        Some(&format!("demo-pay-{reference}")),
+    )
+    .await?;
+    let shipped = api
+        .signed(
+            merchant,
+            200,
+            "POST",
+            &format!("/v1/orders/{order_id}/shipment"),
+            Some(json!({"carrier": "SF Express", "tracking_no": tracking_no})),
+        )
+        .await?;
+    Ok((order_id, shipped))
+}
+
 async fn bill_payments(
     api: &mut Api,
     li_lei: &str,

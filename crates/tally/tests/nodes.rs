@@ -36,8 +36,8 @@ const CONTESTED_ORDER: u64 = 3_00;
 const CONTESTED_REFUND: u64 = 2_00;
 const PAYMENT_PASSWORD: &str = "135790";
 /// A registered user's (tier 0) daily limit, by default, and an order that fits under it.
-const DAILY_MAX: u64 = 2_000_00;
-const BIG_ORDER: u64 = 600_00;
+const DAILY_MAX: u64 = 200_000;
+const BIG_ORDER: u64 = 60_000;
 
 static NONCES: AtomicU64 = AtomicU64::new(0);
 
