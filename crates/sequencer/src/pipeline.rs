@@ -39,8 +39,11 @@ const _: () = assert!(BATCH_RECORDS_MAX >= store::REQUEST_RECORDS_MAX);
 /// A registration's identity: who asked, and with which idempotency key.
 type RegistrationKey = (u128, String);
 
-/// Batches applied but not yet durable, at most: one being written, one waiting.
-const JOBS_IN_FLIGHT_MAX: usize = 1;
+/// Batches applied that wait for the writer, beyond the one the sequencer hands over: none.
+/// The hand-over is a rendezvous, so while the writer writes batch N the sequencer holds
+/// batch N+1 ready, and gathers N+2 only when the writer takes N+1: a request joins the next
+/// batch to be written, not one queued behind two others.
+const JOBS_IN_FLIGHT_MAX: usize = 0;
 
 /// On a shared store, how long the writer keeps its turn while it has batches to write, before
 /// it lets the other writers have theirs.

@@ -881,6 +881,15 @@ pub(crate) async fn check_payment_password(
     user: User,
     password: String,
 ) -> Result<User, ApiError> {
+    // A session that proved this password lately is recognised here; only the first check
+    // of a session (Argon2id, tens of milliseconds) goes to the blocking pool.
+    if state
+        .users
+        .payment_password_remembered(&token, &user, &password, unix_seconds())
+        .map_err(user_error)?
+    {
+        return Ok(user);
+    }
     let users = state.users.clone();
     tokio::task::spawn_blocking(move || {
         users

@@ -30,7 +30,7 @@ use crate::ids::{new_id, transfer_id};
 use crate::orders::{self, OrderCommand, OrderRefusal};
 use crate::secrets;
 use crate::support::{lock_key, Handles, KeyedLocks};
-use crate::time::rfc3339_seconds;
+use crate::time::{rfc3339_seconds, year_of};
 use crate::users::UserError;
 
 mod envelopes;
@@ -463,16 +463,65 @@ struct Spending {
 
 const SECONDS_PER_DAY: u64 = 86_400;
 
-fn year_of(unix_s: u64) -> u64 {
-    rfc3339_seconds(unix_s)[..4].parse().unwrap_or(0)
-}
-
 /// The key a merchant's signature is checked with, and the merchant, as cached.
 #[derive(Debug, Clone)]
 pub struct VerifiedKey {
     pub key: MerchantKey,
     pub merchant: Merchant,
     fetched_at: u64,
+}
+
+/// Orders recently committed by this process, at most.
+const RECENT_ORDERS_MAX: usize = 65_536;
+
+/// Orders as this process last committed them, by id, the newest [`RECENT_ORDERS_MAX`]: a
+/// payment usually follows its order's creation within seconds, and finds it here instead of
+/// in the store. Filled only from commits, never from reads (a read could race a commit and
+/// bring back an older state); left empty on a shared store, where other nodes write orders.
+#[derive(Debug, Default)]
+struct RecentOrders {
+    inner: Mutex<RecentOrdersInner>,
+}
+
+#[derive(Debug, Default)]
+struct RecentOrdersInner {
+    orders: HashMap<u64, Order>,
+    /// Ids in the order they were remembered (an id may appear more than once).
+    arrivals: std::collections::VecDeque<u64>,
+}
+
+impl RecentOrders {
+    fn get(&self, order_id: u64) -> Option<Order> {
+        self.inner
+            .lock()
+            .expect("recent orders")
+            .orders
+            .get(&order_id)
+            .cloned()
+    }
+
+    fn remember(&self, orders: Vec<Order>) {
+        if orders.is_empty() {
+            return;
+        }
+        let mut inner = self.inner.lock().expect("recent orders");
+        for order in orders {
+            inner.arrivals.push_back(order.id);
+            inner.orders.insert(order.id, order);
+        }
+        while inner.arrivals.len() > RECENT_ORDERS_MAX {
+            let oldest = inner.arrivals.pop_front().expect("not empty");
+            // Dropped early if it arrived again since: only a later read from the store.
+            inner.orders.remove(&oldest);
+        }
+    }
+
+    fn forget(&self, order_ids: impl Iterator<Item = u64>) {
+        let mut inner = self.inner.lock().expect("recent orders");
+        for id in order_ids {
+            inner.orders.remove(&id);
+        }
+    }
 }
 
 pub struct Payments {
@@ -484,6 +533,8 @@ pub struct Payments {
     /// Merchants as recently read: (merchant, when) — their fee rate is read on every payment.
     merchants: Mutex<HashMap<u64, (Merchant, u64)>>,
     spending: Mutex<HashMap<u64, Spending>>,
+    /// Orders as this process last committed them.
+    recent_orders: RecentOrders,
     /// Wrong payment codes per device number.
     code_failures: Mutex<qr::FailureMap>,
     /// Red envelopes in use, with who grabbed what.
@@ -691,6 +742,7 @@ impl Payments {
             keys: Mutex::new(HashMap::new()),
             merchants: Mutex::new(HashMap::new()),
             spending: Mutex::new(HashMap::new()),
+            recent_orders: RecentOrders::default(),
             code_failures: Mutex::new(HashMap::new()),
             envelope_books: envelopes::Books::default(),
             billers,
@@ -711,7 +763,41 @@ impl Payments {
         events: Vec<Event>,
         records: Vec<Record>,
     ) -> Result<Vec<EventResult>, PaymentError> {
-        Ok(self.ledger.submit_with_records(events, records)?.await?)
+        // Every order a request writes is written under its lock (or is new), so the cache
+        // learns each order's states in the order the ledger commits them.
+        let orders: Vec<Order> = if self.handles.store().shared() {
+            Vec::new()
+        } else {
+            records
+                .iter()
+                .filter_map(|record| match record {
+                    Record::Order(order) => Some(order.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let committed = match self.ledger.submit_with_records(events, records) {
+            Ok(ticket) => ticket.await,
+            Err(error) => Err(error),
+        };
+        match &committed {
+            // The records are written only when every event is `ok`.
+            Ok(results) if results.iter().all(|result| *result == EventResult::Ok) => {
+                self.recent_orders.remember(orders);
+            }
+            _ => self
+                .recent_orders
+                .forget(orders.iter().map(|order| order.id)),
+        }
+        Ok(committed?)
+    }
+
+    /// An order by id: as this process last committed it, else from the store.
+    fn read_order(&self, order_id: u64) -> Result<Option<Order>, PaymentError> {
+        if let Some(order) = self.recent_orders.get(order_id) {
+            return Ok(Some(order));
+        }
+        Ok(self.handles.records(|records| records.order(order_id))?)
     }
 
     // ---- Merchants -------------------------------------------------------------------------
@@ -1096,8 +1182,7 @@ impl Payments {
 
     /// An order of `merchant_id`, by id; another merchant's order is "not found".
     pub fn order(&self, merchant_id: u64, order_id: u64) -> Result<Order, PaymentError> {
-        self.handles
-            .records(|records| records.order(order_id))?
+        self.read_order(order_id)?
             .filter(|order| order.merchant_id == merchant_id)
             .ok_or(PaymentError::NotFound("order"))
     }
@@ -1105,8 +1190,7 @@ impl Payments {
     /// An order by id, for the user about to pay it (any merchant's). An order a POS bound
     /// to another payer, waiting for that payer, is "not found".
     pub fn order_for_payer(&self, order_id: u64, user_id: u64) -> Result<Order, PaymentError> {
-        self.handles
-            .records(|records| records.order(order_id))?
+        self.read_order(order_id)?
             .filter(|order| {
                 order.state != OrderState::NotPay
                     || order.payer_user_id.is_none_or(|payer| payer == user_id)
@@ -1693,5 +1777,48 @@ mod tests {
         assert!(Idempotency::new("mch_1".into(), "", &[b"body"]).is_err());
         assert!(Idempotency::new("mch_1".into(), "a b", &[b"body"]).is_err());
         assert!(Idempotency::new("mch_1".into(), &"k".repeat(256), &[b"body"]).is_err());
+    }
+
+    fn unpaid(id: u64) -> Order {
+        Order {
+            id,
+            merchant_id: 2,
+            outlet_id: None,
+            out_trade_no: format!("T{id}"),
+            amount: 1_000,
+            currency: "CNY".into(),
+            description: String::new(),
+            notify_url: None,
+            state: OrderState::NotPay,
+            payer_user_id: None,
+            fee: 0,
+            refunded: 0,
+            created_at: 100,
+            expires_at: 200,
+            paid_at: None,
+            closed_at: None,
+            version: 1,
+            payment_transfer_id: transfer_id(id, 1),
+            escrow: false,
+        }
+    }
+
+    #[test]
+    fn recent_orders_keep_the_last_state_of_the_newest_orders() {
+        let recent = RecentOrders::default();
+        recent.remember(vec![unpaid(1), unpaid(2)]);
+        let mut paid = unpaid(1);
+        paid.state = OrderState::Success;
+        paid.version = 2;
+        recent.remember(vec![paid]);
+        assert_eq!(recent.get(1).map(|order| order.state), Some(OrderState::Success));
+        recent.forget([2].into_iter());
+        assert!(recent.get(2).is_none(), "a failed commit's orders are read from the store");
+        // Past the bound the oldest arrivals go, the newest stay.
+        recent.remember((10..10 + RECENT_ORDERS_MAX as u64).map(unpaid).collect());
+        assert!(recent.get(1).is_none());
+        assert!(recent.get(10).is_some());
+        assert!(recent.get(9 + RECENT_ORDERS_MAX as u64).is_some());
+        assert!(recent.inner.lock().unwrap().arrivals.len() <= RECENT_ORDERS_MAX);
     }
 }

@@ -46,8 +46,15 @@ pub fn equal(left: &[u8; 32], right: &[u8; 32]) -> bool {
     std::hint::black_box(difference) == 0
 }
 
+/// Lower-case hex digits of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
 }
 
 /// Parses 64 hex digits (either case) into 32 bytes.
@@ -85,5 +92,17 @@ mod tests {
     fn digests_separate_their_parts() {
         assert_ne!(sha256(&[b"ab", b"c"]), sha256(&[b"a", b"bc"]));
         assert!(equal(&sha256(&[b"x"]), &sha256(&[b"x"])));
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        // FIPS 180-2's example.
+        let digest: [u8; 32] = Sha256::digest(b"abc").into();
+        assert_eq!(
+            hex(&digest),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(parse_hex32(&hex(&digest)), Some(digest));
     }
 }

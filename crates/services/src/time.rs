@@ -1,13 +1,8 @@
 //! Calendar arithmetic for timestamps (UTC, proleptic Gregorian), without a clock.
 
-/// RFC 3339 UTC time of a ledger timestamp (nanoseconds since the Unix epoch), to the
-/// microsecond.
-pub fn rfc3339(timestamp_nanos: u64) -> String {
-    let seconds = timestamp_nanos / 1_000_000_000;
-    let micros = (timestamp_nanos % 1_000_000_000) / 1_000;
-    let days = seconds / 86_400;
-    let second_of_day = seconds % 86_400;
-    // Days to a civil date (proleptic Gregorian), counting eras of 400 years from 0000-03-01.
+/// The civil date (proleptic Gregorian) of a count of days since 1970-01-01, counting eras of
+/// 400 years from 0000-03-01.
+pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let shifted = days + 719_468;
     let era = shifted / 146_097;
     let day_of_era = shifted % 146_097;
@@ -22,19 +17,62 @@ pub fn rfc3339(timestamp_nanos: u64) -> String {
         month_index - 9
     };
     let year = year_of_era + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        second_of_day / 3_600,
-        second_of_day % 3_600 / 60,
-        second_of_day % 60
-    )
+    (year, month, day)
+}
+
+/// The UTC year of Unix seconds.
+pub fn year_of(unix_s: u64) -> u64 {
+    civil_from_days(unix_s / 86_400).0
+}
+
+/// Appends `value` as exactly `width` decimal digits (the lowest ones).
+fn push_digits(text: &mut String, value: u64, width: u32) {
+    let mut divisor = 10u64.pow(width - 1);
+    while divisor > 0 {
+        text.push(char::from(b'0' + (value / divisor % 10) as u8));
+        divisor /= 10;
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of Unix seconds, appended (years past 9999 keep their digits).
+fn push_date_time(text: &mut String, unix_s: u64) {
+    let (year, month, day) = civil_from_days(unix_s / 86_400);
+    let second_of_day = unix_s % 86_400;
+    if year > 9_999 {
+        text.push_str(&year.to_string());
+    } else {
+        push_digits(text, year, 4);
+    }
+    text.push('-');
+    push_digits(text, month, 2);
+    text.push('-');
+    push_digits(text, day, 2);
+    text.push('T');
+    push_digits(text, second_of_day / 3_600, 2);
+    text.push(':');
+    push_digits(text, second_of_day % 3_600 / 60, 2);
+    text.push(':');
+    push_digits(text, second_of_day % 60, 2);
+}
+
+/// RFC 3339 UTC time of a ledger timestamp (nanoseconds since the Unix epoch), to the
+/// microsecond.
+pub fn rfc3339(timestamp_nanos: u64) -> String {
+    let mut text = String::with_capacity(27);
+    push_date_time(&mut text, timestamp_nanos / 1_000_000_000);
+    text.push('.');
+    push_digits(&mut text, (timestamp_nanos % 1_000_000_000) / 1_000, 6);
+    text.push('Z');
+    text
 }
 
 /// RFC 3339 UTC time of Unix seconds.
 pub fn rfc3339_seconds(unix_s: u64) -> String {
-    let text = rfc3339(unix_s.saturating_mul(1_000_000_000));
-    // Whole seconds: drop the microseconds.
-    format!("{}Z", &text[..19])
+    let mut text = String::with_capacity(20);
+    // Unix seconds past what nanoseconds in a u64 hold are clamped there, as before.
+    push_date_time(&mut text, unix_s.min(u64::MAX / 1_000_000_000));
+    text.push('Z');
+    text
 }
 
 /// Days since 1970-01-01 of a civil date.
@@ -86,5 +124,24 @@ mod tests {
         assert_eq!(parse_date("2026-02-29"), None);
         assert_eq!(parse_date("2026-13-01"), None);
         assert_eq!(parse_date("26-11-22"), None);
+    }
+
+    #[test]
+    fn times_are_written_digit_by_digit() {
+        assert_eq!(rfc3339_seconds(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_seconds(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339_seconds(4_102_444_799), "2099-12-31T23:59:59Z");
+        assert_eq!(
+            rfc3339(1_700_000_000_123_456_789),
+            "2023-11-14T22:13:20.123456Z"
+        );
+        assert_eq!(rfc3339(5_000), "1970-01-01T00:00:00.000005Z");
+        assert_eq!(year_of(1_704_067_199), 2023);
+        assert_eq!(year_of(1_704_067_200), 2024);
+        // Every day of four centuries round-trips through the civil date.
+        for days in (0..146_097u64).step_by(7) {
+            let (year, month, day) = civil_from_days(days);
+            assert_eq!(days_from_civil(year, month, day), days);
+        }
     }
 }

@@ -575,6 +575,36 @@ impl Users {
         secrets::sha256(&[&self.cache_salt, payment_password.as_bytes()])
     }
 
+    /// Whether the payment password is the one this session proved lately (see
+    /// [`Users::verify_payment_password_in_session`]): a keyed digest and a lookup, cheap
+    /// enough for an async thread. `false` means the slow, counted check must run; a lock on
+    /// paying is an error either way.
+    pub fn payment_password_remembered(
+        &self,
+        session_token: &str,
+        user: &User,
+        payment_password: &str,
+        now_s: u64,
+    ) -> Result<bool, UserError> {
+        if now_s < user.payment_locked_until {
+            return Err(UserError::PaymentLocked {
+                until: user.payment_locked_until,
+            });
+        }
+        let session = token_digest(session_token);
+        let digest = self.cache_digest(payment_password);
+        Ok(self
+            .payment_cache
+            .lock()
+            .expect("payment cache")
+            .get(&session)
+            .is_some_and(|cached| {
+                cached.user_id == user.id
+                    && now_s < cached.until
+                    && secrets::equal(&cached.digest, &digest)
+            }))
+    }
+
     /// Checks the payment password for a payment in the session `session_token`. The first
     /// right password of a session is checked with Argon2id (and counted, as
     /// [`Users::verify_payment_password`] does); for [`PAYMENT_PASSWORD_CACHE_S`] after it, the
@@ -587,10 +617,8 @@ impl Users {
         payment_password: &str,
         now_s: u64,
     ) -> Result<(), UserError> {
-        if now_s < user.payment_locked_until {
-            return Err(UserError::PaymentLocked {
-                until: user.payment_locked_until,
-            });
+        if self.payment_password_remembered(session_token, user, payment_password, now_s)? {
+            return Ok(());
         }
         let session = token_digest(session_token);
         let digest = self.cache_digest(payment_password);
@@ -605,9 +633,6 @@ impl Users {
                         && secrets::equal(&cached.digest, &digest)
                 })
         };
-        if remembered() {
-            return Ok(());
-        }
         // One Argon2id check at a time per user: parallel payments of one user wait for the
         // first check instead of each counting a try (which would lock a user paying several
         // orders at once), and parallel guesses are still counted one by one.

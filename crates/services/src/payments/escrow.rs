@@ -216,8 +216,7 @@ impl Payments {
         let (next, settlement) = escrow::transition(&escrow, command, &self.config.escrow)
             .map_err(PaymentError::Escrow)?;
         let order = self
-            .handles
-            .records(|records| records.order(order_id))?
+            .read_order(order_id)?
             .ok_or(PaymentError::NotFound("order"))?;
         let now_s = next.updated_at;
         // Every transition counts up the order's version: its notification's sequence number.

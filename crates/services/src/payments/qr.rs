@@ -546,8 +546,7 @@ impl Payments {
         };
         if let Some(order_id) = code.order_id {
             let order = self
-                .handles
-                .records(|records| records.order(order_id))?
+                .read_order(order_id)?
                 .ok_or(PaymentError::NotFound("order"))?;
             if scan.status == ScanStatus::Active {
                 scan.status = match order.state {
@@ -704,7 +703,11 @@ impl Payments {
         now_s: u64,
     ) -> Result<EnrolledDevice, PaymentError> {
         bounded_text("name", name, RECORD_TEXT_BYTES_MAX)?;
-        let _guards = self.locks.lock(&[lock_key("devices", user.id)]).await;
+        // Both locks in one call (see `charge_code`): the user's devices, and the numbers.
+        let _guards = self
+            .locks
+            .lock(&[lock_key("devices", user.id), lock_key("device-numbers", 0)])
+            .await;
         let active = self
             .handles
             .records(|records| records.payment_devices(user.id))?
@@ -716,7 +719,6 @@ impl Payments {
                 max: self.config.qr.devices_per_user_max,
             });
         }
-        let _number_guard = self.locks.lock(&[lock_key("device-numbers", 0)]).await;
         let mut number = None;
         for _ in 0..8 {
             let candidate: u32 = secrets::random_digits(8)?.parse().expect("eight digits");
@@ -860,35 +862,26 @@ impl Payments {
             input.notify_url.as_deref(),
         )?;
         self.check_outlet(merchant.id, input.outlet_id)?;
-        let mut keys = vec![lock_key("out_trade_no", (merchant.id, &input.out_trade_no))];
-        keys.extend(idempotency.map(Idempotency::lock_key));
-        let _guards = self.locks.lock(&keys).await;
-        if let Some((status, body)) = Idempotency::replay(idempotency, &self.handles)? {
-            return Ok(Outcome::Replayed { status, body });
-        }
-        let existing = self
-            .handles
-            .records(|records| records.order_by_out_trade_no(merchant.id, &input.out_trade_no))?;
-        if let Some(existing) = existing {
-            let same = existing.amount == input.amount
-                && existing.description == input.description
-                && existing.notify_url == input.notify_url
-                && existing.outlet_id == input.outlet_id
-                && existing.payer_user_id.is_some();
-            return if same {
-                Ok(Outcome::Done(existing))
-            } else {
-                Err(PaymentError::OutTradeNoUsed)
-            };
+        // A retry is answered from what is stored, whatever its code says by now; asked again
+        // below, under the locks.
+        if let Some(answer) = self.charge_answered(merchant, &input, idempotency)? {
+            return answer;
         }
         let (device, step, slot) = self.verify_payment_code(&input.auth_code, now_s)?;
-        let _device_guards = self
-            .locks
-            .lock(&[
-                lock_key("code-use", device.id),
-                lock_key("user", device.user_id),
-            ])
-            .await;
+        let id = new_id(now_s * 1000)?;
+        // Every lock of the charge in one call: taken in two calls, one after the other, two
+        // charges could each hold a stripe the other waits for (or one charge its own).
+        let mut keys = vec![
+            lock_key("out_trade_no", (merchant.id, &input.out_trade_no)),
+            lock_key("code-use", device.id),
+            lock_key("user", device.user_id),
+            lock_key("order", id),
+        ];
+        keys.extend(idempotency.map(Idempotency::lock_key));
+        let _guards = self.locks.lock(&keys).await;
+        if let Some(answer) = self.charge_answered(merchant, &input, idempotency)? {
+            return answer;
+        }
         if self
             .handles
             .records(|records| records.code_use(device.id, step, slot))?
@@ -905,7 +898,6 @@ impl Payments {
                 until: user.payment_locked_until,
             }));
         }
-        let id = new_id(now_s * 1000)?;
         let order = Order {
             id,
             merchant_id: merchant.id,
@@ -935,7 +927,6 @@ impl Payments {
             created_at: now_s,
         });
         if order.amount <= self.config.qr.no_password_max {
-            let _order_guard = self.locks.lock(&[lock_key("order", id)]).await;
             let paid = self
                 .pay_loaded(
                     &user,
@@ -964,6 +955,35 @@ impl Payments {
         records.extend(Idempotency::record(idempotency, render, &order, now_s));
         self.commit(Vec::new(), records).await?;
         Ok(Outcome::Done(order))
+    }
+
+    /// The answer to a charge already made: its stored answer (an `Idempotency-Key` seen
+    /// before), or the order of its `out_trade_no` if the content is the same (another
+    /// content is refused).
+    fn charge_answered(
+        &self,
+        merchant: &Merchant,
+        input: &NewCharge,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Option<Result<Outcome<Order>, PaymentError>>, PaymentError> {
+        if let Some((status, body)) = Idempotency::replay(idempotency, &self.handles)? {
+            return Ok(Some(Ok(Outcome::Replayed { status, body })));
+        }
+        let existing = self
+            .handles
+            .records(|records| records.order_by_out_trade_no(merchant.id, &input.out_trade_no))?;
+        Ok(existing.map(|existing| {
+            let same = existing.amount == input.amount
+                && existing.description == input.description
+                && existing.notify_url == input.notify_url
+                && existing.outlet_id == input.outlet_id
+                && existing.payer_user_id.is_some();
+            if same {
+                Ok(Outcome::Done(existing))
+            } else {
+                Err(PaymentError::OutTradeNoUsed)
+            }
+        }))
     }
 
     /// The user's charges waiting for confirmation, newest first (expired ones left out).
