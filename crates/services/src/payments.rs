@@ -1811,9 +1811,15 @@ mod tests {
         paid.state = OrderState::Success;
         paid.version = 2;
         recent.remember(vec![paid]);
-        assert_eq!(recent.get(1).map(|order| order.state), Some(OrderState::Success));
+        assert_eq!(
+            recent.get(1).map(|order| order.state),
+            Some(OrderState::Success)
+        );
         recent.forget([2].into_iter());
-        assert!(recent.get(2).is_none(), "a failed commit's orders are read from the store");
+        assert!(
+            recent.get(2).is_none(),
+            "a failed commit's orders are read from the store"
+        );
         // Past the bound the oldest arrivals go, the newest stay.
         recent.remember((10..10 + RECENT_ORDERS_MAX as u64).map(unpaid).collect());
         assert!(recent.get(1).is_none());
