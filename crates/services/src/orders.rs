@@ -140,32 +140,38 @@ pub fn fee_refunded(order: &Order, amount: u64, fee_refunded_before: u64) -> u64
     u64::try_from(share).expect("below the fee").min(fee_left)
 }
 
+/// An unpaid order of 1,000 minor units, for tests.
+#[cfg(test)]
+pub(crate) fn sample_order(id: u64) -> Order {
+    Order {
+        id,
+        merchant_id: 2,
+        outlet_id: None,
+        out_trade_no: format!("T{id}"),
+        amount: 1_000,
+        currency: "CNY".into(),
+        description: "tea".into(),
+        notify_url: None,
+        state: OrderState::NotPay,
+        payer_user_id: None,
+        fee: 0,
+        refunded: 0,
+        created_at: 100,
+        expires_at: 200,
+        paid_at: None,
+        closed_at: None,
+        version: 1,
+        payment_transfer_id: crate::ids::transfer_id(id, 1),
+        escrow: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn order() -> Order {
-        Order {
-            id: 1,
-            merchant_id: 2,
-            outlet_id: None,
-            out_trade_no: "T1".into(),
-            amount: 1_000,
-            currency: "CNY".into(),
-            description: "tea".into(),
-            notify_url: None,
-            state: OrderState::NotPay,
-            payer_user_id: None,
-            fee: 0,
-            refunded: 0,
-            created_at: 100,
-            expires_at: 200,
-            paid_at: None,
-            closed_at: None,
-            version: 1,
-            payment_transfer_id: 16,
-            escrow: false,
-        }
+        sample_order(1)
     }
 
     fn pay(amount: u64, now: u64) -> OrderCommand {

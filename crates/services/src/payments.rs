@@ -1760,6 +1760,7 @@ pub fn signing_key(secret: &str) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::orders::sample_order;
 
     #[test]
     fn references_and_urls_are_bounded() {
@@ -1779,35 +1780,11 @@ mod tests {
         assert!(Idempotency::new("mch_1".into(), &"k".repeat(256), &[b"body"]).is_err());
     }
 
-    fn unpaid(id: u64) -> Order {
-        Order {
-            id,
-            merchant_id: 2,
-            outlet_id: None,
-            out_trade_no: format!("T{id}"),
-            amount: 1_000,
-            currency: "CNY".into(),
-            description: String::new(),
-            notify_url: None,
-            state: OrderState::NotPay,
-            payer_user_id: None,
-            fee: 0,
-            refunded: 0,
-            created_at: 100,
-            expires_at: 200,
-            paid_at: None,
-            closed_at: None,
-            version: 1,
-            payment_transfer_id: transfer_id(id, 1),
-            escrow: false,
-        }
-    }
-
     #[test]
     fn recent_orders_keep_the_last_state_of_the_newest_orders() {
         let recent = RecentOrders::default();
-        recent.remember(vec![unpaid(1), unpaid(2)]);
-        let mut paid = unpaid(1);
+        recent.remember(vec![sample_order(1), sample_order(2)]);
+        let mut paid = sample_order(1);
         paid.state = OrderState::Success;
         paid.version = 2;
         recent.remember(vec![paid]);
@@ -1821,7 +1798,11 @@ mod tests {
             "a failed commit's orders are read from the store"
         );
         // Past the bound the oldest arrivals go, the newest stay.
-        recent.remember((10..10 + RECENT_ORDERS_MAX as u64).map(unpaid).collect());
+        recent.remember(
+            (10..10 + RECENT_ORDERS_MAX as u64)
+                .map(sample_order)
+                .collect(),
+        );
         assert!(recent.get(1).is_none());
         assert!(recent.get(10).is_some());
         assert!(recent.get(9 + RECENT_ORDERS_MAX as u64).is_some());

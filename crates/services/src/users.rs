@@ -593,16 +593,20 @@ impl Users {
         }
         let session = token_digest(session_token);
         let digest = self.cache_digest(payment_password);
-        Ok(self
-            .payment_cache
+        Ok(self.remembered(&session, user.id, &digest, now_s))
+    }
+
+    /// Whether `session` proved the password of `digest` for `user_id` lately.
+    fn remembered(&self, session: &[u8; 32], user_id: u64, digest: &[u8; 32], now_s: u64) -> bool {
+        self.payment_cache
             .lock()
             .expect("payment cache")
-            .get(&session)
+            .get(session)
             .is_some_and(|cached| {
-                cached.user_id == user.id
+                cached.user_id == user_id
                     && now_s < cached.until
-                    && secrets::equal(&cached.digest, &digest)
-            }))
+                    && secrets::equal(&cached.digest, digest)
+            })
     }
 
     /// Checks the payment password for a payment in the session `session_token`. The first
@@ -622,17 +626,6 @@ impl Users {
         }
         let session = token_digest(session_token);
         let digest = self.cache_digest(payment_password);
-        let remembered = || {
-            self.payment_cache
-                .lock()
-                .expect("payment cache")
-                .get(&session)
-                .is_some_and(|cached| {
-                    cached.user_id == user.id
-                        && now_s < cached.until
-                        && secrets::equal(&cached.digest, &digest)
-                })
-        };
         // One Argon2id check at a time per user: parallel payments of one user wait for the
         // first check instead of each counting a try (which would lock a user paying several
         // orders at once), and parallel guesses are still counted one by one.
@@ -640,7 +633,7 @@ impl Users {
         let _one_at_a_time = self.payment_checks[stripe]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if remembered() {
+        if self.remembered(&session, user.id, &digest, now_s) {
             return Ok(());
         }
         self.verify_payment_password(user.id, payment_password, now_s)?;
