@@ -22,7 +22,7 @@ use store::StoreResult;
 use crate::open_connection;
 
 const CHECKPOINT_INTERVAL_MS: u64 = 100;
-/// WAL frames past which the WAL is started over (64 MiB of 16 KiB pages).
+/// WAL frames past which the WAL is started over (16 MiB of 4 KiB pages).
 const RESTART_FRAMES: i64 = 4_096;
 
 #[derive(Debug)]
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn the_wal_starts_over_although_readers_never_pause() {
-        // 100 commits of ~26 pages of 16 KiB over 2.5 s. Never started over, the WAL grew to
+        // 100 commits of ~128 pages of 4 KiB over 2.5 s. Never started over, the WAL grew to
         // 9.5 and 16 MiB in two runs here (the readers seldom leave it a moment of its own to
         // restart); started over at 256 frames, to 2.6 and 3.2 MiB.
         let bounded = wal_size_under_reads(256);
