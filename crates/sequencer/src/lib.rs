@@ -97,12 +97,18 @@ pub enum CommitError {
     RequestSize(usize),
     #[error("a request may carry at most {REQUEST_RECORDS_MAX} business records, not {0}")]
     RecordCount(usize),
+    #[error("a claim's first record must be the new order")]
+    ClaimWithoutOrder,
     #[error("the ledger is shutting down")]
     ShuttingDown,
     #[error("the store failed to commit the batch: {0}")]
     Store(StoreError),
     #[error("the batch was applied on top of a batch whose write failed; nothing was committed")]
     Aborted,
+    /// A claimed order's id or `out_trade_no` is taken: nothing of the request was written
+    /// (see [`SequencerHandle::submit_claim`]).
+    #[error("the order's id or out_trade_no is taken; nothing was written")]
+    Taken,
     #[error("the trust log cannot be extended: {0}")]
     Log(String),
 }
@@ -151,6 +157,8 @@ pub(crate) struct Request {
     events: Vec<Event>,
     /// Written with the batch only if every one of `events` is `ok`.
     records: Vec<Record>,
+    /// No events, and `records` start with a new order: written only if its keys are free.
+    claim: bool,
     reply: oneshot::Sender<CommitResult>,
 }
 
@@ -201,6 +209,7 @@ impl SequencerHandle {
         self.send(Message::Request(Request {
             events,
             records: Vec::new(),
+            claim: false,
             reply,
         }))?;
         Ok(Ticket(receiver))
@@ -225,6 +234,29 @@ impl SequencerHandle {
         self.send(Message::Request(Request {
             events,
             records,
+            claim: false,
+            reply,
+        }))?;
+        Ok(Ticket(receiver))
+    }
+
+    /// Queues `records` that create an order: the first is the new [`Record::Order`], the
+    /// rest belong with it (its idempotency record …). The store writes them with the next
+    /// batch only if no stored order has the order's id or its merchant's `out_trade_no`;
+    /// otherwise nothing of them is written and the ticket answers [`CommitError::Taken`].
+    /// The check is the write itself: no read before it.
+    pub fn submit_claim(&self, records: Vec<Record>) -> Result<Ticket, CommitError> {
+        if !matches!(records.first(), Some(Record::Order(_))) {
+            return Err(CommitError::ClaimWithoutOrder);
+        }
+        if records.len() > REQUEST_RECORDS_MAX {
+            return Err(CommitError::RecordCount(records.len()));
+        }
+        let (reply, receiver) = oneshot::channel();
+        self.send(Message::Request(Request {
+            events: Vec::new(),
+            records,
+            claim: true,
             reply,
         }))?;
         Ok(Ticket(receiver))

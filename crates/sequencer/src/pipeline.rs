@@ -13,9 +13,9 @@ use ledger::{
     BATCH_EVENTS_MAX, BATCH_EXPIRIES_MAX,
 };
 use store::{
-    CommitBatch, LedgerHead, LogAppend, LogCheckpoint, LogTile, NewRegistration, PendingRecord,
-    Record, Store, StoreError, StoreErrorKind, StoreReader, StoreWriter, StoredRegistration,
-    StoredTransfer,
+    Claim, CommitBatch, LedgerHead, LogAppend, LogCheckpoint, LogTile, NewRegistration,
+    PendingRecord, Record, Store, StoreError, StoreErrorKind, StoreReader, StoreWriter,
+    StoredRegistration, StoredTransfer,
 };
 use tokio::sync::oneshot;
 
@@ -76,6 +76,10 @@ struct Job {
     registration_replies: Vec<(oneshot::Sender<RegisterResult>, Vec<RegistrationOutcome>)>,
     /// Business records of the requests whose events all committed.
     records: Vec<Record>,
+    /// Runs of `records` written only if their new order's keys are free, and the reply each
+    /// belongs to.
+    claims: Vec<Claim>,
+    claim_replies: Vec<usize>,
     /// Pending transfers whose hold this batch released.
     expired: u64,
     /// On a shared store, what the batch was made of, to apply it again if another writer
@@ -86,7 +90,8 @@ struct Job {
 /// The requests of a batch, as they were submitted, in the order of its replies.
 #[derive(Default)]
 struct Retry {
-    requests: Vec<(Vec<Event>, Vec<Record>)>,
+    /// Each request's events, records, and whether it claims a new order.
+    requests: Vec<(Vec<Event>, Vec<Record>, bool)>,
     registrations: Vec<Vec<NewRegistration>>,
 }
 
@@ -98,10 +103,11 @@ impl Job {
             return Err(Box::new(self));
         };
         let mut messages = Vec::with_capacity(retry.requests.len() + retry.registrations.len());
-        for (reply, (events, records)) in self.replies.into_iter().zip(retry.requests) {
+        for (reply, (events, records, claim)) in self.replies.into_iter().zip(retry.requests) {
             messages.push(Message::Request(Request {
                 events,
                 records,
+                claim,
                 reply: reply.sender,
             }));
         }
@@ -479,6 +485,8 @@ impl SequencerThread {
             registrations: Vec::new(),
             registration_replies: Vec::new(),
             records: Vec::new(),
+            claims: Vec::new(),
+            claim_replies: Vec::new(),
             expired: 0,
             retry: self.shared.then(Retry::default),
         })
@@ -559,12 +567,14 @@ impl SequencerThread {
         let mut request_records = Vec::new();
         for request in requests {
             if let Some(retry) = &mut retry {
-                retry
-                    .requests
-                    .push((request.events.clone(), request.records.clone()));
+                retry.requests.push((
+                    request.events.clone(),
+                    request.records.clone(),
+                    request.claim,
+                ));
             }
             if !request.records.is_empty() {
-                request_records.push((replies.len(), request.records));
+                request_records.push((replies.len(), request.records, request.claim));
             }
             replies.push(Reply {
                 sender: request.reply,
@@ -591,10 +601,19 @@ impl SequencerThread {
         self.events = events;
         assert_eq!(applied.results.len(), self.events.len());
         let mut records = Vec::new();
-        for (reply_index, mut written) in request_records {
+        let mut claims = Vec::new();
+        let mut claim_replies = Vec::new();
+        for (reply_index, mut written, claim) in request_records {
             let reply = &replies[reply_index];
             let results = &applied.results[reply.start..reply.start + reply.length];
             if results.iter().all(|result| *result == EventResult::Ok) {
+                if claim {
+                    claims.push(Claim {
+                        first: records.len(),
+                        count: written.len(),
+                    });
+                    claim_replies.push(reply_index);
+                }
                 records.append(&mut written);
             }
         }
@@ -694,6 +713,8 @@ impl SequencerThread {
             registrations,
             registration_replies,
             records,
+            claims,
+            claim_replies,
             retry,
         })
     }
@@ -952,6 +973,7 @@ fn write_loop(
             balances: &job.balances,
             registrations: &job.registrations,
             records: &job.records,
+            claims: &job.claims,
             log: LogAppend {
                 size_before: job.log_size_before,
                 size_after: job.log_size_before
@@ -965,7 +987,7 @@ fn write_loop(
         let committed = writer.commit(&batch);
         metrics.record_commit(started.elapsed());
         match committed {
-            Ok(()) => {
+            Ok(refused) => {
                 metrics.batches_committed.fetch_add(1, Ordering::Relaxed);
                 metrics
                     .events_committed
@@ -977,7 +999,15 @@ fn write_loop(
                     .pending_expired
                     .fetch_add(job.expired, Ordering::Relaxed);
                 // Durable: now, and only now, the answers go out.
-                for reply in job.replies {
+                let mut taken = refused
+                    .iter()
+                    .map(|claim| job.claim_replies[*claim])
+                    .peekable();
+                for (index, reply) in job.replies.into_iter().enumerate() {
+                    if taken.next_if_eq(&index).is_some() {
+                        let _ = reply.sender.send(Err(CommitError::Taken));
+                        continue;
+                    }
                     let results = job.results[reply.start..reply.start + reply.length].to_vec();
                     let _ = reply.sender.send(Ok(results));
                 }

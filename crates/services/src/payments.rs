@@ -792,6 +792,27 @@ impl Payments {
         Ok(committed?)
     }
 
+    /// Commits `records`, which create an order (the first), only if the order's
+    /// `out_trade_no` is free; [`CommitError::Taken`] if it is not. The order is remembered
+    /// as [`Payments::commit`] remembers orders.
+    async fn commit_claim(&self, records: Vec<Record>) -> Result<(), PaymentError> {
+        let order = match records.first() {
+            Some(Record::Order(order)) if !self.handles.store().shared() => Some(order.clone()),
+            _ => None,
+        };
+        let committed = match self.ledger.submit_claim(records) {
+            Ok(ticket) => ticket.await,
+            Err(error) => Err(error),
+        };
+        if let Some(order) = order {
+            match &committed {
+                Ok(_) => self.recent_orders.remember(vec![order]),
+                Err(_) => self.recent_orders.forget([order.id].into_iter()),
+            }
+        }
+        committed.map(drop).map_err(PaymentError::from)
+    }
+
     /// An order by id: as this process last committed it, else from the store.
     fn read_order(&self, order_id: u64) -> Result<Option<Order>, PaymentError> {
         if let Some(order) = self.recent_orders.get(order_id) {
@@ -1136,22 +1157,6 @@ impl Payments {
         if let Some((status, body)) = Idempotency::replay(idempotency, &self.handles)? {
             return Ok(Outcome::Replayed { status, body });
         }
-        let existing = self
-            .handles
-            .records(|records| records.order_by_out_trade_no(merchant.id, &input.out_trade_no))?;
-        if let Some(existing) = existing {
-            let same = existing.amount == input.amount
-                && existing.currency == input.currency
-                && existing.description == input.description
-                && existing.notify_url == input.notify_url
-                && existing.outlet_id == input.outlet_id
-                && existing.escrow == input.escrow;
-            return if same {
-                Ok(Outcome::Done(existing))
-            } else {
-                Err(PaymentError::OutTradeNoUsed)
-            };
-        }
         let id = new_id(now_s * 1000)?;
         let order = Order {
             id,
@@ -1176,8 +1181,30 @@ impl Payments {
         };
         let mut records = vec![Record::Order(order.clone())];
         records.extend(Idempotency::record(idempotency, render, &order, now_s));
-        self.commit(Vec::new(), records).await?;
-        Ok(Outcome::Done(order))
+        // No read first: the store writes the order only if its out_trade_no is free.
+        match self.commit_claim(records).await {
+            Ok(()) => Ok(Outcome::Done(order)),
+            Err(PaymentError::Commit(CommitError::Taken)) => {
+                let existing = self.handles.records(|records| {
+                    records.order_by_out_trade_no(merchant.id, &order.out_trade_no)
+                })?;
+                match existing {
+                    // A retry: the same order again.
+                    Some(existing)
+                        if existing.amount == order.amount
+                            && existing.currency == order.currency
+                            && existing.description == order.description
+                            && existing.notify_url == order.notify_url
+                            && existing.outlet_id == order.outlet_id
+                            && existing.escrow == order.escrow =>
+                    {
+                        Ok(Outcome::Done(existing))
+                    }
+                    _ => Err(PaymentError::OutTradeNoUsed),
+                }
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// An order of `merchant_id`, by id; another merchant's order is "not found".

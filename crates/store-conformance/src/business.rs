@@ -127,6 +127,139 @@ pub fn records_ride_with_their_events(store: &dyn Store) {
     );
 }
 
+fn idempotency(key: &str) -> IdempotencyRecord {
+    IdempotencyRecord {
+        principal: "mch_7".into(),
+        key: key.into(),
+        request_digest: [3; 32],
+        status: 201,
+        response: format!("{{\"key\":\"{key}\"}}"),
+        created_at: 20,
+    }
+}
+
+/// A claimed order lands only if its id and its merchant's out_trade_no are free; a refused
+/// claim writes nothing of its request and leaves the rest of its batch to commit.
+pub fn claimed_orders_land_only_with_free_keys(store: &dyn Store) {
+    let sequencer = Sequencer::start(store, config(ManualClock::at(1_000_000_000))).unwrap();
+    let handle = sequencer.handle();
+    commit(&sequencer, Vec::new(), vec![Record::Merchant(merchant(7))]);
+    let first = handle
+        .submit_claim(vec![
+            Record::Order(order(1, OrderState::NotPay)),
+            Record::Idempotency(idempotency("k1")),
+        ])
+        .unwrap()
+        .wait();
+    assert!(
+        matches!(first, Ok(ref results) if results.is_empty()),
+        "{first:?}"
+    );
+    // Queued together, so that most of them share a batch.
+    let with_taken_number = handle
+        .submit_claim(vec![
+            Record::Order(Order {
+                out_trade_no: "T1".into(),
+                ..order(2, OrderState::NotPay)
+            }),
+            Record::Idempotency(idempotency("k2")),
+        ])
+        .unwrap();
+    let free = handle
+        .submit_claim(vec![
+            Record::Order(order(3, OrderState::NotPay)),
+            Record::Idempotency(idempotency("k3")),
+        ])
+        .unwrap();
+    let unclaimed = handle
+        .submit_with_records(
+            Vec::new(),
+            vec![Record::Order(order(4, OrderState::NotPay))],
+        )
+        .unwrap();
+    let twin_first = handle
+        .submit_claim(vec![Record::Order(order(5, OrderState::NotPay))])
+        .unwrap();
+    let twin_second = handle
+        .submit_claim(vec![
+            Record::Order(Order {
+                out_trade_no: "T5".into(),
+                ..order(6, OrderState::NotPay)
+            }),
+            Record::Idempotency(idempotency("k6")),
+        ])
+        .unwrap();
+    let with_taken_id = handle
+        .submit_claim(vec![Record::Order(Order {
+            out_trade_no: "T9".into(),
+            ..order(1, OrderState::NotPay)
+        })])
+        .unwrap();
+    let answer = with_taken_number.wait();
+    assert!(
+        matches!(answer, Err(CommitError::Taken)),
+        "with_taken_number: {answer:?}"
+    );
+    let answer = free.wait();
+    assert!(
+        matches!(answer, Ok(ref results) if results.is_empty()),
+        "free: {answer:?}"
+    );
+    let answer = unclaimed.wait();
+    assert!(
+        matches!(answer, Ok(ref results) if results.is_empty()),
+        "unclaimed: {answer:?}"
+    );
+    let answer = twin_first.wait();
+    assert!(
+        matches!(answer, Ok(ref results) if results.is_empty()),
+        "twin_first: {answer:?}"
+    );
+    let answer = twin_second.wait();
+    assert!(
+        matches!(answer, Err(CommitError::Taken)),
+        "twin_second: {answer:?}"
+    );
+    let answer = with_taken_id.wait();
+    assert!(
+        matches!(answer, Err(CommitError::Taken)),
+        "with_taken_id: {answer:?}"
+    );
+    assert!(matches!(
+        handle.submit_claim(vec![Record::Idempotency(idempotency("k7"))]),
+        Err(CommitError::ClaimWithoutOrder)
+    ));
+    sequencer.shutdown();
+    let mut records = store.records().unwrap();
+    for (id, kept) in [
+        (1, true),
+        (2, false),
+        (3, true),
+        (4, true),
+        (5, true),
+        (6, false),
+    ] {
+        assert_eq!(records.order(id).unwrap().is_some(), kept, "order {id}");
+    }
+    for (key, kept) in [("k1", true), ("k2", false), ("k3", true), ("k6", false)] {
+        assert_eq!(
+            records.idempotency("mch_7", key).unwrap().is_some(),
+            kept,
+            "idempotency record {key}"
+        );
+    }
+    assert_eq!(
+        records.order_by_out_trade_no(7, "T1").unwrap().unwrap().id,
+        1
+    );
+    assert_eq!(
+        records.order_by_out_trade_no(7, "T5").unwrap().unwrap().id,
+        5
+    );
+    assert_eq!(records.order_by_out_trade_no(7, "T9").unwrap(), None);
+    assert_eq!(records.order(1).unwrap().unwrap().out_trade_no, "T1");
+}
+
 /// Every kind of record reads back as written, through every lookup the services use.
 #[allow(clippy::too_many_lines)]
 pub fn business_records_read_back_as_written(store: &dyn Store) {

@@ -320,7 +320,7 @@ struct FlakyWriter {
 }
 
 impl StoreWriter for FlakyWriter {
-    fn commit(&mut self, batch: &CommitBatch<'_>) -> StoreResult<()> {
+    fn commit(&mut self, batch: &CommitBatch<'_>) -> StoreResult<Vec<usize>> {
         let mut failures = self.fail_sequences.lock().expect("not poisoned");
         if let Some(position) = failures
             .iter()

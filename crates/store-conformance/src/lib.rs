@@ -24,8 +24,9 @@ pub use batches::{
 };
 pub use business::{
     bill_records_read_back_as_written, business_records_read_back_as_written,
-    envelope_records_read_back_as_written, invoice_records_read_back_as_written,
-    qr_records_read_back_as_written, records_ride_with_their_events,
+    claimed_orders_land_only_with_free_keys, envelope_records_read_back_as_written,
+    invoice_records_read_back_as_written, qr_records_read_back_as_written,
+    records_ride_with_their_events,
 };
 pub use ledger_flow::{
     a_failed_write_answers_with_an_error_and_memory_follows_the_disk,
@@ -68,6 +69,7 @@ macro_rules! business_conformance_tests {
     ($fixture:path) => {
         $crate::conformance_tests!(@store $fixture;
             records_ride_with_their_events,
+            claimed_orders_land_only_with_free_keys,
             business_records_read_back_as_written,
             qr_records_read_back_as_written,
             envelope_records_read_back_as_written,

@@ -13,7 +13,7 @@
 //! the batch on a repeat.
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
 use postgres::binary_copy::BinaryCopyInWriter;
@@ -21,11 +21,11 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, Row, Statement, Transaction};
 use store::{
     BankDirection, BankTransfer, BankTransferState, BillPayment, BillPaymentState, Biller,
-    BillerCategory, BusinessEvent, Card, CardState, CheckDigit, CodeKind, CodeReport, CodeState,
-    CodeUse, DeliveryState, DeliveryUpdate, DeviceState, Envelope, EnvelopeKind, EnvelopeState,
-    Escrow, EscrowState, Group, GroupMember, IdempotencyRecord, Invoice, InvoiceKind,
-    InvoiceReimbursement, InvoiceState, Merchant, MerchantCode, MerchantKey, Order, OrderState,
-    OutboxWriter, Outlet, OutletKind, P2pTransfer, PaymentDevice, Record, RecordReader,
+    BillerCategory, BusinessEvent, Card, CardState, CheckDigit, Claim, CodeKind, CodeReport,
+    CodeState, CodeUse, DeliveryState, DeliveryUpdate, DeviceState, Envelope, EnvelopeKind,
+    EnvelopeState, Escrow, EscrowState, Group, GroupMember, IdempotencyRecord, Invoice,
+    InvoiceKind, InvoiceReimbursement, InvoiceState, Merchant, MerchantCode, MerchantKey, Order,
+    OrderState, OutboxWriter, Outlet, OutletKind, P2pTransfer, PaymentDevice, Record, RecordReader,
     ReferenceCharset, Refund, SavedBiller, SavedBillerState, StoreError, StoreErrorKind,
     StoreResult, StoredEvent, RECORD_PAGE_LIMIT_MAX,
 };
@@ -151,6 +151,18 @@ const UPSERT_ORDERS: &str = "
         expires_at = excluded.expires_at, paid_at = excluded.paid_at,
         closed_at = excluded.closed_at, version = excluded.version,
         payment_transfer_id = excluded.payment_transfer_id, escrow = excluded.escrow";
+
+/// New orders, each inserted only if neither its id nor its merchant's `out_trade_no` is taken.
+const INSERT_NEW_ORDERS: &str = "
+    INSERT INTO orders (id, merchant_id, outlet_id, out_trade_no, amount, currency,
+        description, notify_url, state, payer_user_id, fee, refunded, created_at, expires_at,
+        paid_at, closed_at, version, payment_transfer_id, escrow)
+    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::int8[],
+        $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int8[],
+        $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::int8[],
+        $19::bool[])
+    ON CONFLICT DO NOTHING
+    RETURNING id";
 
 const UPSERT_REFUNDS: &str = "
     INSERT INTO refunds (id, order_id, merchant_id, out_refund_no, amount, fee_refunded,
@@ -350,6 +362,7 @@ pub(crate) struct RecordStatements {
     merchant_keys: Statement,
     outlets: Statement,
     orders: Statement,
+    new_orders: Statement,
     refunds: Statement,
     p2p_transfers: Statement,
     cards: Statement,
@@ -378,6 +391,7 @@ impl RecordStatements {
             merchant_keys: prepare(UPSERT_MERCHANT_KEYS)?,
             outlets: prepare(UPSERT_OUTLETS)?,
             orders: prepare(UPSERT_ORDERS)?,
+            new_orders: prepare(INSERT_NEW_ORDERS)?,
             refunds: prepare(UPSERT_REFUNDS)?,
             p2p_transfers: prepare(UPSERT_P2P_TRANSFERS)?,
             cards: prepare(UPSERT_CARDS)?,
@@ -429,7 +443,7 @@ struct Grouped<'a> {
 }
 
 impl<'a> Grouped<'a> {
-    fn of(records: &'a [Record]) -> Self {
+    fn of(records: impl IntoIterator<Item = &'a Record>) -> Self {
         let mut grouped = Grouped::default();
         for record in records {
             match record {
@@ -492,15 +506,59 @@ fn execute(
     Ok(())
 }
 
-/// Writes a batch's records inside its transaction.
+/// Writes a batch's records inside its transaction; answers the claims refused (indices into
+/// `claims`): their new orders first, in one statement, then everything else by table.
 pub(crate) fn write_records(
     transaction: &mut Transaction<'_>,
     statements: &RecordStatements,
     records: &[Record],
-) -> StoreResult<()> {
+    claims: &[Claim],
+) -> StoreResult<Vec<usize>> {
     if records.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
+    if claims.is_empty() {
+        write_grouped(transaction, statements, records)?;
+        return Ok(Vec::new());
+    }
+    let mut claimed = Vec::with_capacity(claims.len());
+    let mut next = 0;
+    for claim in claims {
+        let first = records
+            .get(claim.first..claim.first + claim.count)
+            .filter(|_| claim.first >= next && claim.count > 0)
+            .map(|run| &run[0]);
+        let Some(Record::Order(order)) = first else {
+            return Err(StoreError::corrupt(format!(
+                "claim {claim:?} out of place or not starting with an order"
+            )));
+        };
+        claimed.push(order);
+        next = claim.first + claim.count;
+    }
+    let inserted = insert_new_orders(transaction, statements, &claimed)?;
+    let mut refused = Vec::new();
+    let mut rest = Vec::with_capacity(records.len());
+    let mut next = 0;
+    for (index, (claim, order)) in claims.iter().zip(&claimed).enumerate() {
+        rest.extend(&records[next..claim.first]);
+        if inserted.contains(&bigint(order.id, "order id")?) {
+            rest.extend(&records[claim.first + 1..claim.first + claim.count]);
+        } else {
+            refused.push(index);
+        }
+        next = claim.first + claim.count;
+    }
+    rest.extend(&records[next..]);
+    write_grouped(transaction, statements, rest)?;
+    Ok(refused)
+}
+
+fn write_grouped<'a>(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    records: impl IntoIterator<Item = &'a Record>,
+) -> StoreResult<()> {
     let grouped = Grouped::of(records);
     // Referenced tables first: merchants, then what belongs to them, orders before refunds
     // and merchant codes, codes before their reports, devices and orders before codes' uses,
@@ -649,73 +707,130 @@ fn write_orders(
     if orders.is_empty() {
         return Ok(());
     }
-    let orders = last_of_each(orders, |order| order.id);
-    let count = orders.len();
-    let mut ids = Vec::with_capacity(count);
-    let mut merchant_ids = Vec::with_capacity(count);
-    let mut outlet_ids = Vec::with_capacity(count);
-    let mut out_trade_nos = Vec::with_capacity(count);
-    let mut amounts = Vec::with_capacity(count);
-    let mut currencies = Vec::with_capacity(count);
-    let mut descriptions = Vec::with_capacity(count);
-    let mut notify_urls = Vec::with_capacity(count);
-    let mut states = Vec::with_capacity(count);
-    let mut payers = Vec::with_capacity(count);
-    let mut fees = Vec::with_capacity(count);
-    let mut refunded = Vec::with_capacity(count);
-    let mut created = Vec::with_capacity(count);
-    let mut expires = Vec::with_capacity(count);
-    let mut paid = Vec::with_capacity(count);
-    let mut closed = Vec::with_capacity(count);
-    let mut versions = Vec::with_capacity(count);
-    let mut payment_transfer_ids = Vec::with_capacity(count);
-    let mut escrows = Vec::with_capacity(count);
-    for order in orders {
-        ids.push(bigint(order.id, "order id")?);
-        merchant_ids.push(bigint(order.merchant_id, "merchant id")?);
-        outlet_ids.push(bigint_opt(order.outlet_id, "outlet id")?);
-        out_trade_nos.push(order.out_trade_no.as_str());
-        amounts.push(bigint(order.amount, "order amount")?);
-        currencies.push(order.currency.as_str());
-        descriptions.push(order.description.as_str());
-        notify_urls.push(order.notify_url.as_deref());
-        states.push(order.state.as_str());
-        payers.push(bigint_opt(order.payer_user_id, "user id")?);
-        fees.push(bigint(order.fee, "order fee")?);
-        refunded.push(bigint(order.refunded, "amount refunded")?);
-        created.push(bigint(order.created_at, "time")?);
-        expires.push(bigint(order.expires_at, "time")?);
-        paid.push(bigint_opt(order.paid_at, "time")?);
-        closed.push(bigint_opt(order.closed_at, "time")?);
-        versions.push(i64::from(order.version));
-        payment_transfer_ids.push(bigint_wide(order.payment_transfer_id, "transfer id")?);
-        escrows.push(order.escrow);
+    let columns = OrderColumns::of(&last_of_each(orders, |order| order.id))?;
+    execute(transaction, &statements.orders, &columns.parameters())
+}
+
+/// Inserts the claimed new orders that collide with no stored order (by id or by their
+/// merchant's `out_trade_no`); answers the ids inserted.
+fn insert_new_orders(
+    transaction: &mut Transaction<'_>,
+    statements: &RecordStatements,
+    orders: &[&Order],
+) -> StoreResult<HashSet<i64>> {
+    let columns = OrderColumns::of(orders)?;
+    let rows = transaction
+        .query(&statements.new_orders, &columns.parameters())
+        .map_err(map_error)?;
+    rows.iter()
+        .map(|row| row.try_get::<_, i64>(0).map_err(map_error))
+        .collect()
+}
+
+/// Orders as one array per column, for `unnest`.
+struct OrderColumns<'a> {
+    ids: Vec<i64>,
+    merchant_ids: Vec<i64>,
+    outlet_ids: Vec<Option<i64>>,
+    out_trade_nos: Vec<&'a str>,
+    amounts: Vec<i64>,
+    currencies: Vec<&'a str>,
+    descriptions: Vec<&'a str>,
+    notify_urls: Vec<Option<&'a str>>,
+    states: Vec<&'static str>,
+    payers: Vec<Option<i64>>,
+    fees: Vec<i64>,
+    refunded: Vec<i64>,
+    created: Vec<i64>,
+    expires: Vec<i64>,
+    paid: Vec<Option<i64>>,
+    closed: Vec<Option<i64>>,
+    versions: Vec<i64>,
+    payment_transfer_ids: Vec<i64>,
+    escrows: Vec<bool>,
+}
+
+impl<'a> OrderColumns<'a> {
+    fn of(orders: &[&'a Order]) -> StoreResult<Self> {
+        let count = orders.len();
+        let mut columns = OrderColumns {
+            ids: Vec::with_capacity(count),
+            merchant_ids: Vec::with_capacity(count),
+            outlet_ids: Vec::with_capacity(count),
+            out_trade_nos: Vec::with_capacity(count),
+            amounts: Vec::with_capacity(count),
+            currencies: Vec::with_capacity(count),
+            descriptions: Vec::with_capacity(count),
+            notify_urls: Vec::with_capacity(count),
+            states: Vec::with_capacity(count),
+            payers: Vec::with_capacity(count),
+            fees: Vec::with_capacity(count),
+            refunded: Vec::with_capacity(count),
+            created: Vec::with_capacity(count),
+            expires: Vec::with_capacity(count),
+            paid: Vec::with_capacity(count),
+            closed: Vec::with_capacity(count),
+            versions: Vec::with_capacity(count),
+            payment_transfer_ids: Vec::with_capacity(count),
+            escrows: Vec::with_capacity(count),
+        };
+        for order in orders {
+            columns.ids.push(bigint(order.id, "order id")?);
+            columns
+                .merchant_ids
+                .push(bigint(order.merchant_id, "merchant id")?);
+            columns
+                .outlet_ids
+                .push(bigint_opt(order.outlet_id, "outlet id")?);
+            columns.out_trade_nos.push(order.out_trade_no.as_str());
+            columns.amounts.push(bigint(order.amount, "order amount")?);
+            columns.currencies.push(order.currency.as_str());
+            columns.descriptions.push(order.description.as_str());
+            columns.notify_urls.push(order.notify_url.as_deref());
+            columns.states.push(order.state.as_str());
+            columns
+                .payers
+                .push(bigint_opt(order.payer_user_id, "user id")?);
+            columns.fees.push(bigint(order.fee, "order fee")?);
+            columns
+                .refunded
+                .push(bigint(order.refunded, "amount refunded")?);
+            columns.created.push(bigint(order.created_at, "time")?);
+            columns.expires.push(bigint(order.expires_at, "time")?);
+            columns.paid.push(bigint_opt(order.paid_at, "time")?);
+            columns.closed.push(bigint_opt(order.closed_at, "time")?);
+            columns.versions.push(i64::from(order.version));
+            columns
+                .payment_transfer_ids
+                .push(bigint_wide(order.payment_transfer_id, "transfer id")?);
+            columns.escrows.push(order.escrow);
+        }
+        Ok(columns)
     }
-    execute(
-        transaction,
-        &statements.orders,
-        &[
-            &ids,
-            &merchant_ids,
-            &outlet_ids,
-            &out_trade_nos,
-            &amounts,
-            &currencies,
-            &descriptions,
-            &notify_urls,
-            &states,
-            &payers,
-            &fees,
-            &refunded,
-            &created,
-            &expires,
-            &paid,
-            &closed,
-            &versions,
-            &payment_transfer_ids,
-            &escrows,
-        ],
-    )
+
+    fn parameters(&self) -> [&(dyn ToSql + Sync); 19] {
+        [
+            &self.ids,
+            &self.merchant_ids,
+            &self.outlet_ids,
+            &self.out_trade_nos,
+            &self.amounts,
+            &self.currencies,
+            &self.descriptions,
+            &self.notify_urls,
+            &self.states,
+            &self.payers,
+            &self.fees,
+            &self.refunded,
+            &self.created,
+            &self.expires,
+            &self.paid,
+            &self.closed,
+            &self.versions,
+            &self.payment_transfer_ids,
+            &self.escrows,
+        ]
+    }
 }
 
 fn write_refunds(

@@ -200,11 +200,12 @@ fn connect(pool: &Pool) -> StoreResult<(Client, Statements)> {
 }
 
 impl PostgresWriter {
-    fn commit_on_connection(&mut self, batch: &CommitBatch<'_>) -> StoreResult<()> {
+    fn commit_on_connection(&mut self, batch: &CommitBatch<'_>) -> StoreResult<Vec<usize>> {
         // Dropping the transaction on an error rolls it back: nothing of the batch is kept.
         let mut transaction = self.client.transaction().map_err(map_error)?;
-        write_batch(&mut transaction, &self.statements, batch)?;
-        transaction.commit().map_err(map_error)
+        let refused = write_batch(&mut transaction, &self.statements, batch)?;
+        transaction.commit().map_err(map_error)?;
+        Ok(refused)
     }
 }
 
@@ -217,7 +218,7 @@ impl Drop for PostgresWriter {
 }
 
 impl StoreWriter for PostgresWriter {
-    fn commit(&mut self, batch: &CommitBatch<'_>) -> StoreResult<()> {
+    fn commit(&mut self, batch: &CommitBatch<'_>) -> StoreResult<Vec<usize>> {
         if self.lost || self.client.is_closed() {
             // The batch that found the connection lost was answered with an error; this one
             // starts on a new connection (the sequence check says whether that batch landed).
@@ -275,7 +276,7 @@ fn write_batch(
     transaction: &mut Transaction<'_>,
     statements: &Statements,
     batch: &CommitBatch<'_>,
-) -> StoreResult<()> {
+) -> StoreResult<Vec<usize>> {
     assert_eq!(
         batch.log.size_after - batch.log.size_before,
         (batch.transfers.len() + batch.registrations.len()) as u64,
@@ -316,7 +317,12 @@ fn write_batch(
     write_balances(transaction, statements, batch)?;
     write_registrations(transaction, statements, batch)?;
     write_log(transaction, statements, batch)?;
-    write_records(transaction, &statements.records, batch.records)
+    write_records(
+        transaction,
+        &statements.records,
+        batch.records,
+        batch.claims,
+    )
 }
 
 fn write_accounts(

@@ -4,8 +4,8 @@
 use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 use store::{
     from_i64, to_i64, BankDirection, BankTransfer, BankTransferState, BillPayment,
-    BillPaymentState, Biller, BillerCategory, BusinessEvent, Card, CardState, CheckDigit, CodeKind,
-    CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate, DeviceState, Envelope,
+    BillPaymentState, Biller, BillerCategory, BusinessEvent, Card, CardState, CheckDigit, Claim,
+    CodeKind, CodeReport, CodeState, CodeUse, DeliveryState, DeliveryUpdate, DeviceState, Envelope,
     EnvelopeKind, EnvelopeState, Escrow, EscrowState, Group, GroupMember, IdempotencyRecord,
     Invoice, InvoiceKind, InvoiceReimbursement, InvoiceState, Merchant, MerchantCode, MerchantKey,
     Order, OrderState, OutboxWriter, Outlet, OutletKind, P2pTransfer, PaymentDevice, Record,
@@ -14,6 +14,17 @@ use store::{
 };
 
 use crate::map_error;
+
+/// The head of an order's INSERT, all columns.
+macro_rules! order_insert {
+    () => {
+        "INSERT INTO orders (id, merchant_id, outlet_id, out_trade_no, amount,
+            currency, description, notify_url, state, payer_user_id, fee, refunded,
+            created_at, expires_at, paid_at, closed_at, version, payment_transfer_id, escrow)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+            ?17, ?18, ?19)"
+    };
+}
 
 fn int(value: u64) -> i64 {
     i64::try_from(value).expect("record values fit i64")
@@ -59,12 +70,75 @@ fn named<T>(text: &str, parse: fn(&str) -> Option<T>, what: &str) -> rusqlite::R
     parse(text).ok_or_else(|| corrupt_column(what))
 }
 
-/// Writes a batch's records, in order, inside its transaction.
-pub(crate) fn write_records(connection: &Connection, records: &[Record]) -> StoreResult<()> {
-    for record in records {
+/// Writes a batch's records, in order, inside its transaction; answers the claims refused
+/// (indices into `claims`).
+pub(crate) fn write_records(
+    connection: &Connection,
+    records: &[Record],
+    claims: &[Claim],
+) -> StoreResult<Vec<usize>> {
+    let mut refused = Vec::new();
+    let mut next = 0;
+    for (index, claim) in claims.iter().enumerate() {
+        let run = records
+            .get(claim.first..claim.first + claim.count)
+            .filter(|_| claim.first >= next && claim.count > 0)
+            .ok_or_else(|| StoreError::corrupt(format!("claim {claim:?} out of place")))?;
+        for record in &records[next..claim.first] {
+            write_record(connection, record)?;
+        }
+        let Record::Order(order) = &run[0] else {
+            return Err(StoreError::corrupt(format!(
+                "claim {claim:?} does not start with an order"
+            )));
+        };
+        let inserted = write_order(
+            connection,
+            order,
+            concat!(order_insert!(), " ON CONFLICT DO NOTHING"),
+        )?;
+        if inserted == 1 {
+            for record in &run[1..] {
+                write_record(connection, record)?;
+            }
+        } else {
+            refused.push(index);
+        }
+        next = claim.first + claim.count;
+    }
+    for record in &records[next..] {
         write_record(connection, record)?;
     }
-    Ok(())
+    Ok(refused)
+}
+
+/// Runs `sql` (an [`order_insert!`] with its conflict clause) for `order`; the rows changed.
+fn write_order(connection: &Connection, order: &Order, sql: &str) -> StoreResult<usize> {
+    connection
+        .prepare_cached(sql)
+        .map_err(map_error)?
+        .execute(params![
+            int(order.id),
+            int(order.merchant_id),
+            order.outlet_id.map(int),
+            order.out_trade_no,
+            int(order.amount),
+            order.currency,
+            order.description,
+            order.notify_url,
+            order.state.as_str(),
+            order.payer_user_id.map(int),
+            int(order.fee),
+            int(order.refunded),
+            int(order.created_at),
+            int(order.expires_at),
+            order.paid_at.map(int),
+            order.closed_at.map(int),
+            order.version,
+            to_i64(order.payment_transfer_id),
+            order.escrow
+        ])
+        .map_err(map_error)
 }
 
 fn execute(connection: &Connection, sql: &str, values: &[&dyn ToSql]) -> StoreResult<()> {
@@ -121,44 +195,23 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
                 int(outlet.created_at)
             ],
         ),
-        Record::Order(order) => execute(
+        // An upsert, not INSERT OR REPLACE: a paid order changes its state, payer, fee and
+        // times in place, and only the indexes over those columns are touched (a REPLACE
+        // deletes and re-inserts the row in every index).
+        Record::Order(order) => write_order(
             connection,
-            // An upsert, not INSERT OR REPLACE: a paid order changes its state, payer, fee and
-            // times in place, and only the indexes over those columns are touched (a REPLACE
-            // deletes and re-inserts the row in every index).
-            "INSERT INTO orders (id, merchant_id, outlet_id, out_trade_no, amount,
-                currency, description, notify_url, state, payer_user_id, fee, refunded,
-                created_at, expires_at, paid_at, closed_at, version, payment_transfer_id, escrow)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                ?17, ?18, ?19)
-             ON CONFLICT (id) DO UPDATE SET state = excluded.state,
-                payer_user_id = excluded.payer_user_id, fee = excluded.fee,
-                refunded = excluded.refunded, paid_at = excluded.paid_at,
-                closed_at = excluded.closed_at, version = excluded.version,
-                notify_url = excluded.notify_url, description = excluded.description,
-                expires_at = excluded.expires_at",
-            params![
-                int(order.id),
-                int(order.merchant_id),
-                order.outlet_id.map(int),
-                order.out_trade_no,
-                int(order.amount),
-                order.currency,
-                order.description,
-                order.notify_url,
-                order.state.as_str(),
-                order.payer_user_id.map(int),
-                int(order.fee),
-                int(order.refunded),
-                int(order.created_at),
-                int(order.expires_at),
-                order.paid_at.map(int),
-                order.closed_at.map(int),
-                order.version,
-                to_i64(order.payment_transfer_id),
-                order.escrow
-            ],
-        ),
+            order,
+            concat!(
+                order_insert!(),
+                " ON CONFLICT (id) DO UPDATE SET state = excluded.state,
+                    payer_user_id = excluded.payer_user_id, fee = excluded.fee,
+                    refunded = excluded.refunded, paid_at = excluded.paid_at,
+                    closed_at = excluded.closed_at, version = excluded.version,
+                    notify_url = excluded.notify_url, description = excluded.description,
+                    expires_at = excluded.expires_at"
+            ),
+        )
+        .map(drop),
         Record::Refund(refund) => execute(
             connection,
             "INSERT OR REPLACE INTO refunds (id, order_id, merchant_id, out_refund_no, amount,

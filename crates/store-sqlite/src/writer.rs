@@ -46,7 +46,7 @@ impl Drop for SqliteWriter {
 }
 
 impl StoreWriter for SqliteWriter {
-    fn commit(&mut self, batch: &CommitBatch<'_>) -> StoreResult<()> {
+    fn commit(&mut self, batch: &CommitBatch<'_>) -> StoreResult<Vec<usize>> {
         if self.history_unchecked {
             self.history.reconcile()?;
             self.history_unchecked = false;
@@ -66,23 +66,23 @@ impl StoreWriter for SqliteWriter {
         if ledger.is_err() || history.is_err() {
             self.history_unchecked = true;
         }
-        ledger?;
-        history
+        let refused = ledger?;
+        history.map(|()| refused)
     }
 }
 
 impl SqliteWriter {
-    fn commit_ledger(&mut self, batch: &CommitBatch<'_>) -> StoreResult<()> {
+    fn commit_ledger(&mut self, batch: &CommitBatch<'_>) -> StoreResult<Vec<usize>> {
         self.connection
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(map_error)?;
         match write_batch(&self.connection, batch) {
-            Ok(()) => {
+            Ok(refused) => {
                 if let Err(error) = self.connection.execute_batch("COMMIT") {
                     let _ = self.connection.execute_batch("ROLLBACK");
                     return Err(map_error(error));
                 }
-                Ok(())
+                Ok(refused)
             }
             Err(error) => {
                 let _ = self.connection.execute_batch("ROLLBACK");
@@ -121,7 +121,7 @@ fn timestamp_i64(timestamp: u64) -> i64 {
     i64::try_from(timestamp).expect("ledger timestamps fit i64 until the year 2262")
 }
 
-fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<()> {
+fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<Vec<usize>> {
     for account in batch.accounts_created {
         insert_account(connection, account)?;
     }
@@ -228,7 +228,7 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
         }
     }
     insert_registrations(connection, batch)?;
-    crate::records::write_records(connection, batch.records)?;
+    let refused = crate::records::write_records(connection, batch.records, batch.claims)?;
     if !batch.transfers.is_empty() {
         connection
             .prepare_cached("INSERT INTO log_leaf_runs (leaf_first, transfer_ids) VALUES (?1, ?2)")
@@ -266,7 +266,7 @@ fn write_batch(connection: &Connection, batch: &CommitBatch<'_>) -> StoreResult<
             ),
         ));
     }
-    Ok(())
+    Ok(refused)
 }
 
 /// The batch's registrations; their leaves follow the transfers' leaves.

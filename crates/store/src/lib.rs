@@ -100,9 +100,26 @@ pub struct CommitBatch<'a> {
     pub registrations: &'a [StoredRegistration],
     /// Business records of requests whose events all committed (see [`Record`]).
     pub records: &'a [Record],
+    /// Runs of `records` written only if a new order's keys are free (see [`Claim`]), in the
+    /// order of `records`, not overlapping.
+    pub claims: &'a [Claim],
     /// The trust log grown by this batch: one leaf per transfer, in the order of `transfers`,
     /// then one per registration, written in this same transaction.
     pub log: LogAppend<'a>,
+}
+
+/// A request's records that create an order, written only if the order is new: `records[first]`
+/// is a [`Record::Order`] whose id and whose merchant's `out_trade_no` no stored order has.
+/// If either is taken, none of `records[first..first + count]` is written and the rest of the
+/// batch commits; [`StoreWriter::commit`] names the claim among those refused.
+///
+/// The check is the insert itself, in the batch's transaction: creating an order costs no read
+/// before it, and two creations of one `out_trade_no` cannot both land, from however many
+/// processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    pub first: usize,
+    pub count: usize,
 }
 
 /// What a batch adds to the trust log.
@@ -239,8 +256,9 @@ pub trait SharedLocks: Send {
 /// Writes batches. Each commit is one transaction, durable when `commit` returns `Ok`.
 pub trait StoreWriter: Send {
     /// On a shared store, takes the writer's turn first if this writer does not hold it (and
-    /// keeps it until [`StoreWriter::end_turn`]).
-    fn commit(&mut self, batch: &CommitBatch<'_>) -> StoreResult<()>;
+    /// keeps it until [`StoreWriter::end_turn`]). Answers the claims refused (indices into
+    /// `batch.claims`, ascending); everything else of the batch is durable.
+    fn commit(&mut self, batch: &CommitBatch<'_>) -> StoreResult<Vec<usize>>;
     /// Lets the other writers of a shared store have their turn. Nothing on a store with one
     /// writer.
     fn end_turn(&mut self) {}

@@ -1110,3 +1110,35 @@ async fn the_openapi_document_and_the_reference_describe_every_route() {
     );
     app.stop().await;
 }
+
+/// Runs the futures concurrently on this task and returns their outputs in order.
+pub(crate) async fn futures_join<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let handles: Vec<_> = futures.map(Box::pin).collect();
+    let mut outputs = Vec::new();
+    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|context| {
+        let mut done = true;
+        for (slot, future) in pending.iter_mut().enumerate() {
+            if let Some(running) = future {
+                match running.as_mut().poll(context) {
+                    std::task::Poll::Ready(output) => {
+                        results[slot] = Some(output);
+                        *future = None;
+                    }
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs.extend(results.into_iter().map(Option::unwrap));
+    outputs
+}

@@ -487,6 +487,19 @@ async fn merchants_sign_every_request_and_see_only_their_own_orders() {
         .await;
     assert_eq!(different.status, 409);
     assert_eq!(different.json()["code"], "out_trade_no_used");
+    // Eight creations of one new out_trade_no at once: one order, and every answer is it.
+    let racing = json!({"out_trade_no": "T-race", "amount": 300, "currency": "CNY"}).to_string();
+    let answers =
+        crate::futures_join((0..8).map(|_| tea.send(&app, "POST", "/v1/orders", &racing, None)))
+            .await;
+    let ids: std::collections::HashSet<String> = answers
+        .iter()
+        .map(|answer| {
+            assert_eq!(answer.status, 201, "{:?}", answer.json());
+            answer.json()["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one order for one out_trade_no: {ids:?}");
 
     // Bad input: unknown fields, bad currency, zero amount.
     for (bad, code) in [
@@ -518,7 +531,8 @@ async fn merchants_sign_every_request_and_see_only_their_own_orders() {
         .send(&app, "GET", "/v1/orders?limit=10", "", None)
         .await
         .json();
-    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
+    // T-1, T-2 and the race's one order.
+    assert_eq!(listed["data"].as_array().unwrap().len(), 3);
     assert_eq!(
         books.send(&app, "GET", "/v1/orders", "", None).await.json()["data"]
             .as_array()

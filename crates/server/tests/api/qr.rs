@@ -434,7 +434,7 @@ async fn payment_codes_are_charged_once_small_at_once_larger_after_the_payer_con
         let app = &app;
         async move { charge(app, merchant, &second, &format!("P-race-{till}"), 100).await }
     });
-    let answers = futures_join(tills).await;
+    let answers = crate::futures_join(tills).await;
     let succeeded = answers.iter().filter(|answer| answer.status == 201).count();
     assert_eq!(
         succeeded,
@@ -512,34 +512,4 @@ async fn payment_codes_are_charged_once_small_at_once_larger_after_the_payer_con
     .await;
     assert_eq!(revoked.json()["state"], "revoked", "{}", revoked.body);
     app.stop().await;
-}
-
-/// Runs the futures concurrently on this task and returns their outputs in order.
-async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let handles: Vec<_> = futures.map(Box::pin).collect();
-    let mut outputs = Vec::new();
-    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
-    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
-    std::future::poll_fn(|context| {
-        let mut done = true;
-        for (slot, future) in pending.iter_mut().enumerate() {
-            if let Some(running) = future {
-                match running.as_mut().poll(context) {
-                    std::task::Poll::Ready(output) => {
-                        results[slot] = Some(output);
-                        *future = None;
-                    }
-                    std::task::Poll::Pending => done = false,
-                }
-            }
-        }
-        if done {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    outputs.extend(results.into_iter().map(Option::unwrap));
-    outputs
 }
