@@ -195,23 +195,37 @@ fn write_record(connection: &Connection, record: &Record) -> StoreResult<()> {
                 int(outlet.created_at)
             ],
         ),
-        // An upsert, not INSERT OR REPLACE: a paid order changes its state, payer, fee and
-        // times in place, and only the indexes over those columns are touched (a REPLACE
-        // deletes and re-inserts the row in every index).
-        Record::Order(order) => write_order(
-            connection,
-            order,
-            concat!(
-                order_insert!(),
-                " ON CONFLICT (id) DO UPDATE SET state = excluded.state,
-                    payer_user_id = excluded.payer_user_id, fee = excluded.fee,
-                    refunded = excluded.refunded, paid_at = excluded.paid_at,
-                    closed_at = excluded.closed_at, version = excluded.version,
-                    notify_url = excluded.notify_url, description = excluded.description,
-                    expires_at = excluded.expires_at"
-            ),
-        )
-        .map(drop),
+        // An order changes its state, payer, fee and times in place: an UPDATE touches only
+        // the indexes over those columns (a REPLACE deletes and re-inserts the row in every
+        // index), and costs less than an upsert, which builds the whole row to insert first.
+        Record::Order(order) => {
+            let updated = connection
+                .prepare_cached(
+                    "UPDATE orders SET state = ?2, payer_user_id = ?3, fee = ?4, refunded = ?5,
+                        paid_at = ?6, closed_at = ?7, version = ?8, notify_url = ?9,
+                        description = ?10, expires_at = ?11
+                     WHERE id = ?1",
+                )
+                .map_err(map_error)?
+                .execute(params![
+                    int(order.id),
+                    order.state.as_str(),
+                    order.payer_user_id.map(int),
+                    int(order.fee),
+                    int(order.refunded),
+                    order.paid_at.map(int),
+                    order.closed_at.map(int),
+                    order.version,
+                    order.notify_url,
+                    order.description,
+                    int(order.expires_at),
+                ])
+                .map_err(map_error)?;
+            if updated == 0 {
+                write_order(connection, order, order_insert!())?;
+            }
+            Ok(())
+        }
         Record::Refund(refund) => execute(
             connection,
             "INSERT OR REPLACE INTO refunds (id, order_id, merchant_id, out_refund_no, amount,
