@@ -41,7 +41,7 @@ const WRITER_CACHE_KIB: i64 = 8 * 1024;
 /// The WAL is copied back into the database file by a background checkpointer (see
 /// `checkpoint.rs`), off the commit path. Only if it falls this far behind (pages, 256 MiB)
 /// does the writer checkpoint by itself.
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 65_536;
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: i64 = 65_536;
 const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// Prepared statements each connection keeps.
 const STATEMENTS_CACHED_MAX: usize = 128;
