@@ -4,6 +4,7 @@
 //! password (checked with Argon2id on a session's first payment, then remembered for the
 //! session, as an app keeps its user "signed in to pay").
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -57,6 +58,8 @@ pub struct ApiArgs {
 pub(crate) struct Connection {
     stream: BufReader<TcpStream>,
     line: String,
+    /// The request being sent, its allocation kept from one request to the next.
+    request: String,
 }
 
 impl Connection {
@@ -66,6 +69,7 @@ impl Connection {
         Ok(Connection {
             stream: BufReader::new(stream),
             line: String::new(),
+            request: String::new(),
         })
     }
 
@@ -76,14 +80,18 @@ impl Connection {
         headers: &[(&str, &str)],
         body: &str,
     ) -> anyhow::Result<(u16, Vec<u8>)> {
-        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: bench\r\n");
-        for (name, value) in headers {
-            request.push_str(name);
-            request.push_str(": ");
-            request.push_str(value);
-            request.push_str("\r\n");
+        let request = &mut self.request;
+        request.clear();
+        for part in [method, " ", path, " HTTP/1.1\r\nHost: bench\r\n"] {
+            request.push_str(part);
         }
-        request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        for (name, value) in headers {
+            for part in [*name, ": ", *value, "\r\n"] {
+                request.push_str(part);
+            }
+        }
+        // Into the kept buffer: no allocation.
+        let _ = write!(request, "Content-Length: {}\r\n\r\n", body.len());
         request.push_str(body);
         self.stream.get_mut().write_all(request.as_bytes()).await?;
         self.line.clear();
@@ -122,7 +130,8 @@ impl Connection {
 struct Client {
     key_id: u64,
     signing_key: [u8; 32],
-    session: String,
+    /// `Bearer <session token>`.
+    bearer: String,
 }
 
 struct Tally {
@@ -339,7 +348,7 @@ async fn set_up(
             Client {
                 key_id,
                 signing_key,
-                session,
+                bearer: format!("Bearer {session}"),
             }
         })
         .collect())
@@ -393,13 +402,12 @@ async fn paid_order(
     // does not pay for parsing the whole order, as a lean merchant backend would not.
     let order_id = order_id(&response).context("an order without an id")?;
     let pay = format!(r#"{{"amount":{ORDER_AMOUNT},"payment_password":"{PAYMENT_PASSWORD}"}}"#);
-    let bearer = format!("Bearer {}", client.session);
     let (status, response) = user
         .send(
             "POST",
             &format!("/v1/orders/{order_id}/pay"),
             &[
-                ("Authorization", &bearer),
+                ("Authorization", &client.bearer),
                 ("Content-Type", "application/json"),
             ],
             &pay,
