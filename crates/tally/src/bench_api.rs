@@ -140,6 +140,13 @@ struct Tally {
     requests: AtomicU64,
 }
 
+/// Milliseconds since the Unix epoch.
+fn unix_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis())
+}
+
 fn percentile(sorted: &[u64], fraction: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -461,11 +468,16 @@ async fn load(
             while !stopping.load(Ordering::Relaxed) {
                 sequence += 1;
                 let began = Instant::now();
+                // As merchants number their orders: by time first (WeChat Pay's and Alipay's
+                // examples start with the date and time), then the till and its count. A
+                // merchant's numbers grow, and each lands at the end of its range in the
+                // unique index, rather than at one place per till.
+                let out_trade_no = format!("{:013}{index:04}{sequence:08}", unix_millis());
                 let outcome = paid_order(
                     &client,
                     &mut merchant,
                     &mut user,
-                    &format!("B{index}-{sequence}"),
+                    &out_trade_no,
                     &format!("n{index:04}-{sequence:010}"),
                 )
                 .await;
