@@ -525,7 +525,7 @@ pub(crate) fn write_records(
     let mut next = 0;
     for claim in claims {
         let first = records
-            .get(claim.first..claim.first + claim.count)
+            .get(claim.first..claim.first.saturating_add(claim.count))
             .filter(|_| claim.first >= next && claim.count > 0)
             .map(|run| &run[0]);
         let Some(Record::Order(order)) = first else {

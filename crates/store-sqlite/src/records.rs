@@ -81,7 +81,7 @@ pub(crate) fn write_records(
     let mut next = 0;
     for (index, claim) in claims.iter().enumerate() {
         let run = records
-            .get(claim.first..claim.first + claim.count)
+            .get(claim.first..claim.first.saturating_add(claim.count))
             .filter(|_| claim.first >= next && claim.count > 0)
             .ok_or_else(|| StoreError::corrupt(format!("claim {claim:?} out of place")))?;
         for record in &records[next..claim.first] {
