@@ -24,6 +24,8 @@ use crate::open_connection;
 const CHECKPOINT_INTERVAL_MS: u64 = 100;
 /// WAL frames past which the WAL is started over (16 MiB of 4 KiB pages).
 const RESTART_FRAMES: i64 = 4_096;
+const RESTART_WAIT_STEP: Duration = Duration::from_micros(100);
+const RESTART_WAIT_STEPS: i32 = 200;
 
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
@@ -41,7 +43,16 @@ impl Checkpointer {
     fn start_restarting_at(paths: &[&Path], restart_frames: i64) -> StoreResult<Checkpointer> {
         let connections = paths
             .iter()
-            .map(|path| open_connection(path, false))
+            .map(|path| {
+                let connection = open_connection(path, false)?;
+                // A RESTART holds the write lock while it waits for readers to leave the WAL:
+                // every commit waits behind it. It gives up after ~20 ms and tries again at the
+                // next round, rather than stopping the writer for seconds.
+                connection
+                    .busy_handler(Some(wait_briefly))
+                    .map_err(crate::map_error)?;
+                Ok(connection)
+            })
             .collect::<StoreResult<Vec<_>>>()?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
@@ -73,6 +84,12 @@ impl Checkpointer {
             thread: Some(thread),
         })
     }
+}
+
+/// The checkpointer's busy handler: 200 tries 100 µs apart.
+fn wait_briefly(attempts: i32) -> bool {
+    std::thread::sleep(RESTART_WAIT_STEP);
+    attempts < RESTART_WAIT_STEPS
 }
 
 impl Drop for Checkpointer {
