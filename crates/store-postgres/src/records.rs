@@ -134,7 +134,10 @@ const UPSERT_OUTLETS: &str = "
     ON CONFLICT (id) DO UPDATE SET merchant_id = excluded.merchant_id, kind = excluded.kind,
         parent_id = excluded.parent_id, name = excluded.name, created_at = excluded.created_at";
 
-const UPSERT_ORDERS: &str = "
+/// Orders from one array per column (`OrderColumns::parameters`), before the conflict clause.
+macro_rules! insert_orders {
+    () => {
+        "
     INSERT INTO orders (id, merchant_id, outlet_id, out_trade_no, amount, currency,
         description, notify_url, state, payer_user_id, fee, refunded, created_at, expires_at,
         paid_at, closed_at, version, payment_transfer_id, escrow)
@@ -142,7 +145,13 @@ const UPSERT_ORDERS: &str = "
         $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int8[],
         $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::int8[],
         $19::bool[])
-    ON CONFLICT (id) DO UPDATE SET merchant_id = excluded.merchant_id,
+"
+    };
+}
+
+const UPSERT_ORDERS: &str = concat!(
+    insert_orders!(),
+    "    ON CONFLICT (id) DO UPDATE SET merchant_id = excluded.merchant_id,
         outlet_id = excluded.outlet_id, out_trade_no = excluded.out_trade_no,
         amount = excluded.amount, currency = excluded.currency,
         description = excluded.description, notify_url = excluded.notify_url,
@@ -150,19 +159,15 @@ const UPSERT_ORDERS: &str = "
         refunded = excluded.refunded, created_at = excluded.created_at,
         expires_at = excluded.expires_at, paid_at = excluded.paid_at,
         closed_at = excluded.closed_at, version = excluded.version,
-        payment_transfer_id = excluded.payment_transfer_id, escrow = excluded.escrow";
+        payment_transfer_id = excluded.payment_transfer_id, escrow = excluded.escrow"
+);
 
 /// New orders, each inserted only if neither its id nor its merchant's `out_trade_no` is taken.
-const INSERT_NEW_ORDERS: &str = "
-    INSERT INTO orders (id, merchant_id, outlet_id, out_trade_no, amount, currency,
-        description, notify_url, state, payer_user_id, fee, refunded, created_at, expires_at,
-        paid_at, closed_at, version, payment_transfer_id, escrow)
-    SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::int8[],
-        $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int8[],
-        $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::int8[],
-        $19::bool[])
-    ON CONFLICT DO NOTHING
-    RETURNING id";
+const INSERT_NEW_ORDERS: &str = concat!(
+    insert_orders!(),
+    "    ON CONFLICT DO NOTHING
+    RETURNING id"
+);
 
 const UPSERT_REFUNDS: &str = "
     INSERT INTO refunds (id, order_id, merchant_id, out_refund_no, amount, fee_refunded,
