@@ -169,6 +169,11 @@ pub async fn serve(
     // connection for HTTP/2 and select on a shutdown signal at every poll: a few per cent of
     // the server's CPU in `tally bench api`, for a protocol nothing here speaks.
     let router = router(state);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // A client that sends its request's head slower than this is cut off, so that idle
+    // half-sent requests cannot hold connections open.
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -183,12 +188,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        let connection = hyper::server::conn::http1::Builder::new()
-            // A client that sends its request's head slower than this is cut off, so that
-            // idle half-sent requests cannot hold connections open.
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
         let connection = connections.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
