@@ -193,7 +193,7 @@ pub(crate) async fn register_biller(
     };
     let idempotency = idempotency(
         &headers,
-        format!("cred_{}", credential.id),
+        ("cred", credential.id),
         &method,
         &uri,
         &body,
@@ -308,7 +308,7 @@ pub(crate) async fn pay(
     let (token, user) = session_user(&state, &headers)?;
     let request: PayBillBody = parse(&body)?;
     let biller_id = biller_id(&request.biller_id)?;
-    let idempotency = idempotency(&headers, format!("usr_{}", user.id), &method, &uri, &body)?;
+    let idempotency = idempotency(&headers, ("usr", user.id), &method, &uri, &body)?;
     let user = check_payment_password(&state, token, user, request.payment_password).await?;
     let biller = state.payments.biller(biller_id).map_err(payment_error)?;
     let render = |payment: &BillPayment| render_bill_payment(payment, Some(&biller));

@@ -222,7 +222,7 @@ pub(crate) async fn send(
         (None, Some(friend)) => Recipient::User(find_user(&state, friend)?.id),
         _ => return Err(invalid("Give group_id, or to (one friend), not both.")),
     };
-    let idempotency = idempotency(&headers, format!("usr_{}", user.id), &method, &uri, &body)?;
+    let idempotency = idempotency(&headers, ("usr", user.id), &method, &uri, &body)?;
     let user = check_payment_password(&state, token, user, request.payment_password).await?;
     let render = |envelope: &Envelope| rendered(envelope_json(envelope, None), StatusCode::CREATED);
     let result = state

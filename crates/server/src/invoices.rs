@@ -174,7 +174,7 @@ pub(crate) async fn issue(
     let order_id = id_in_path("ord_", &request.order_id, "order")?;
     let idempotency = idempotency(
         &headers,
-        format!("mch_{}", merchant.id),
+        ("mch", merchant.id),
         &method,
         &uri,
         &body,
@@ -265,7 +265,7 @@ pub(crate) async fn void(
     }
     let idempotency = idempotency(
         &headers,
-        format!("mch_{}", merchant.id),
+        ("mch", merchant.id),
         &method,
         &uri,
         &body,
@@ -383,7 +383,7 @@ pub(crate) async fn reimburse(
     let digest = digest_of(request.digest.as_deref(), request.document.as_deref())?;
     let idempotency = idempotency(
         &headers,
-        format!("key_{}", credential.id),
+        ("key", credential.id),
         &method,
         &uri,
         &body,

@@ -117,10 +117,11 @@ pub(crate) fn outcome<T>(outcome: Outcome<T>, render: impl Fn(&T) -> (u16, Strin
     response
 }
 
-/// The `Idempotency-Key` of a request, bound to its method, path and body.
+/// The `Idempotency-Key` of a request, bound to its method, path and body, and to the principal
+/// `(kind, id)` that sent it (`("usr", 7)` is `usr_7`).
 pub(crate) fn idempotency(
     headers: &HeaderMap,
-    principal: String,
+    (kind, id): (&str, u64),
     method: &Method,
     uri: &Uri,
     body: &[u8],
@@ -139,7 +140,7 @@ pub(crate) fn idempotency(
         .path_and_query()
         .map_or(uri.path(), |path| path.as_str());
     Idempotency::new(
-        principal,
+        format!("{kind}_{id}"),
         key,
         &[
             method.as_str().as_bytes(),
@@ -160,7 +161,7 @@ pub(crate) async fn merchant_auth(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Merchant, ApiError> {
+) -> Result<Arc<Merchant>, ApiError> {
     let invalid = |detail: &str| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -290,7 +291,7 @@ pub(crate) async fn onboard_merchant(
     let request: MerchantRequest = parse(&body)?;
     let idempotency = idempotency(
         &headers,
-        format!("cred_{}", credential.id),
+        ("cred", credential.id),
         &method,
         &uri,
         &body,
@@ -552,7 +553,7 @@ pub(crate) async fn create_outlet(
     };
     let idempotency = idempotency(
         &headers,
-        format!("mch_{}", merchant.id),
+        ("mch", merchant.id),
         &method,
         &uri,
         &body,
@@ -613,7 +614,7 @@ pub(crate) async fn create_order(
     let request: OrderRequest = parse(&body)?;
     let idempotency = idempotency(
         &headers,
-        format!("mch_{}", merchant.id),
+        ("mch", merchant.id),
         &method,
         &uri,
         &body,
@@ -734,7 +735,7 @@ pub(crate) async fn refund_order(
     let request: RefundRequest = parse(&body)?;
     let idempotency = idempotency(
         &headers,
-        format!("mch_{}", merchant.id),
+        ("mch", merchant.id),
         &method,
         &uri,
         &body,
@@ -938,7 +939,7 @@ pub(crate) async fn pay_order(
     let (token, user) = session_user(&state, &headers)?;
     let order_id = id_in_path("ord_", &order, "order")?;
     let request: PayRequest = parse(&body)?;
-    let idempotency = idempotency(&headers, format!("usr_{}", user.id), &method, &uri, &body)?;
+    let idempotency = idempotency(&headers, ("usr", user.id), &method, &uri, &body)?;
     let user = check_payment_password(&state, token, user, request.payment_password).await?;
     let render = |order: &Order| {
         (
@@ -982,7 +983,7 @@ pub(crate) async fn send_transfer(
 ) -> Result<Response, ApiError> {
     let (token, user) = session_user(&state, &headers)?;
     let request: TransferRequest = parse(&body)?;
-    let idempotency = idempotency(&headers, format!("usr_{}", user.id), &method, &uri, &body)?;
+    let idempotency = idempotency(&headers, ("usr", user.id), &method, &uri, &body)?;
     let payee = find_user(&state, &request.to)?;
     let user = check_payment_password(&state, token, user, request.payment_password).await?;
     let render = |transfer: &P2pTransfer| rendered(p2p_json(transfer), StatusCode::CREATED);
@@ -1243,7 +1244,7 @@ async fn bank_transfer(
     let (token, user) = session_user(&state, &headers)?;
     let request: BankTransferRequest = parse(&body)?;
     let card_id = id_in_path("card_", &request.card_id, "card")?;
-    let idempotency = idempotency(&headers, format!("usr_{}", user.id), &method, &uri, &body)?;
+    let idempotency = idempotency(&headers, ("usr", user.id), &method, &uri, &body)?;
     let user = check_payment_password(&state, token, user, request.payment_password).await?;
     let render = render_bank_transfer;
     let outcome = match direction {

@@ -101,7 +101,7 @@ pub(crate) async fn issue_code(
     };
     let idempotency = idempotency(
         &headers,
-        format!("mch_{}", merchant.id),
+        ("mch", merchant.id),
         &method,
         &uri,
         &body,
@@ -322,7 +322,7 @@ pub(crate) async fn pay_code(
 ) -> Result<Response, ApiError> {
     let (token, user) = session_user(&state, &headers)?;
     let request: PayCodeBody = parse(&body)?;
-    let idempotency = idempotency(&headers, format!("usr_{}", user.id), &method, &uri, &body)?;
+    let idempotency = idempotency(&headers, ("usr", user.id), &method, &uri, &body)?;
     let user = check_payment_password(&state, token, user, request.payment_password).await?;
     let render = |order: &Order| (StatusCode::OK.as_u16(), OrderView::of(order).text());
     let result = state
@@ -481,7 +481,7 @@ pub(crate) async fn charge(
     let request: ChargeBody = parse(&body)?;
     let idempotency = idempotency(
         &headers,
-        format!("mch_{}", merchant.id),
+        ("mch", merchant.id),
         &method,
         &uri,
         &body,

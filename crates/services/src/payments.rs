@@ -467,7 +467,8 @@ const SECONDS_PER_DAY: u64 = 86_400;
 #[derive(Debug, Clone)]
 pub struct VerifiedKey {
     pub key: MerchantKey,
-    pub merchant: Merchant,
+    /// Shared with the cache: every signed request reads it, none copies it.
+    pub merchant: Arc<Merchant>,
     fetched_at: u64,
 }
 
@@ -531,7 +532,7 @@ pub struct Payments {
     locks: KeyedLocks,
     keys: Mutex<HashMap<u64, VerifiedKey>>,
     /// Merchants as recently read: (merchant, when) — their fee rate is read on every payment.
-    merchants: Mutex<HashMap<u64, (Merchant, u64)>>,
+    merchants: Mutex<HashMap<u64, (Arc<Merchant>, u64)>>,
     spending: Mutex<HashMap<u64, Spending>>,
     /// Orders as this process last committed them.
     recent_orders: RecentOrders,
@@ -963,13 +964,13 @@ impl Payments {
     }
 
     /// A merchant, from memory when read less than [`MERCHANT_KEY_CACHE_S`] ago.
-    fn merchant_cached(&self, id: u64, now_s: u64) -> Result<Merchant, PaymentError> {
+    fn merchant_cached(&self, id: u64, now_s: u64) -> Result<Arc<Merchant>, PaymentError> {
         if let Some((merchant, fetched_at)) = self.merchants.lock().expect("merchants").get(&id) {
             if now_s < fetched_at + MERCHANT_KEY_CACHE_S {
                 return Ok(merchant.clone());
             }
         }
-        let merchant = self.merchant(id)?;
+        let merchant = Arc::new(self.merchant(id)?);
         let mut merchants = self.merchants.lock().expect("merchants");
         if merchants.len() >= MERCHANTS_CACHED_MAX {
             merchants.clear();
@@ -1015,7 +1016,7 @@ impl Payments {
         }
         let verified = VerifiedKey {
             key,
-            merchant,
+            merchant: Arc::new(merchant),
             fetched_at: now_s,
         };
         self.keys

@@ -48,8 +48,10 @@ pub fn request_signature(
     nonce: &str,
     body: &[u8],
 ) -> [u8; 32] {
-    let body_digest = secrets::hex(&secrets::sha256(&[body]));
-    let timestamp = timestamp.to_string();
+    // On the stack: every signed request is checked here, and signed here by clients.
+    let body_digest = secrets::hex32(&secrets::sha256(&[body]));
+    let mut digits = [0u8; 20];
+    let timestamp = decimal(timestamp, &mut digits);
     hmac(
         signing_key,
         &[
@@ -57,13 +59,49 @@ pub fn request_signature(
             b"\n",
             path_and_query.as_bytes(),
             b"\n",
-            timestamp.as_bytes(),
+            timestamp,
             b"\n",
             nonce.as_bytes(),
             b"\n",
-            body_digest.as_bytes(),
+            &body_digest,
         ],
     )
+}
+
+/// The decimal digits of `value`, written at the end of `digits`.
+fn decimal(mut value: u64, digits: &mut [u8; 20]) -> &[u8] {
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            return &digits[start..];
+        }
+    }
+}
+
+/// Writes the `Authorization` header value of a signed request into `header`, replacing what
+/// it held (a client signing many requests keeps one buffer).
+#[allow(clippy::too_many_arguments)]
+pub fn write_authorization(
+    header: &mut String,
+    key_id: u64,
+    signing_key: &[u8; 32],
+    method: &str,
+    path_and_query: &str,
+    timestamp: u64,
+    nonce: &str,
+    body: &[u8],
+) {
+    use std::fmt::Write as _;
+    let signature = request_signature(signing_key, method, path_and_query, timestamp, nonce, body);
+    header.clear();
+    let _ = write!(
+        header,
+        "{SCHEME} key=mk_{key_id},timestamp={timestamp},nonce={nonce},signature="
+    );
+    header.push_str(std::str::from_utf8(&secrets::hex32(&signature)).expect("hex is ASCII"));
 }
 
 /// The `Authorization` header value of a signed request.
@@ -76,11 +114,18 @@ pub fn authorization(
     nonce: &str,
     body: &[u8],
 ) -> String {
-    let signature = request_signature(signing_key, method, path_and_query, timestamp, nonce, body);
-    format!(
-        "{SCHEME} key=mk_{key_id},timestamp={timestamp},nonce={nonce},signature={}",
-        secrets::hex(&signature)
-    )
+    let mut header = String::with_capacity(160);
+    write_authorization(
+        &mut header,
+        key_id,
+        signing_key,
+        method,
+        path_and_query,
+        timestamp,
+        nonce,
+        body,
+    );
+    header
 }
 
 /// The parts of a signed request's `Authorization` header.
@@ -238,6 +283,68 @@ mod tests {
             secrets::hex(&mac),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn decimal_digits_and_stack_hex_match_the_formatted_ones() {
+        for value in [0u64, 7, 10, 1_700_000_000, u64::MAX] {
+            let mut digits = [0u8; 20];
+            assert_eq!(decimal(value, &mut digits), value.to_string().as_bytes());
+        }
+        let digest = secrets::sha256(&[b"abc"]);
+        assert_eq!(
+            &secrets::hex32(&digest)[..],
+            secrets::hex(&digest).as_bytes()
+        );
+    }
+
+    /// The signature over the canonical text, computed the long way: what clients in other
+    /// languages compute from the documentation.
+    #[test]
+    fn a_signature_is_the_hmac_of_the_documented_text() {
+        let key = [9u8; 32];
+        let body = br#"{"amount":100}"#;
+        let text = format!(
+            "POST\n/v1/orders\n1700000000\nnonce-0001\n{}",
+            secrets::hex(&secrets::sha256(&[body]))
+        );
+        assert_eq!(
+            request_signature(
+                &key,
+                "POST",
+                "/v1/orders",
+                1_700_000_000,
+                "nonce-0001",
+                body
+            ),
+            hmac(&key, &[text.as_bytes()])
+        );
+        let mut header = String::from("left over");
+        write_authorization(
+            &mut header,
+            5,
+            &key,
+            "POST",
+            "/v1/orders",
+            1_700_000_000,
+            "nonce-0001",
+            body,
+        );
+        assert_eq!(
+            header,
+            authorization(
+                5,
+                &key,
+                "POST",
+                "/v1/orders",
+                1_700_000_000,
+                "nonce-0001",
+                body
+            )
+        );
+        assert!(header.starts_with(
+            "TALLY-HMAC-SHA256 key=mk_5,timestamp=1700000000,nonce=nonce-0001,signature="
+        ));
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub(crate) struct Connection {
     line: String,
     /// The request being sent, its allocation kept from one request to the next.
     request: String,
+    /// The last response's body, its allocation kept too.
+    body: Vec<u8>,
 }
 
 impl Connection {
@@ -70,6 +72,7 @@ impl Connection {
             stream: BufReader::new(stream),
             line: String::new(),
             request: String::new(),
+            body: Vec::new(),
         })
     }
 
@@ -79,7 +82,7 @@ impl Connection {
         path: &str,
         headers: &[(&str, &str)],
         body: &str,
-    ) -> anyhow::Result<(u16, Vec<u8>)> {
+    ) -> anyhow::Result<(u16, &[u8])> {
         let request = &mut self.request;
         request.clear();
         for part in [method, " ", path, " HTTP/1.1\r\nHost: bench\r\n"] {
@@ -119,9 +122,10 @@ impl Connection {
             }
         }
         ensure!(length <= RESPONSE_BYTES_MAX, "a response of {length} bytes");
-        let mut body = vec![0u8; length];
-        self.stream.read_exact(&mut body).await?;
-        Ok((status, body))
+        self.body.clear();
+        self.body.resize(length, 0);
+        self.stream.read_exact(&mut self.body).await?;
+        Ok((status, &self.body))
     }
 }
 
@@ -369,18 +373,42 @@ fn order_id(response: &[u8]) -> Option<&str> {
     Some(&text[start..start + length])
 }
 
+/// What a client writes for each order, the allocations kept from one order to the next,
+/// as a merchant's backend and a wallet app reuse their buffers.
+#[derive(Default)]
+struct Scratch {
+    out_trade_no: String,
+    nonce: String,
+    body: String,
+    authorization: String,
+    path: String,
+}
+
+/// The body of every payment: `ORDER_AMOUNT` and `PAYMENT_PASSWORD`, spelled out once (a test
+/// checks that they agree).
+const PAY_BODY: &str = r#"{"amount":100,"payment_password":"135790"}"#;
+
 /// One order created and paid.
 async fn paid_order(
     client: &Client,
     merchant: &mut Connection,
     user: &mut Connection,
-    out_trade_no: &str,
-    nonce: &str,
+    scratch: &mut Scratch,
 ) -> anyhow::Result<()> {
-    let body = format!(
+    let Scratch {
+        out_trade_no,
+        nonce,
+        body,
+        authorization,
+        path,
+    } = scratch;
+    body.clear();
+    let _ = write!(
+        body,
         r#"{{"out_trade_no":"{out_trade_no}","amount":{ORDER_AMOUNT},"currency":"CNY","description":"bench"}}"#
     );
-    let authorization = services::signatures::authorization(
+    services::signatures::write_authorization(
+        authorization,
         client.key_id,
         &client.signing_key,
         "POST",
@@ -394,36 +422,39 @@ async fn paid_order(
             "POST",
             "/v1/orders",
             &[
-                ("Authorization", &authorization),
+                ("Authorization", authorization),
                 ("Content-Type", "application/json"),
             ],
-            &body,
+            body,
         )
         .await?;
     ensure!(
         status == 201,
         "creating an order: {status} {}",
-        String::from_utf8_lossy(&response)
+        String::from_utf8_lossy(response)
     );
     // Only the id is needed: the answer starts with it (`{"id":"ord_…",`), so the client
     // does not pay for parsing the whole order, as a lean merchant backend would not.
-    let order_id = order_id(&response).context("an order without an id")?;
-    let pay = format!(r#"{{"amount":{ORDER_AMOUNT},"payment_password":"{PAYMENT_PASSWORD}"}}"#);
+    let order_id = order_id(response).context("an order without an id")?;
+    path.clear();
+    for part in ["/v1/orders/", order_id, "/pay"] {
+        path.push_str(part);
+    }
     let (status, response) = user
         .send(
             "POST",
-            &format!("/v1/orders/{order_id}/pay"),
+            path,
             &[
                 ("Authorization", &client.bearer),
                 ("Content-Type", "application/json"),
             ],
-            &pay,
+            PAY_BODY,
         )
         .await?;
     ensure!(
         status == 200,
         "paying an order: {status} {}",
-        String::from_utf8_lossy(&response)
+        String::from_utf8_lossy(response)
     );
     Ok(())
 }
@@ -453,15 +484,11 @@ async fn load(
             let mut latencies = Vec::new();
             let mut merchant = Connection::open(address).await?;
             let mut user = Connection::open(address).await?;
+            let mut scratch = Scratch::default();
             // The session's first payment checks the password with Argon2id: not measured.
-            let warm_up = paid_order(
-                &client,
-                &mut merchant,
-                &mut user,
-                &format!("W{index}"),
-                &format!("warm-{index:08}"),
-            )
-            .await;
+            let _ = write!(scratch.out_trade_no, "W{index}");
+            let _ = write!(scratch.nonce, "warm-{index:08}");
+            let warm_up = paid_order(&client, &mut merchant, &mut user, &mut scratch).await;
             warmed.wait().await;
             warm_up?;
             let mut sequence = 0u64;
@@ -472,15 +499,15 @@ async fn load(
                 // examples start with the date and time), then the till and its count. A
                 // merchant's numbers grow, and each lands at the end of its range in the
                 // unique index, rather than at one place per till.
-                let out_trade_no = format!("{:013}{index:04}{sequence:08}", unix_millis());
-                let outcome = paid_order(
-                    &client,
-                    &mut merchant,
-                    &mut user,
-                    &out_trade_no,
-                    &format!("n{index:04}-{sequence:010}"),
-                )
-                .await;
+                scratch.out_trade_no.clear();
+                let _ = write!(
+                    scratch.out_trade_no,
+                    "{:013}{index:04}{sequence:08}",
+                    unix_millis()
+                );
+                scratch.nonce.clear();
+                let _ = write!(scratch.nonce, "n{index:04}-{sequence:010}");
+                let outcome = paid_order(&client, &mut merchant, &mut user, &mut scratch).await;
                 let counted = measuring.load(Ordering::Relaxed);
                 match outcome {
                     Ok(()) if counted => {
@@ -516,4 +543,27 @@ async fn load(
         latencies.extend(task.await??);
     }
     Ok((tally, latencies, elapsed, cpu))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_payment_body_carries_the_order_amount_and_the_password() {
+        let body: serde_json::Value = serde_json::from_str(PAY_BODY).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"amount": ORDER_AMOUNT, "payment_password": PAYMENT_PASSWORD})
+        );
+    }
+
+    #[test]
+    fn an_order_id_is_read_from_the_start_of_the_answer() {
+        assert_eq!(
+            order_id(br#"{"id":"ord_123","object":"order"}"#),
+            Some("ord_123")
+        );
+        assert_eq!(order_id(br#"{"object":"order"}"#), None);
+    }
 }

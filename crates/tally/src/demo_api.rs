@@ -46,7 +46,7 @@ impl Api {
             headers.push(("Idempotency-Key", key));
         }
         let (status, bytes) = self.connection.send(method, path, &headers, &body).await?;
-        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
         Ok((status, value))
     }
 
@@ -593,7 +593,7 @@ async fn story(
         .await?;
     ensure!(status == 200, "no daily bill: {status}");
     println!("     the merchant's bill for {today}:");
-    for line in String::from_utf8_lossy(&bill).lines() {
+    for line in String::from_utf8_lossy(bill).lines() {
         println!("       {line}");
     }
     println!();
