@@ -191,13 +191,7 @@ pub(crate) async fn register_biller(
         check_digit,
         denominations: request.denominations,
     };
-    let idempotency = idempotency(
-        &headers,
-        ("cred", credential.id),
-        &method,
-        &uri,
-        &body,
-    )?;
+    let idempotency = idempotency(&headers, ("cred", credential.id), &method, &uri, &body)?;
     let render = |biller: &Biller| rendered(biller_json(biller, &state), StatusCode::CREATED);
     let outcome = state
         .payments

@@ -172,13 +172,7 @@ pub(crate) async fn issue(
     let merchant = merchant_auth(&state, &method, &uri, &headers, &body).await?;
     let request: InvoiceBody = parse(&body)?;
     let order_id = id_in_path("ord_", &request.order_id, "order")?;
-    let idempotency = idempotency(
-        &headers,
-        ("mch", merchant.id),
-        &method,
-        &uri,
-        &body,
-    )?;
+    let idempotency = idempotency(&headers, ("mch", merchant.id), &method, &uri, &body)?;
     let input = NewInvoice {
         order_id,
         seller_tax_id: request.seller_tax_id,
@@ -263,13 +257,7 @@ pub(crate) async fn void(
         struct Empty {}
         let _: Empty = parse(&body)?;
     }
-    let idempotency = idempotency(
-        &headers,
-        ("mch", merchant.id),
-        &method,
-        &uri,
-        &body,
-    )?;
+    let idempotency = idempotency(&headers, ("mch", merchant.id), &method, &uri, &body)?;
     let render = |voided: &Voided| {
         let mut body = invoice_json(&voided.red_letter);
         body["original"] = json!({
@@ -381,13 +369,7 @@ pub(crate) async fn reimburse(
     let invoice_id = id_in_path("inv_", &invoice, "invoice")?;
     let request: ReimbursementBody = parse(&body)?;
     let digest = digest_of(request.digest.as_deref(), request.document.as_deref())?;
-    let idempotency = idempotency(
-        &headers,
-        ("key", credential.id),
-        &method,
-        &uri,
-        &body,
-    )?;
+    let idempotency = idempotency(&headers, ("key", credential.id), &method, &uri, &body)?;
     let render = |reimbursed: &Reimbursed| {
         let mut body = reimbursement_json(&reimbursed.reimbursement);
         body["invoice_number"] = json!(reimbursed.invoice.number);

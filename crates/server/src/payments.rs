@@ -289,13 +289,7 @@ pub(crate) async fn onboard_merchant(
     let credential =
         crate::auth::authenticate(&state, &headers, store::CredentialRole::Operator).await?;
     let request: MerchantRequest = parse(&body)?;
-    let idempotency = idempotency(
-        &headers,
-        ("cred", credential.id),
-        &method,
-        &uri,
-        &body,
-    )?;
+    let idempotency = idempotency(&headers, ("cred", credential.id), &method, &uri, &body)?;
     // What a retry gets: the merchant without its secrets, which are shown once.
     let render = |merchant: &Merchant| {
         let mut body = merchant_json(merchant);
@@ -551,13 +545,7 @@ pub(crate) async fn create_outlet(
         Some(text) => Some(id_in_path("out_", text, "store")?),
         None => None,
     };
-    let idempotency = idempotency(
-        &headers,
-        ("mch", merchant.id),
-        &method,
-        &uri,
-        &body,
-    )?;
+    let idempotency = idempotency(&headers, ("mch", merchant.id), &method, &uri, &body)?;
     let render = |outlet: &store::Outlet| {
         rendered(
             json!({
@@ -612,13 +600,7 @@ pub(crate) async fn create_order(
 ) -> Result<Response, ApiError> {
     let merchant = merchant_auth(&state, &method, &uri, &headers, &body).await?;
     let request: OrderRequest = parse(&body)?;
-    let idempotency = idempotency(
-        &headers,
-        ("mch", merchant.id),
-        &method,
-        &uri,
-        &body,
-    )?;
+    let idempotency = idempotency(&headers, ("mch", merchant.id), &method, &uri, &body)?;
     let outlet_id = match &request.outlet_id {
         Some(text) => Some(id_in_path("out_", text, "outlet")?),
         None => None,
@@ -733,13 +715,7 @@ pub(crate) async fn refund_order(
     let merchant = merchant_auth(&state, &method, &uri, &headers, &body).await?;
     let order_id = id_in_path("ord_", &order, "order")?;
     let request: RefundRequest = parse(&body)?;
-    let idempotency = idempotency(
-        &headers,
-        ("mch", merchant.id),
-        &method,
-        &uri,
-        &body,
-    )?;
+    let idempotency = idempotency(&headers, ("mch", merchant.id), &method, &uri, &body)?;
     let render = |refund: &Refund| rendered(refund_json(refund), StatusCode::CREATED);
     let result = state
         .payments

@@ -99,13 +99,7 @@ pub(crate) async fn issue_code(
         }
         _ => return Err(invalid("kind: static or dynamic.")),
     };
-    let idempotency = idempotency(
-        &headers,
-        ("mch", merchant.id),
-        &method,
-        &uri,
-        &body,
-    )?;
+    let idempotency = idempotency(&headers, ("mch", merchant.id), &method, &uri, &body)?;
     let render = |code: &MerchantCode| rendered(code_json(code), StatusCode::CREATED);
     let result = state
         .payments
@@ -479,13 +473,7 @@ pub(crate) async fn charge(
 ) -> Result<Response, ApiError> {
     let merchant = merchant_auth(&state, &method, &uri, &headers, &body).await?;
     let request: ChargeBody = parse(&body)?;
-    let idempotency = idempotency(
-        &headers,
-        ("mch", merchant.id),
-        &method,
-        &uri,
-        &body,
-    )?;
+    let idempotency = idempotency(&headers, ("mch", merchant.id), &method, &uri, &body)?;
     let outlet_id = match &request.outlet_id {
         Some(text) => Some(id_in_path("out_", text, "outlet")?),
         None => None,

@@ -50,8 +50,8 @@ pub fn request_signature(
 ) -> [u8; 32] {
     // On the stack: every signed request is checked here, and signed here by clients.
     let body_digest = secrets::hex32(&secrets::sha256(&[body]));
-    let mut digits = [0u8; 20];
-    let timestamp = decimal(timestamp, &mut digits);
+    let mut digits = itoa::Buffer::new();
+    let timestamp = digits.format(timestamp).as_bytes();
     hmac(
         signing_key,
         &[
@@ -66,19 +66,6 @@ pub fn request_signature(
             &body_digest,
         ],
     )
-}
-
-/// The decimal digits of `value`, written at the end of `digits`.
-fn decimal(mut value: u64, digits: &mut [u8; 20]) -> &[u8] {
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            return &digits[start..];
-        }
-    }
 }
 
 /// Writes the `Authorization` header value of a signed request into `header`, replacing what
@@ -286,10 +273,17 @@ mod tests {
     }
 
     #[test]
-    fn decimal_digits_and_stack_hex_match_the_formatted_ones() {
-        for value in [0u64, 7, 10, 1_700_000_000, u64::MAX] {
-            let mut digits = [0u8; 20];
-            assert_eq!(decimal(value, &mut digits), value.to_string().as_bytes());
+    fn timestamps_are_signed_as_their_decimal_digits_and_stack_hex_matches() {
+        let key = [3u8; 32];
+        for timestamp in [0u64, 7, 10, 1_700_000_000, u64::MAX] {
+            let text = format!(
+                "GET\n/v1/events\n{timestamp}\nnonce-0001\n{}",
+                secrets::hex(&secrets::sha256(&[b""]))
+            );
+            assert_eq!(
+                request_signature(&key, "GET", "/v1/events", timestamp, "nonce-0001", b""),
+                hmac(&key, &[text.as_bytes()])
+            );
         }
         let digest = secrets::sha256(&[b"abc"]);
         assert_eq!(

@@ -30,21 +30,7 @@ pub(crate) fn encode<const N: usize>(rows: &[[i64; N]]) -> String {
 /// Appends the decimal digits of `value`: the formatting machinery costs several times more,
 /// and a batch writes tens of thousands of these.
 fn push_integer(text: &mut Vec<u8>, value: i64) {
-    if value < 0 {
-        text.push(b'-');
-    }
-    let mut magnitude = value.unsigned_abs();
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (magnitude % 10) as u8;
-        magnitude /= 10;
-        if magnitude == 0 {
-            break;
-        }
-    }
-    text.extend_from_slice(&digits[start..]);
+    text.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
 /// Reads what [`encode`] wrote; `None` if the text has another shape.

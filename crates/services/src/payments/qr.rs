@@ -538,7 +538,9 @@ impl Payments {
         if !secrets::equal(&payload_digest(payload), &payload_digest(&code.payload)) {
             return Ok(scan);
         }
-        scan.merchant = Some(Merchant::clone(&*self.merchant_cached(code.merchant_id, now_s)?));
+        scan.merchant = Some(Merchant::clone(
+            &*self.merchant_cached(code.merchant_id, now_s)?,
+        ));
         scan.status = match code.state {
             CodeState::Revoked => ScanStatus::Revoked,
             CodeState::Flagged => ScanStatus::Flagged,
