@@ -35,9 +35,24 @@ pub(crate) fn history_slice(account_id: u128) -> i64 {
 pub(crate) const SLICE_RECENT_POSTINGS_MAX: u64 = 32_768;
 
 /// The recent (unmerged) postings of each history slice, `[account_id, timestamp, transfer_id]`
-/// in commit order: a copy of `account_postings_recent` kept by the history thread, so that a
-/// merge does not read back and parse what it wrote itself.
+/// in commit order: a copy of the unmerged rows of `account_postings_recent` kept by the history
+/// thread, so that a merge does not read back and parse what it wrote itself.
 type RecentPostings = Vec<Vec<[i64; 3]>>;
+
+/// The id of a row of `account_postings_recent`: rows sort by batch, then slice, so that a
+/// batch appends its rows at the end of the table and merged batches leave from its start.
+pub(crate) fn recent_row_id(batch: i64, slice: i64) -> i64 {
+    batch * HISTORY_SLICES as i64 + slice
+}
+
+/// What the history thread knows of its slices besides their postings.
+struct Slices {
+    recent: RecentPostings,
+    /// Per slice, the last batch merged into `account_postings` (`history_slices`).
+    merged_through: Vec<i64>,
+    /// Rows of batches up to this one are deleted: every slice had merged them.
+    deleted_through: i64,
+}
 
 enum Job {
     /// Index batch `sequence`, whose postings (debit and credit of each transfer, in order)
@@ -86,7 +101,7 @@ impl HistoryWriter {
                 let mut state = HistoryThread {
                     connection,
                     ledger,
-                    recent: None,
+                    slices: None,
                 };
                 while let Ok(job) = job_receiver.recv() {
                     let result = match job {
@@ -98,7 +113,7 @@ impl HistoryWriter {
                         Job::Reconcile => state.reconcile(),
                     };
                     if result.is_err() {
-                        state.recent = None;
+                        state.slices = None;
                     }
                     if result_sender.send(result).is_err() {
                         return;
@@ -167,7 +182,7 @@ struct HistoryThread {
     /// A reading connection to the ledger, for reconciling.
     ledger: Connection,
     /// Loaded by `reconcile`; dropped after any failure.
-    recent: Option<RecentPostings>,
+    slices: Option<Slices>,
 }
 
 impl HistoryThread {
@@ -188,8 +203,8 @@ impl HistoryThread {
     }
 
     fn index(&mut self, sequence: u64, log_size: u64, postings: &[[i64; 3]]) -> StoreResult<()> {
-        let mut recent = match self.recent.take() {
-            Some(recent) => recent,
+        let mut slices = match self.slices.take() {
+            Some(slices) => slices,
             None => {
                 return Err(StoreError::new(
                     StoreErrorKind::Other,
@@ -202,15 +217,26 @@ impl HistoryThread {
             // Merge first: a merge takes only postings of earlier batches, which the ledger has
             // already made durable.
             let round_robin = (sequence % HISTORY_SLICES) as usize;
-            for (slice, entries) in recent.iter_mut().enumerate() {
+            for (slice, entries) in slices.recent.iter_mut().enumerate() {
                 if slice == round_robin || entries.len() as u64 > SLICE_RECENT_POSTINGS_MAX {
-                    merge_slice(connection, slice as i64, entries)?;
+                    merge_slice(connection, slice as i64, batch - 1, entries)?;
                     entries.clear();
+                    slices.merged_through[slice] = batch - 1;
                 }
+            }
+            // Every slice merges at least once in 64 batches, so this runs about as often.
+            let merged = slices.merged_through.iter().copied().min().unwrap_or(0);
+            if merged >= slices.deleted_through + HISTORY_SLICES as i64 {
+                connection
+                    .prepare_cached("DELETE FROM account_postings_recent WHERE id < ?1")
+                    .map_err(map_error)?
+                    .execute([recent_row_id(merged + 1, 0)])
+                    .map_err(map_error)?;
+                slices.deleted_through = merged;
             }
             let by_slice = insert_recent(connection, batch, postings)?;
             for (slice, entries) in by_slice.iter().enumerate() {
-                recent[slice].extend_from_slice(entries);
+                slices.recent[slice].extend_from_slice(entries);
             }
             let advanced = connection
                 .prepare_cached(
@@ -227,12 +253,12 @@ impl HistoryThread {
             }
             Ok(())
         })?;
-        self.recent = Some(recent);
+        self.slices = Some(slices);
         Ok(())
     }
 
     fn reconcile(&mut self) -> StoreResult<()> {
-        self.recent = None;
+        self.slices = None;
         let ledger = &self.ledger;
         self.in_transaction(|connection| {
             let (ledger_batches, last_batch, ledger_log_size): (i64, Vec<u8>, i64) = ledger
@@ -254,8 +280,8 @@ impl HistoryThread {
                 // The history indexed a batch whose ledger transaction never committed.
                 connection
                     .execute(
-                        "DELETE FROM account_postings_recent WHERE batch > ?1",
-                        [ledger_batches],
+                        "DELETE FROM account_postings_recent WHERE id >= ?1",
+                        [recent_row_id(ledger_batches + 1, 0)],
                     )
                     .map_err(map_error)?;
             } else if history_batches + 1 == ledger_batches {
@@ -280,7 +306,7 @@ impl HistoryThread {
                 .map_err(map_error)?;
             Ok(())
         })?;
-        self.recent = Some(load_recent(&self.connection)?);
+        self.slices = Some(load_slices(&self.connection)?);
         Ok(())
     }
 }
@@ -360,41 +386,91 @@ fn insert_recent(
     }
     let mut insert = connection
         .prepare_cached(
-            "INSERT INTO account_postings_recent (slice, batch, postings) VALUES (?1, ?2, ?3)",
+            "INSERT INTO account_postings_recent (id, batch, slice, postings)
+             VALUES (?1, ?2, ?3, ?4)",
         )
         .map_err(map_error)?;
     for (slice, entries) in by_slice.iter().enumerate() {
         if !entries.is_empty() {
+            let slice = slice as i64;
             insert
-                .execute(params![slice as i64, batch, postings::encode(entries)])
+                .execute(params![
+                    recent_row_id(batch, slice),
+                    batch,
+                    slice,
+                    postings::encode(entries)
+                ])
                 .map_err(map_error)?;
         }
     }
     Ok(by_slice)
 }
 
-fn load_recent(connection: &Connection) -> StoreResult<RecentPostings> {
+/// The unmerged postings of every slice and how far each is merged, as the database holds them.
+fn load_slices(connection: &Connection) -> StoreResult<Slices> {
+    let mut merged_through = vec![0i64; HISTORY_SLICES as usize];
+    let mut statement = connection
+        .prepare_cached("SELECT slice, merged_through FROM history_slices")
+        .map_err(map_error)?;
+    let mut rows = statement.query([]).map_err(map_error)?;
+    let mut known = 0;
+    while let Some(row) = rows.next().map_err(map_error)? {
+        let slice: i64 = row.get(0).map_err(map_error)?;
+        let through = slice_entry(&mut merged_through, slice)?;
+        *through = row.get(1).map_err(map_error)?;
+        known += 1;
+    }
+    if known != HISTORY_SLICES {
+        return Err(StoreError::corrupt(format!(
+            "history_slices has {known} rows, not {HISTORY_SLICES}"
+        )));
+    }
     let mut recent: RecentPostings = vec![Vec::new(); HISTORY_SLICES as usize];
     let mut statement = connection
-        .prepare_cached("SELECT slice, postings FROM account_postings_recent ORDER BY slice, batch")
+        .prepare_cached("SELECT slice, batch, postings FROM account_postings_recent ORDER BY id")
         .map_err(map_error)?;
     let mut rows = statement.query([]).map_err(map_error)?;
     while let Some(row) = rows.next().map_err(map_error)? {
         let slice: i64 = row.get(0).map_err(map_error)?;
-        let entries = usize::try_from(slice)
-            .ok()
-            .and_then(|slice| recent.get_mut(slice));
-        let entries = entries
-            .ok_or_else(|| StoreError::corrupt(format!("history slice {slice} out of range")))?;
-        let text = row.get_ref(1).map_err(map_error)?.as_str().ok();
+        let batch: i64 = row.get(1).map_err(map_error)?;
+        if batch <= *slice_entry(&mut merged_through, slice)? {
+            continue;
+        }
+        let entries = slice_entry(&mut recent, slice)?;
+        let text = row.get_ref(2).map_err(map_error)?.as_str().ok();
         text.and_then(|text| postings::decode(text, entries))
             .ok_or_else(|| {
                 StoreError::corrupt(format!("recent postings of slice {slice} are malformed"))
             })?;
     }
-    Ok(recent)
+    // Deleted up to the least merged slice, or less: the next delete catches up.
+    let deleted_through = merged_through.iter().copied().min().unwrap_or(0);
+    Ok(Slices {
+        recent,
+        merged_through,
+        deleted_through,
+    })
 }
-fn merge_slice(connection: &Connection, slice: i64, entries: &mut [[i64; 3]]) -> StoreResult<()> {
+
+fn slice_entry<T>(per_slice: &mut [T], slice: i64) -> StoreResult<&mut T> {
+    usize::try_from(slice)
+        .ok()
+        .and_then(|slice| per_slice.get_mut(slice))
+        .ok_or_else(|| StoreError::corrupt(format!("history slice {slice} out of range")))
+}
+/// Merges a slice's recent postings (of batches up to `through`) into `account_postings`. The
+/// recent rows stay until every slice has merged them; readers leave them out from now on.
+fn merge_slice(
+    connection: &Connection,
+    slice: i64,
+    through: i64,
+    entries: &mut [[i64; 3]],
+) -> StoreResult<()> {
+    connection
+        .prepare_cached("UPDATE history_slices SET merged_through = ?2 WHERE slice = ?1")
+        .map_err(map_error)?
+        .execute([slice, through])
+        .map_err(map_error)?;
     if entries.is_empty() {
         return Ok(());
     }
@@ -418,10 +494,5 @@ fn merge_slice(connection: &Connection, slice: i64, entries: &mut [[i64; 3]]) ->
                 .map_err(map_error)?;
         }
     }
-    connection
-        .prepare_cached("DELETE FROM account_postings_recent WHERE slice = ?1")
-        .map_err(map_error)?
-        .execute([slice])
-        .map_err(map_error)?;
     Ok(())
 }

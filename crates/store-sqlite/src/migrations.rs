@@ -69,6 +69,11 @@ pub(crate) const HISTORY: Migrations = &[
         "history log size",
         include_str!("../migrations/history/0002_history_log_size.sql"),
     ),
+    (
+        3,
+        "history recent postings by batch",
+        include_str!("../migrations/history/0003_history_recent_by_batch.sql"),
+    ),
 ];
 
 pub(crate) fn migrate(connection: &mut Connection, migrations: Migrations) -> StoreResult<()> {

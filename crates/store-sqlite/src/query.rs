@@ -53,8 +53,10 @@ const ACCOUNT_HISTORY_VIEW: &str = "
         UNION ALL
         SELECT json_extract(entry.value, '$[0]'), json_extract(entry.value, '$[1]'),
                json_extract(entry.value, '$[2]')
-          FROM history.account_postings_recent r, json_each(r.postings) entry
-         WHERE r.batch <= (SELECT batches FROM main.ledger_head)";
+          FROM history.account_postings_recent r
+          JOIN history.history_slices s ON s.slice = r.slice, json_each(r.postings) entry
+         WHERE r.batch > s.merged_through
+           AND r.batch <= (SELECT batches FROM main.ledger_head)";
 
 pub(crate) fn read_only_connection(path: &Path, history_path: &Path) -> StoreResult<Connection> {
     if !path.exists() {

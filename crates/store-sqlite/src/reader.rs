@@ -10,8 +10,19 @@ use store::{
     StoredTransfer, HISTORY_PAGE_LIMIT_MAX, LEAVES_RANGE_MAX,
 };
 
-use crate::history::history_slice;
+use crate::history::{history_slice, HISTORY_SLICES};
 use crate::{map_error, postings};
+
+/// A slice's recent postings (`?1`) not yet merged, of batches the ledger has committed (up to
+/// `?2`), in order: one lookup per batch, by the row's id (`batch * ?3 + slice`).
+const RECENT_POSTINGS_OF_SLICE: &str = "
+    WITH RECURSIVE wanted (id) AS (
+        SELECT (merged_through + 1) * ?3 + ?1 FROM history.history_slices
+         WHERE slice = ?1 AND merged_through < ?2
+        UNION ALL
+        SELECT id + ?3 FROM wanted WHERE id + ?3 <= ?2 * ?3 + ?1)
+    SELECT r.postings FROM wanted JOIN history.account_postings_recent r ON r.id = wanted.id
+     ORDER BY r.id";
 
 pub(crate) struct SqliteReader {
     connection: Connection,
@@ -265,76 +276,14 @@ impl StoreReader for SqliteReader {
     }
 
     fn account_transfers(&mut self, query: HistoryQuery) -> StoreResult<Vec<Transfer>> {
-        let Ok(account_id) = i64::try_from(query.account_id) else {
-            return Ok(Vec::new());
-        };
-        let limit = query.limit.min(HISTORY_PAGE_LIMIT_MAX);
-        let after = i64::try_from(query.after_timestamp).unwrap_or(i64::MAX);
-        // Only batches the ledger has committed: the history may be indexing the next one.
-        let committed_batches = i64::try_from(self.head()?.batches).unwrap_or(i64::MAX);
-        let mut ids: Vec<u128> = Vec::with_capacity(limit);
-        {
-            let mut merged = self
-                .connection
-                .prepare_cached(
-                    "SELECT postings FROM history.account_postings
-                     WHERE account_id = ?1 AND timestamp_last > ?2 ORDER BY timestamp_first",
-                )
-                .map_err(map_error)?;
-            let mut rows = merged
-                .query(params![account_id, after])
-                .map_err(map_error)?;
-            let mut pairs: Vec<[i64; 2]> = Vec::new();
-            while ids.len() < limit {
-                let Some(row) = rows.next().map_err(map_error)? else {
-                    break;
-                };
-                pairs.clear();
-                decode_postings(row.get_ref(0).map_err(map_error)?.as_str().ok(), &mut pairs)?;
-                for [timestamp, transfer_id] in &pairs {
-                    if *timestamp > after && ids.len() < limit {
-                        ids.push(from_i64(*transfer_id, "transfer id")?);
-                    }
-                }
-            }
-        }
-        if ids.len() < limit {
-            let mut recent = self
-                .connection
-                .prepare_cached(
-                    "SELECT postings FROM history.account_postings_recent
-                     WHERE slice = ?1 AND batch <= ?2 ORDER BY batch",
-                )
-                .map_err(map_error)?;
-            let mut rows = recent
-                .query([history_slice(query.account_id), committed_batches])
-                .map_err(map_error)?;
-            let mut entries: Vec<[i64; 3]> = Vec::new();
-            while ids.len() < limit {
-                let Some(row) = rows.next().map_err(map_error)? else {
-                    break;
-                };
-                entries.clear();
-                decode_postings(
-                    row.get_ref(0).map_err(map_error)?.as_str().ok(),
-                    &mut entries,
-                )?;
-                for [entry_account, timestamp, transfer_id] in &entries {
-                    if *entry_account == account_id && *timestamp > after && ids.len() < limit {
-                        ids.push(from_i64(*transfer_id, "transfer id")?);
-                    }
-                }
-            }
-        }
-        let mut stored = Vec::with_capacity(ids.len());
-        self.load_transfers(&ids, &mut stored)?;
-        if stored.len() != ids.len() {
-            return Err(StoreError::corrupt(format!(
-                "account {} has postings for transfers that are not in the store",
-                query.account_id
-            )));
-        }
-        Ok(stored.into_iter().map(|stored| stored.transfer).collect())
+        // One snapshot for both tables: a merge that commits between the two reads would
+        // otherwise move postings out of the recent rows after the merged ones were read.
+        self.connection.execute_batch("BEGIN").map_err(map_error)?;
+        let transfers = self.account_transfers_in_snapshot(query);
+        let ended = self.connection.execute_batch("COMMIT").map_err(map_error);
+        let transfers = transfers?;
+        ended?;
+        Ok(transfers)
     }
 
     fn account_balances(&mut self, query: HistoryQuery) -> StoreResult<Vec<AccountBalance>> {
@@ -481,7 +430,9 @@ impl StoreReader for SqliteReader {
         for (sql, parameters) in [
             ("SELECT postings FROM history.account_postings", None),
             (
-                "SELECT postings FROM history.account_postings_recent WHERE batch <= ?1",
+                "SELECT r.postings FROM history.account_postings_recent r
+                   JOIN history.history_slices s ON s.slice = r.slice
+                  WHERE r.batch > s.merged_through AND r.batch <= ?1",
                 Some(committed_batches),
             ),
         ] {
@@ -809,6 +760,80 @@ fn registration_from_row(row: &Row<'_>) -> StoreResult<StoredRegistration> {
 }
 
 impl SqliteReader {
+    fn account_transfers_in_snapshot(&mut self, query: HistoryQuery) -> StoreResult<Vec<Transfer>> {
+        let Ok(account_id) = i64::try_from(query.account_id) else {
+            return Ok(Vec::new());
+        };
+        let limit = query.limit.min(HISTORY_PAGE_LIMIT_MAX);
+        let after = i64::try_from(query.after_timestamp).unwrap_or(i64::MAX);
+        // Only batches the ledger has committed: the history may be indexing the next one.
+        let committed_batches = i64::try_from(self.head()?.batches).unwrap_or(i64::MAX);
+        let mut ids: Vec<u128> = Vec::with_capacity(limit);
+        {
+            let mut merged = self
+                .connection
+                .prepare_cached(
+                    "SELECT postings FROM history.account_postings
+                     WHERE account_id = ?1 AND timestamp_last > ?2 ORDER BY timestamp_first",
+                )
+                .map_err(map_error)?;
+            let mut rows = merged
+                .query(params![account_id, after])
+                .map_err(map_error)?;
+            let mut pairs: Vec<[i64; 2]> = Vec::new();
+            while ids.len() < limit {
+                let Some(row) = rows.next().map_err(map_error)? else {
+                    break;
+                };
+                pairs.clear();
+                decode_postings(row.get_ref(0).map_err(map_error)?.as_str().ok(), &mut pairs)?;
+                for [timestamp, transfer_id] in &pairs {
+                    if *timestamp > after && ids.len() < limit {
+                        ids.push(from_i64(*transfer_id, "transfer id")?);
+                    }
+                }
+            }
+        }
+        if ids.len() < limit {
+            let mut recent = self
+                .connection
+                .prepare_cached(RECENT_POSTINGS_OF_SLICE)
+                .map_err(map_error)?;
+            let mut rows = recent
+                .query([
+                    history_slice(query.account_id),
+                    committed_batches,
+                    HISTORY_SLICES as i64,
+                ])
+                .map_err(map_error)?;
+            let mut entries: Vec<[i64; 3]> = Vec::new();
+            while ids.len() < limit {
+                let Some(row) = rows.next().map_err(map_error)? else {
+                    break;
+                };
+                entries.clear();
+                decode_postings(
+                    row.get_ref(0).map_err(map_error)?.as_str().ok(),
+                    &mut entries,
+                )?;
+                for [entry_account, timestamp, transfer_id] in &entries {
+                    if *entry_account == account_id && *timestamp > after && ids.len() < limit {
+                        ids.push(from_i64(*transfer_id, "transfer id")?);
+                    }
+                }
+            }
+        }
+        let mut stored = Vec::with_capacity(ids.len());
+        self.load_transfers(&ids, &mut stored)?;
+        if stored.len() != ids.len() {
+            return Err(StoreError::corrupt(format!(
+                "account {} has postings for transfers that are not in the store",
+                query.account_id
+            )));
+        }
+        Ok(stored.into_iter().map(|stored| stored.transfer).collect())
+    }
+
     fn registrations_where(
         &mut self,
         clause: &str,

@@ -92,7 +92,7 @@ fn a_hot_account_history_is_merged_early_and_stays_complete() {
     }
     let connection = store.read_only_connection().unwrap();
     // The hot slice was merged before the round robin reached it: little is left recent.
-    let recent = query(&connection, "SELECT coalesce(sum(json_array_length(postings)), 0) FROM history.account_postings_recent WHERE slice = 1").unwrap();
+    let recent = query(&connection, "SELECT coalesce(sum(json_array_length(r.postings)), 0) FROM history.account_postings_recent r JOIN history.history_slices s ON s.slice = r.slice WHERE r.slice = 1 AND r.batch > s.merged_through").unwrap();
     let Value::Integer(recent_count) = recent.rows[0][0] else {
         panic!("{recent:?}")
     };
@@ -177,7 +177,7 @@ fn a_history_one_batch_ahead_of_the_ledger_drops_that_batch() {
     // A crash after the history indexed batch 7 and before the ledger committed it.
     let history = history_connection(directory.path());
     history
-        .execute("INSERT INTO account_postings_recent (slice, batch, postings) VALUES (2, 7, '[[2,999999,777]]')", [])
+        .execute("INSERT INTO account_postings_recent (id, batch, slice, postings) VALUES (7 * 64 + 2, 7, 2, '[[2,999999,777]]')", [])
         .unwrap();
     history
         .execute("UPDATE history_head SET batches = 7", [])
@@ -303,5 +303,110 @@ fn a_history_further_behind_without_its_log_size_is_refused_with_a_clear_message
             .contains("does not know the log size it reached"),
         "{}",
         error.message
+    );
+}
+
+/// Commits batches `first..=last` of transfers among accounts 1–100 (two per batch), by a
+/// writer of its own; returns each transfer as (id, debit, credit).
+fn write_spread_batches(store: &SqliteStore, first: u64, last: u64) -> Vec<(u128, u128, u128)> {
+    let mut writer = store.writer().unwrap();
+    if first == 1 {
+        let accounts: Vec<ledger::Account> = (1..=100).map(account).collect();
+        writer
+            .commit(&CommitBatch {
+                sequence: 1,
+                timestamp_last: 1,
+                accounts_created: &accounts,
+                ..CommitBatch::default()
+            })
+            .unwrap();
+    }
+    let mut written = Vec::new();
+    for sequence in first.max(2)..=last {
+        let index = sequence - 2;
+        let pairs = [
+            (index % 100 + 1, (index * 7 + 3) % 100 + 1),
+            ((index * 13 + 5) % 100 + 1, (index * 31 + 11) % 100 + 1),
+        ];
+        let transfers: Vec<Transfer> = pairs
+            .iter()
+            .enumerate()
+            .map(|(offset, &(debit, credit))| {
+                // Never an account to itself.
+                let credit = if credit == debit {
+                    debit % 100 + 1
+                } else {
+                    credit
+                };
+                let id = u128::from(index * 2 + offset as u64 + 1);
+                written.push((id, u128::from(debit), u128::from(credit)));
+                transfer(
+                    id,
+                    u128::from(debit),
+                    u128::from(credit),
+                    100 + index * 10 + offset as u64,
+                )
+            })
+            .collect();
+        writer
+            .commit(&CommitBatch {
+                sequence,
+                timestamp_last: 100 + index * 10 + 1,
+                transfers: &transfers,
+                log: store::LogAppend {
+                    size_before: index * 2,
+                    size_after: index * 2 + 2,
+                    ..Default::default()
+                },
+                ..CommitBatch::default()
+            })
+            .unwrap();
+    }
+    written
+}
+
+#[test]
+fn merged_recent_postings_are_read_once_and_deleted_in_bulk_across_a_restart() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(directory.path()).unwrap();
+    // Past two rounds of the 64 slices, then a new writer (the slices reloaded), then more.
+    let mut written = write_spread_batches(&store, 1, 150);
+    written.extend(write_spread_batches(&store, 151, 320));
+    let mut reader = store.reader().unwrap();
+    for account_id in 1..=100u128 {
+        let expected: Vec<u128> = written
+            .iter()
+            .filter(|(_, debit, credit)| *debit == account_id || *credit == account_id)
+            .map(|(id, _, _)| *id)
+            .collect();
+        let history = reader
+            .account_transfers(HistoryQuery {
+                account_id,
+                after_timestamp: 0,
+                limit: 1000,
+            })
+            .unwrap();
+        let ids: Vec<u128> = history.iter().map(|transfer| transfer.id).collect();
+        assert_eq!(ids, expected, "account {account_id}");
+    }
+    let connection = store.read_only_connection().unwrap();
+    let postings = query(&connection, "SELECT count(*) FROM account_history").unwrap();
+    assert_eq!(
+        postings.rows[0][0],
+        Value::Integer(2 * written.len() as i64),
+        "every posting once, merged or recent"
+    );
+    // Rows every slice has merged are gone: only the last two rounds' can remain.
+    let oldest = query(
+        &connection,
+        "SELECT min(batch) FROM history.account_postings_recent",
+    )
+    .unwrap();
+    let Value::Integer(oldest) = oldest.rows[0][0] else {
+        panic!("{oldest:?}")
+    };
+    assert!(
+        oldest > 320 - 2 * 64,
+        "recent rows kept from batch {oldest}"
     );
 }
