@@ -128,3 +128,49 @@ pub(crate) fn check_current(connection: &Connection, migrations: Migrations) -> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_postings_move_to_batch_order_and_each_slice_is_merged_up_to_its_first_row() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        migrate(&mut connection, &HISTORY[..2]).unwrap();
+        // The layout before: rows by (slice, batch), a slice's merged rows deleted.
+        connection
+            .execute_batch(
+                "INSERT INTO account_postings_recent (slice, batch, postings)
+                     VALUES (3, 10, '[[3,5,6]]'), (1, 11, '[[1,7,8]]'), (3, 12, '[[3,9,9]]');
+                 UPDATE history_head SET batches = 12;",
+            )
+            .unwrap();
+        migrate(&mut connection, HISTORY).unwrap();
+        let rows: Vec<(i64, i64, i64, String)> = connection
+            .prepare("SELECT id, batch, slice, postings FROM account_postings_recent ORDER BY id")
+            .unwrap()
+            .query_map([], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (10 * 64 + 3, 10, 3, "[[3,5,6]]".to_string()),
+                (11 * 64 + 1, 11, 1, "[[1,7,8]]".to_string()),
+                (12 * 64 + 3, 12, 3, "[[3,9,9]]".to_string()),
+            ]
+        );
+        let merged: Vec<(i64, i64)> = connection
+            .prepare("SELECT slice, merged_through FROM history_slices ORDER BY slice")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(merged.len(), 64);
+        assert_eq!(&merged[..5], &[(0, 12), (1, 10), (2, 12), (3, 9), (4, 12)]);
+    }
+}

@@ -26,6 +26,12 @@ CREATE TABLE history_slices (
     merged_through INTEGER NOT NULL
 ) STRICT;
 
--- The rows kept until now were all unmerged (a merge deleted its slice's rows).
+-- The rows kept until now were all unmerged (a merge deleted its slice's rows): a slice is
+-- merged up to the batch before its first recent row, or, with none, up to the last batch.
 WITH RECURSIVE slices (slice) AS (SELECT 0 UNION ALL SELECT slice + 1 FROM slices WHERE slice < 63)
-INSERT INTO history_slices (slice, merged_through) SELECT slice, 0 FROM slices;
+INSERT INTO history_slices (slice, merged_through)
+    SELECT slice,
+           coalesce((SELECT min(r.batch) - 1 FROM account_postings_recent r
+                      WHERE r.slice = slices.slice),
+                    (SELECT batches FROM history_head))
+      FROM slices;
