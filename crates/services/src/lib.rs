@@ -19,6 +19,7 @@ pub mod secrets;
 pub mod seed;
 pub mod signatures;
 pub mod sms;
+pub mod stack_text;
 pub mod support;
 pub mod time;
 pub mod users;

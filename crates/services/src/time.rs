@@ -25,53 +25,61 @@ pub fn year_of(unix_s: u64) -> u64 {
     civil_from_days(unix_s / 86_400).0
 }
 
+/// `YYYY-MM-DDTHH:MM:SS`, a fraction and a zone: at most 20 digits of year and 23 more bytes.
+pub type DateTimeText = crate::stack_text::StackText<48>;
+
 /// Appends `value` as exactly `width` decimal digits (the lowest ones).
-fn push_digits(text: &mut String, value: u64, width: u32) {
+fn push_digits(text: &mut DateTimeText, value: u64, width: u32) {
     let mut divisor = 10u64.pow(width - 1);
     while divisor > 0 {
-        text.push(char::from(b'0' + (value / divisor % 10) as u8));
+        text.push(b'0' + (value / divisor % 10) as u8);
         divisor /= 10;
     }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` of Unix seconds, appended (years past 9999 keep their digits).
-fn push_date_time(text: &mut String, unix_s: u64) {
+fn push_date_time(text: &mut DateTimeText, unix_s: u64) {
     let (year, month, day) = civil_from_days(unix_s / 86_400);
     let second_of_day = unix_s % 86_400;
     if year > 9_999 {
-        text.push_str(&year.to_string());
+        text.push_str(itoa::Buffer::new().format(year));
     } else {
         push_digits(text, year, 4);
     }
-    text.push('-');
+    text.push(b'-');
     push_digits(text, month, 2);
-    text.push('-');
+    text.push(b'-');
     push_digits(text, day, 2);
-    text.push('T');
+    text.push(b'T');
     push_digits(text, second_of_day / 3_600, 2);
-    text.push(':');
+    text.push(b':');
     push_digits(text, second_of_day % 3_600 / 60, 2);
-    text.push(':');
+    text.push(b':');
     push_digits(text, second_of_day % 60, 2);
 }
 
 /// RFC 3339 UTC time of a ledger timestamp (nanoseconds since the Unix epoch), to the
 /// microsecond.
 pub fn rfc3339(timestamp_nanos: u64) -> String {
-    let mut text = String::with_capacity(27);
+    let mut text = DateTimeText::new();
     push_date_time(&mut text, timestamp_nanos / 1_000_000_000);
-    text.push('.');
+    text.push(b'.');
     push_digits(&mut text, (timestamp_nanos % 1_000_000_000) / 1_000, 6);
-    text.push('Z');
-    text
+    text.push(b'Z');
+    text.as_str().to_owned()
 }
 
 /// RFC 3339 UTC time of Unix seconds.
 pub fn rfc3339_seconds(unix_s: u64) -> String {
-    let mut text = String::with_capacity(20);
+    rfc3339_seconds_text(unix_s).as_str().to_owned()
+}
+
+/// The same on the stack, for answers that only serialize it.
+pub fn rfc3339_seconds_text(unix_s: u64) -> DateTimeText {
+    let mut text = DateTimeText::new();
     // Unix seconds past what nanoseconds in a u64 hold are clamped there, as before.
     push_date_time(&mut text, unix_s.min(u64::MAX / 1_000_000_000));
-    text.push('Z');
+    text.push(b'Z');
     text
 }
 
