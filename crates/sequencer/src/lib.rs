@@ -28,7 +28,7 @@ pub use receipts::{
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::{Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
@@ -181,6 +181,8 @@ pub(crate) enum Message {
 #[derive(Debug, Clone)]
 pub struct SequencerHandle {
     sender: SyncSender<Message>,
+    /// Tells a sequencer waiting for the writer that a full batch is queued.
+    nudge: Sender<u64>,
     metrics: Arc<Metrics>,
 }
 
@@ -288,16 +290,33 @@ impl SequencerHandle {
     }
 
     fn send(&self, message: Message) -> Result<(), CommitError> {
-        match self.sender.try_send(message) {
-            Ok(()) => {}
-            Err(TrySendError::Full(message)) => {
-                self.sender
-                    .send(message)
-                    .map_err(|_| CommitError::ShuttingDown)?;
-            }
-            Err(TrySendError::Disconnected(_)) => return Err(CommitError::ShuttingDown),
+        // Counted before it is queued, so that the sequencer never takes away more than it
+        // finds.
+        let events = match &message {
+            Message::Request(request) => request.events.len() as u64,
+            _ => 0,
+        };
+        let before = self
+            .metrics
+            .events_queued
+            .fetch_add(events, std::sync::atomic::Ordering::Relaxed);
+        let full = BATCH_EVENTS_MAX as u64;
+        let sent = match self.sender.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(message)) => self
+                .sender
+                .send(message)
+                .map_err(|_| CommitError::ShuttingDown),
+            Err(TrySendError::Disconnected(_)) => Err(CommitError::ShuttingDown),
+        };
+        if sent.is_err() {
+            self.metrics
+                .events_queued
+                .fetch_sub(events, std::sync::atomic::Ordering::Relaxed);
+        } else if before < full && before + events >= full {
+            let _ = self.nudge.send(pipeline::FULL_BATCH_QUEUED);
         }
-        Ok(())
+        sent
     }
 
     /// The pipeline's counters.
@@ -322,9 +341,13 @@ impl Sequencer {
     /// Starts the pipeline on `store`, taking its writer.
     pub fn start(store: &dyn Store, config: SequencerConfig) -> Result<Sequencer, StoreError> {
         let metrics = Arc::new(Metrics::default());
-        let (sender, threads) = pipeline::start(store, config, metrics.clone())?;
+        let (sender, nudge, threads) = pipeline::start(store, config, metrics.clone())?;
         Ok(Sequencer {
-            handle: SequencerHandle { sender, metrics },
+            handle: SequencerHandle {
+                sender,
+                nudge,
+                metrics,
+            },
             threads,
         })
     }

@@ -24,6 +24,8 @@ pub struct Metrics {
     /// `COMMIT_BUCKETS_MS`, then the overflow bucket.
     pub commit_duration_buckets: [AtomicU64; COMMIT_BUCKETS_MS.len() + 1],
     pub commit_duration_micros_total: AtomicU64,
+    /// Events submitted and not yet gathered into a batch.
+    pub events_queued: AtomicU64,
 }
 
 impl Metrics {

@@ -40,10 +40,51 @@ const _: () = assert!(BATCH_RECORDS_MAX >= store::REQUEST_RECORDS_MAX);
 type RegistrationKey = (u128, String);
 
 /// Batches applied that wait for the writer, beyond the one the sequencer hands over: none.
-/// The hand-over is a rendezvous, so while the writer writes batch N the sequencer holds
-/// batch N+1 ready, and gathers N+2 only when the writer takes N+1: a request joins the next
-/// batch to be written, not one queued behind two others.
+/// The hand-over is a rendezvous. While the writer writes batch N, the sequencer gathers and
+/// applies N+1 only if the queue already holds a full batch (then applying it meanwhile keeps
+/// the writer busy); otherwise it waits until the writer is free and then gathers everything
+/// queued, so that a request joins the batch written next rather than wait behind one that
+/// was applied without it.
 const JOBS_IN_FLIGHT_MAX: usize = 0;
+
+/// On the writer's channel of words, in place of a count of batches taken: submitters have
+/// queued a full batch of events.
+pub(crate) const FULL_BATCH_QUEUED: u64 = u64::MAX;
+/// On the same channel: the writer thread ended (a hand-over to it now fails).
+const WRITER_STOPPED: u64 = u64::MAX - 1;
+
+/// What the sequencer knows of the writer from its words.
+#[derive(Default)]
+struct WriterWords {
+    /// Batches handed to the writer.
+    handed: u64,
+    /// It said it waits, after taking every batch handed to it (a word given before it took
+    /// the last one is out of date).
+    waits: bool,
+    /// It ended: every hand-over fails, and says so, so there is nothing to wait for.
+    stopped: bool,
+}
+
+impl WriterWords {
+    fn hear(&mut self, word: u64) {
+        self.stopped |= word == WRITER_STOPPED;
+        self.waits |= word == self.handed;
+    }
+}
+
+/// Says [`WRITER_STOPPED`] when the writer thread ends, however it ends: the submitters'
+/// handles keep the channel open, so its closing would not tell.
+struct StopWord(Sender<u64>);
+
+impl Drop for StopWord {
+    fn drop(&mut self) {
+        let _ = self.0.send(WRITER_STOPPED);
+    }
+}
+
+/// How long the writer waits for the sequencer to apply the next batch before it lets the
+/// other writers of a shared store have their turn.
+const APPLY_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// On a shared store, how long the writer keeps its turn while it has batches to write, before
 /// it lets the other writers have theirs.
@@ -148,11 +189,15 @@ enum Feedback {
     },
 }
 
+/// The running pipeline: its request queue, the submitters' way to say that a full batch is
+/// queued, and its threads.
+pub(crate) type Started = (SyncSender<Message>, Sender<u64>, Vec<JoinHandle<()>>);
+
 pub(crate) fn start(
     store: &dyn Store,
     config: SequencerConfig,
     metrics: Arc<Metrics>,
-) -> Result<(SyncSender<Message>, Vec<JoinHandle<()>>), StoreError> {
+) -> Result<Started, StoreError> {
     let writer = store.writer()?;
     let mut reader = store.reader()?;
     let head = reader.head()?;
@@ -163,10 +208,25 @@ pub(crate) fn start(
     let (request_sender, request_receiver) = mpsc::sync_channel(QUEUE_REQUESTS_MAX);
     let (job_sender, job_receiver) = mpsc::sync_channel::<Job>(JOBS_IN_FLIGHT_MAX);
     let (feedback_sender, feedback_receiver) = mpsc::channel::<Feedback>();
+    // The writer's word that it waits for a batch, with the number of batches it has taken.
+    // Submitters use it too, to say that a full batch is queued (`FULL_BATCH_QUEUED`).
+    let (free_sender, free_receiver) = mpsc::channel::<u64>();
+    let nudge = free_sender.clone();
     let wake = request_sender.clone();
+    let sequencer_metrics = metrics.clone();
     let writer_thread = std::thread::Builder::new()
         .name("ledger-writer".into())
-        .spawn(move || write_loop(writer, job_receiver, feedback_sender, &wake, &metrics))
+        .spawn(move || {
+            let _stop_word = StopWord(free_sender.clone());
+            write_loop(
+                writer,
+                job_receiver,
+                feedback_sender,
+                &wake,
+                &free_sender,
+                &metrics,
+            );
+        })
         .map_err(|error| StoreError::new(store::StoreErrorKind::Other, error.to_string()))?;
     let mut sequencer = SequencerThread {
         shared: store.shared(),
@@ -192,9 +252,17 @@ pub(crate) fn start(
     };
     let sequencer_thread = std::thread::Builder::new()
         .name("ledger-sequencer".into())
-        .spawn(move || sequencer.run(request_receiver, job_sender, feedback_receiver))
+        .spawn(move || {
+            sequencer.run(
+                request_receiver,
+                job_sender,
+                feedback_receiver,
+                free_receiver,
+                &sequencer_metrics,
+            );
+        })
         .map_err(|error| StoreError::new(store::StoreErrorKind::Other, error.to_string()))?;
-    Ok((request_sender, vec![sequencer_thread, writer_thread]))
+    Ok((request_sender, nudge, vec![sequencer_thread, writer_thread]))
 }
 
 /// What a batch still in flight keeps in the sequencer's memory until it is durable.
@@ -291,10 +359,35 @@ impl SequencerThread {
         requests: Receiver<Message>,
         jobs: SyncSender<Job>,
         feedback: Receiver<Feedback>,
+        writer_free: Receiver<u64>,
+        metrics: &Metrics,
     ) {
         let mut carried: Option<Message> = None;
         let mut shutting_down = false;
+        let mut writer = WriterWords::default();
+        // A message taken from the queue is no longer counted as queued.
+        let dequeued = |message: &Message| {
+            if let Message::Request(request) = message {
+                metrics
+                    .events_queued
+                    .fetch_sub(request.events.len() as u64, Ordering::Relaxed);
+            }
+        };
         loop {
+            while let Ok(word) = writer_free.try_recv() {
+                writer.hear(word);
+            }
+            let full_batch_queued =
+                || metrics.events_queued.load(Ordering::Relaxed) >= BATCH_EVENTS_MAX as u64;
+            while !writer.waits && !writer.stopped && !full_batch_queued() {
+                // Nothing gained by applying a partial batch now: it would wait for the writer
+                // anyway, and requests arriving meanwhile would wait for the batch after it.
+                // A submitter that fills a batch says so here too (the count is raised first).
+                match writer_free.recv() {
+                    Ok(word) => writer.hear(word),
+                    Err(_) => writer.stopped = true,
+                }
+            }
             self.absorb_feedback(&feedback);
             let mut batch = Gathered::default();
             while let Some(message) = self.retried.pop_front() {
@@ -314,6 +407,7 @@ impl SequencerThread {
                         shutting_down = true;
                     }
                     Ok(message) => {
+                        dequeued(&message);
                         let refused = batch.add(message);
                         debug_assert!(refused.is_none(), "an empty batch takes any request");
                     }
@@ -326,6 +420,7 @@ impl SequencerThread {
                 match requests.try_recv() {
                     Ok(Message::Shutdown) => shutting_down = true,
                     Ok(message) => {
+                        dequeued(&message);
                         if let Some(message) = batch.add(message) {
                             carried = Some(message);
                             break;
@@ -343,6 +438,8 @@ impl SequencerThread {
                 if let Err(mpsc::SendError(job)) = jobs.send(job) {
                     job.fail(&CommitError::ShuttingDown);
                 }
+                writer.handed += 1;
+                writer.waits = false;
             }
             if shutting_down && idle && carried.is_none() && self.retried.is_empty() {
                 break;
@@ -916,22 +1013,32 @@ fn write_loop(
     jobs: Receiver<Job>,
     feedback: Sender<Feedback>,
     wake: &SyncSender<Message>,
+    free: &Sender<u64>,
     metrics: &Metrics,
 ) {
     let mut epoch = 0;
+    // Batches taken from the sequencer.
+    let mut taken: u64 = 0;
     // On a shared store: since when this writer holds the turn (its first commit after it let
     // the others go), and whether a batch of its own is being applied again.
     let mut turn_since: Option<Instant> = None;
     let mut awaiting_retry = false;
     loop {
+        let _ = free.send(taken);
         let job = match jobs.try_recv() {
             Ok(job) => job,
             Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) => {
                 // Nothing to write: the others may have their turn, unless a batch of ours
-                // is on its way back to be applied again (it would find the head moved).
-                let job = if awaiting_retry {
-                    match jobs.recv_timeout(RETRY_WAIT) {
+                // is on its way back to be applied again (it would find the head moved), or
+                // the sequencer is applying the next one.
+                let job = if turn_since.is_some() || awaiting_retry {
+                    let wait = if awaiting_retry {
+                        RETRY_WAIT
+                    } else {
+                        APPLY_WAIT
+                    };
+                    match jobs.recv_timeout(wait) {
                         Ok(job) => Some(job),
                         Err(RecvTimeoutError::Timeout) => None,
                         Err(RecvTimeoutError::Disconnected) => break,
@@ -954,6 +1061,7 @@ fn write_loop(
                 }
             }
         };
+        taken += 1;
         if job.epoch != epoch {
             // Applied on top of a batch that was not written.
             match job.into_messages() {

@@ -109,6 +109,11 @@ pub(crate) fn render(state: &AppState) -> String {
         "Unix time of the last self-audit.",
         read(&workers.audit_last_run_seconds),
     );
+    gauge(
+        "tally_ledger_events_queued",
+        "Events submitted to the sequencer and not yet gathered into a batch.",
+        Metrics::read(&metrics.events_queued),
+    );
     let name = "tally_ledger_commit_duration_seconds";
     let _ = writeln!(
         text,

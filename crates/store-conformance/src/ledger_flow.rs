@@ -65,31 +65,63 @@ pub fn concurrent_submitters_are_answered_after_commit_and_retries_are_idempoten
             })
         })
         .collect();
+    // Meanwhile, requests of a full batch each: the sequencer applies one while the writer
+    // writes another, rather than wait for the writer.
+    let full = ledger::BATCH_EVENTS_MAX as u128;
+    let full_requests = 3u128;
+    let large = {
+        let handle = sequencer.handle();
+        std::thread::spawn(move || {
+            for request in 0..full_requests {
+                let events = (0..full)
+                    .map(|index| {
+                        let id = 1_000_000 + request * full + index;
+                        Event::CreateTransfer(new_transfer(id, 1, 2 + index % 10, 1))
+                    })
+                    .collect::<Vec<_>>();
+                let results = handle.execute(events).expect("committed");
+                assert!(results.iter().all(|result| *result == EventResult::Ok));
+            }
+        })
+    };
     for thread in threads {
         thread.join().expect("a submitter finished");
     }
+    large.join().expect("the full batches were answered");
     let metrics = sequencer.handle();
     let metrics = metrics.metrics();
+    let large_total = full * full_requests;
     assert_eq!(
         sequencer::Metrics::read(&metrics.transfers_committed),
-        (submitters * requests * 2) as u64,
+        (submitters * requests * 2 + large_total) as u64,
         "retries create nothing"
     );
     assert_eq!(sequencer::Metrics::read(&metrics.commit_failures), 0);
+    assert_eq!(
+        sequencer::Metrics::read(&metrics.events_queued),
+        0,
+        "every event submitted was gathered"
+    );
     sequencer.shutdown();
     let mut reader = store.reader().expect("a reader");
     let funding = reader.account(1).expect("a read").expect("account 1");
-    assert_eq!(funding.debits_posted, submitters * requests * 100);
+    assert_eq!(
+        funding.debits_posted,
+        submitters * requests * 100 + large_total
+    );
     let mut wallets_total = 0;
     for id in 2..=11 {
         let wallet = reader.account(id).expect("a read").expect("a wallet");
         wallets_total += wallet.credits_posted - wallet.debits_posted;
     }
-    assert_eq!(wallets_total, submitters * requests * 100);
+    assert_eq!(wallets_total, submitters * requests * 100 + large_total);
     let report = InvariantReport::check(reader.as_mut()).expect("the report");
     assert!(report.holds(), "{report:?}");
     let counts = reader.history_counts().expect("counts");
-    assert_eq!(counts.transfers, (submitters * requests * 2) as u64);
+    assert_eq!(
+        counts.transfers,
+        (submitters * requests * 2 + large_total) as u64
+    );
     assert_eq!(counts.postings, counts.transfers * 2);
 }
 
