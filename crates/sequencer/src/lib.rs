@@ -182,7 +182,7 @@ pub(crate) enum Message {
 pub struct SequencerHandle {
     sender: SyncSender<Message>,
     /// Tells a sequencer waiting for the writer that a full batch is queued.
-    nudge: Sender<u64>,
+    nudge: Sender<pipeline::Word>,
     metrics: Arc<Metrics>,
 }
 
@@ -314,7 +314,7 @@ impl SequencerHandle {
                 .events_queued
                 .fetch_sub(events, std::sync::atomic::Ordering::Relaxed);
         } else if before < full && before + events >= full {
-            let _ = self.nudge.send(pipeline::FULL_BATCH_QUEUED);
+            let _ = self.nudge.send(pipeline::Word::FullBatchQueued);
         }
         sent
     }

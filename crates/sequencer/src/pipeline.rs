@@ -47,11 +47,15 @@ type RegistrationKey = (u128, String);
 /// was applied without it.
 const JOBS_IN_FLIGHT_MAX: usize = 0;
 
-/// On the writer's channel of words, in place of a count of batches taken: submitters have
-/// queued a full batch of events.
-pub(crate) const FULL_BATCH_QUEUED: u64 = u64::MAX;
-/// On the same channel: the writer thread ended (a hand-over to it now fails).
-const WRITER_STOPPED: u64 = u64::MAX - 1;
+/// What the sequencer hears while it waits to gather a batch.
+pub(crate) enum Word {
+    /// The writer waits for a batch, having taken this many.
+    WriterWaits(u64),
+    /// Submitters have queued a full batch of events.
+    FullBatchQueued,
+    /// The writer thread ended (a hand-over to it now fails).
+    WriterStopped,
+}
 
 /// What the sequencer knows of the writer from its words.
 #[derive(Default)]
@@ -66,19 +70,22 @@ struct WriterWords {
 }
 
 impl WriterWords {
-    fn hear(&mut self, word: u64) {
-        self.stopped |= word == WRITER_STOPPED;
-        self.waits |= word == self.handed;
+    fn hear(&mut self, word: &Word) {
+        match word {
+            Word::WriterWaits(taken) => self.waits |= *taken == self.handed,
+            Word::FullBatchQueued => {}
+            Word::WriterStopped => self.stopped = true,
+        }
     }
 }
 
-/// Says [`WRITER_STOPPED`] when the writer thread ends, however it ends: the submitters'
+/// Says [`Word::WriterStopped`] when the writer thread ends, however it ends: the submitters'
 /// handles keep the channel open, so its closing would not tell.
-struct StopWord(Sender<u64>);
+struct StopWord(Sender<Word>);
 
 impl Drop for StopWord {
     fn drop(&mut self) {
-        let _ = self.0.send(WRITER_STOPPED);
+        let _ = self.0.send(Word::WriterStopped);
     }
 }
 
@@ -191,7 +198,7 @@ enum Feedback {
 
 /// The running pipeline: its request queue, the submitters' way to say that a full batch is
 /// queued, and its threads.
-pub(crate) type Started = (SyncSender<Message>, Sender<u64>, Vec<JoinHandle<()>>);
+pub(crate) type Started = (SyncSender<Message>, Sender<Word>, Vec<JoinHandle<()>>);
 
 pub(crate) fn start(
     store: &dyn Store,
@@ -208,9 +215,9 @@ pub(crate) fn start(
     let (request_sender, request_receiver) = mpsc::sync_channel(QUEUE_REQUESTS_MAX);
     let (job_sender, job_receiver) = mpsc::sync_channel::<Job>(JOBS_IN_FLIGHT_MAX);
     let (feedback_sender, feedback_receiver) = mpsc::channel::<Feedback>();
-    // The writer's word that it waits for a batch, with the number of batches it has taken.
-    // Submitters use it too, to say that a full batch is queued (`FULL_BATCH_QUEUED`).
-    let (free_sender, free_receiver) = mpsc::channel::<u64>();
+    // The writer's word that it waits for a batch; submitters use it too, to say that a full
+    // batch is queued.
+    let (free_sender, free_receiver) = mpsc::channel::<Word>();
     let nudge = free_sender.clone();
     let wake = request_sender.clone();
     let sequencer_metrics = metrics.clone();
@@ -359,7 +366,7 @@ impl SequencerThread {
         requests: Receiver<Message>,
         jobs: SyncSender<Job>,
         feedback: Receiver<Feedback>,
-        writer_free: Receiver<u64>,
+        writer_free: Receiver<Word>,
         metrics: &Metrics,
     ) {
         let mut carried: Option<Message> = None;
@@ -375,7 +382,7 @@ impl SequencerThread {
         };
         loop {
             while let Ok(word) = writer_free.try_recv() {
-                writer.hear(word);
+                writer.hear(&word);
             }
             let full_batch_queued =
                 || metrics.events_queued.load(Ordering::Relaxed) >= BATCH_EVENTS_MAX as u64;
@@ -384,7 +391,7 @@ impl SequencerThread {
                 // anyway, and requests arriving meanwhile would wait for the batch after it.
                 // A submitter that fills a batch says so here too (the count is raised first).
                 match writer_free.recv() {
-                    Ok(word) => writer.hear(word),
+                    Ok(word) => writer.hear(&word),
                     Err(_) => writer.stopped = true,
                 }
             }
@@ -1013,7 +1020,7 @@ fn write_loop(
     jobs: Receiver<Job>,
     feedback: Sender<Feedback>,
     wake: &SyncSender<Message>,
-    free: &Sender<u64>,
+    free: &Sender<Word>,
     metrics: &Metrics,
 ) {
     let mut epoch = 0;
@@ -1024,7 +1031,7 @@ fn write_loop(
     let mut turn_since: Option<Instant> = None;
     let mut awaiting_retry = false;
     loop {
-        let _ = free.send(taken);
+        let _ = free.send(Word::WriterWaits(taken));
         let job = match jobs.try_recv() {
             Ok(job) => job,
             Err(TryRecvError::Disconnected) => break,
