@@ -149,6 +149,58 @@ pub fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
+/// The whole machine's CPU time by state, from the `cpu` line of /proc/stat (clock ticks of
+/// all cores together). On a shared virtual machine a benchmark's figures move with what the
+/// host takes: `steal` is time a core was ready to run but the hypervisor ran something else.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostTimes {
+    pub busy: u64,
+    /// Idle, including waiting for I/O.
+    pub idle: u64,
+    pub steal: u64,
+}
+
+impl HostTimes {
+    /// Now; all zero where /proc/stat cannot be read.
+    pub fn now() -> HostTimes {
+        std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|stat| HostTimes::parse(&stat))
+            .unwrap_or_default()
+    }
+
+    /// The `cpu` line: user nice system idle iowait irq softirq steal (guest time is already
+    /// counted in user).
+    fn parse(stat: &str) -> Option<HostTimes> {
+        let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+        let fields: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|field| field.parse().ok())
+            .collect::<Option<_>>()?;
+        let field = |index: usize| fields.get(index).copied().unwrap_or(0);
+        Some(HostTimes {
+            busy: field(0) + field(1) + field(2) + field(5) + field(6),
+            idle: field(3) + field(4),
+            steal: field(7),
+        })
+    }
+
+    /// Shares of the time since `earlier`, in per cent: (idle, steal); `None` if no time passed.
+    pub fn shares_since(&self, earlier: &HostTimes) -> Option<(f64, f64)> {
+        let busy = self.busy.saturating_sub(earlier.busy);
+        let idle = self.idle.saturating_sub(earlier.idle);
+        let steal = self.steal.saturating_sub(earlier.steal);
+        let total = busy + idle + steal;
+        (total > 0).then(|| {
+            (
+                idle as f64 * 100.0 / total as f64,
+                steal as f64 * 100.0 / total as f64,
+            )
+        })
+    }
+}
+
 /// Bytes this process has caused to be written to storage, from /proc; 0 where unavailable.
 pub fn storage_bytes_written() -> u64 {
     let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
@@ -470,4 +522,31 @@ fn post(id: u128, pending_id: u128) -> Event {
         flags: TransferFlags::POST_PENDING,
         currency: currency(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_times_are_read_from_the_cpu_line_and_shared_out_over_an_interval() {
+        let before =
+            HostTimes::parse("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\n")
+                .unwrap();
+        assert_eq!(
+            before,
+            HostTimes {
+                busy: 150,
+                idle: 850,
+                steal: 0
+            }
+        );
+        // 200 ticks later: 150 busy (user, system, irq, softirq), 30 idle, 20 stolen.
+        let after = HostTimes::parse("cpu  200 0 90 820 60 5 5 20 0 0\n").unwrap();
+        let (idle, steal) = after.shares_since(&before).unwrap();
+        assert_eq!((idle, steal), (15.0, 10.0));
+        assert_eq!(before.shares_since(&before), None);
+        assert_eq!(HostTimes::parse("intr 1 2 3\n"), None);
+        assert_eq!(HostTimes::parse("cpu  1 x 3\n"), None);
+    }
 }

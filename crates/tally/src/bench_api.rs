@@ -138,6 +138,17 @@ struct Client {
     bearer: String,
 }
 
+/// What the load generator measured.
+struct Measured {
+    tally: Arc<Tally>,
+    latencies_us: Vec<u64>,
+    elapsed: Duration,
+    /// The process's CPU seconds.
+    cpu: f64,
+    /// The machine's idle and stolen shares, in per cent, where /proc/stat is readable.
+    host: Option<(f64, f64)>,
+}
+
 struct Tally {
     paid: AtomicU64,
     errors: AtomicU64,
@@ -214,7 +225,13 @@ pub fn run(args: ApiArgs) -> anyhow::Result<()> {
         outcome
     })?;
     drop(runtime);
-    let (tally, mut latencies_us, elapsed, cpu) = outcome;
+    let Measured {
+        tally,
+        mut latencies_us,
+        elapsed,
+        cpu,
+        host,
+    } = outcome;
     let handle = sequencer.handle();
     let metrics = handle.metrics();
     let batches = sequencer::Metrics::read(&metrics.batches_committed);
@@ -252,6 +269,10 @@ pub fn run(args: ApiArgs) -> anyhow::Result<()> {
                 "latency_ms": {"p50": p50, "p90": p90, "p99": p99, "max": max},
                 "cpu_seconds": cpu,
                 "cpu_us_per_paid_order": (cpu * 1e6 / paid.max(1) as f64).round(),
+                "host": host.map(|(idle, steal)| serde_json::json!({
+                    "idle_percent": (idle * 10.0).round() / 10.0,
+                    "steal_percent": (steal * 10.0).round() / 10.0,
+                })),
                 "invariants_hold": true,
             })
         );
@@ -266,6 +287,11 @@ pub fn run(args: ApiArgs) -> anyhow::Result<()> {
             "CPU: {cpu:.1} s in all, {:.0} µs per paid order",
             cpu * 1e6 / paid.max(1) as f64
         );
+        if let Some((idle, steal)) = host {
+            println!(
+                "the machine's cores meanwhile: {idle:.1} % idle, {steal:.1} % taken by the hypervisor (steal)"
+            );
+        }
         println!(
             "{batches} batches committed, {:.1} ms each on average",
             commit_micros as f64 / batches.max(1) as f64 / 1_000.0
@@ -463,7 +489,7 @@ async fn load(
     address: std::net::SocketAddr,
     clients: Vec<Client>,
     duration: Duration,
-) -> anyhow::Result<(Arc<Tally>, Vec<u64>, Duration, f64)> {
+) -> anyhow::Result<Measured> {
     let tally = Arc::new(Tally {
         paid: AtomicU64::new(0),
         errors: AtomicU64::new(0),
@@ -533,16 +559,24 @@ async fn load(
     // The whole process's CPU time while measuring: server, load generator and the ledger's
     // threads. Steadier than throughput on a shared host (a stolen core slows both alike).
     let cpu_before = crate::bench::cpu_seconds();
+    let host_before = crate::bench::HostTimes::now();
     tokio::time::sleep(duration).await;
     measuring.store(false, Ordering::Relaxed);
     let cpu = crate::bench::cpu_seconds() - cpu_before;
+    let host = crate::bench::HostTimes::now().shares_since(&host_before);
     let elapsed = started.elapsed();
     stopping.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
     for task in tasks {
         latencies.extend(task.await??);
     }
-    Ok((tally, latencies, elapsed, cpu))
+    Ok(Measured {
+        tally,
+        latencies_us: latencies,
+        elapsed,
+        cpu,
+        host,
+    })
 }
 
 #[cfg(test)]
