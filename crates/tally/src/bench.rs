@@ -152,7 +152,7 @@ pub fn cpu_seconds() -> f64 {
 /// The whole machine's CPU time by state, from the `cpu` line of /proc/stat (clock ticks of
 /// all cores together). On a shared virtual machine a benchmark's figures move with what the
 /// host takes: `steal` is time a core was ready to run but the hypervisor ran something else.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostTimes {
     pub busy: u64,
     /// Idle, including waiting for I/O.
@@ -161,12 +161,11 @@ pub struct HostTimes {
 }
 
 impl HostTimes {
-    /// Now; all zero where /proc/stat cannot be read.
-    pub fn now() -> HostTimes {
+    /// Now; `None` where /proc/stat cannot be read.
+    pub fn now() -> Option<HostTimes> {
         std::fs::read_to_string("/proc/stat")
             .ok()
             .and_then(|stat| HostTimes::parse(&stat))
-            .unwrap_or_default()
     }
 
     /// The `cpu` line: user nice system idle iowait irq softirq steal (guest time is already

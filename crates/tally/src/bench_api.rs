@@ -563,7 +563,9 @@ async fn load(
     tokio::time::sleep(duration).await;
     measuring.store(false, Ordering::Relaxed);
     let cpu = crate::bench::cpu_seconds() - cpu_before;
-    let host = crate::bench::HostTimes::now().shares_since(&host_before);
+    let host = crate::bench::HostTimes::now()
+        .zip(host_before)
+        .and_then(|(now, before)| now.shares_since(&before));
     let elapsed = started.elapsed();
     stopping.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
