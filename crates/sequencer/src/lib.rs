@@ -177,6 +177,16 @@ pub(crate) enum Message {
     Shutdown,
 }
 
+impl Message {
+    /// The events it adds to `Metrics::events_queued` while it waits in the queue.
+    pub(crate) fn queued_events(&self) -> u64 {
+        match self {
+            Message::Request(request) => request.events.len() as u64,
+            _ => 0,
+        }
+    }
+}
+
 /// A cheap, cloneable way to submit events.
 #[derive(Debug, Clone)]
 pub struct SequencerHandle {
@@ -292,10 +302,7 @@ impl SequencerHandle {
     fn send(&self, message: Message) -> Result<(), CommitError> {
         // Counted before it is queued, so that the sequencer never takes away more than it
         // finds.
-        let events = match &message {
-            Message::Request(request) => request.events.len() as u64,
-            _ => 0,
-        };
+        let events = message.queued_events();
         let before = self
             .metrics
             .events_queued

@@ -374,11 +374,9 @@ impl SequencerThread {
         let mut writer = WriterWords::default();
         // A message taken from the queue is no longer counted as queued.
         let dequeued = |message: &Message| {
-            if let Message::Request(request) = message {
-                metrics
-                    .events_queued
-                    .fetch_sub(request.events.len() as u64, Ordering::Relaxed);
-            }
+            metrics
+                .events_queued
+                .fetch_sub(message.queued_events(), Ordering::Relaxed);
         };
         loop {
             while let Ok(word) = writer_free.try_recv() {
