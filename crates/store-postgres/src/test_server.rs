@@ -382,13 +382,16 @@ impl TestServer {
                 return Ok(());
             }
             let log = self.log();
-            // Our own early connection attempts are refused with "is starting up": not a
-            // failure. Anything else fatal (a port taken, a bad setting) is.
+            // Our own early connection attempts are refused while the server starts ("is
+            // starting up"), and by a standby until its recovery is consistent ("is not yet
+            // accepting connections"): not failures. Anything else fatal (a port taken, a bad
+            // setting) is.
             let fatal: Vec<&str> = log
                 .lines()
                 .filter(|line| {
                     (line.contains("FATAL") || line.contains("PANIC"))
                         && !line.contains("is starting up")
+                        && !line.contains("is not yet accepting connections")
                 })
                 .collect();
             if !fatal.is_empty() || Instant::now() >= deadline {
